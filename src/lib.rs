@@ -1,0 +1,8 @@
+//! vigil: real-time security anomaly detection and alerting.
+//!
+//! Data flows one way: `source` (bytes) → `event` (decode) → `detect`
+//! (rules and detector state) → `alert` → `notify`. See
+//! `docs/ARCHITECTURE.md` for the map and the invariants.
+
+pub mod event;
+pub mod time;
