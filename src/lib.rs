@@ -5,4 +5,5 @@
 //! `docs/ARCHITECTURE.md` for the map and the invariants.
 
 pub mod event;
+pub mod rules;
 pub mod time;
