@@ -4,6 +4,7 @@
 //! (rules and detector state) → `alert` → `notify`. See
 //! `docs/ARCHITECTURE.md` for the map and the invariants.
 
+pub mod detect;
 pub mod event;
 pub mod rules;
 pub mod time;

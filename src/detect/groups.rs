@@ -1,0 +1,140 @@
+//! Per-group state with a hard cap.
+//!
+//! Every stateful detector keeps its state per group key (the `group_by`
+//! values) in a [`GroupTable`]: a least-recently-used map capped at the
+//! rule's `max_groups`, so memory stays bounded whatever the cardinality of
+//! users, IPs or tokens an attacker can invent. Evictions are counted. The
+//! table also owns what every detector shares: the realert clock and the
+//! evidence ring of the group.
+
+use std::num::NonZeroUsize;
+
+use foldhash::fast::RandomState;
+use lru::LruCache;
+
+use super::evidence::Evidence;
+use crate::time::{Span, Timestamp};
+
+/// The default cap on groups per rule.
+pub const DEFAULT_MAX_GROUPS: usize = 20_000;
+/// The default cap on remembered values per group (`distinct`, `new_value`).
+pub const DEFAULT_MAX_VALUES: usize = 1_000;
+
+#[derive(Debug)]
+pub struct Group<S> {
+    pub state: S,
+    last_alert: Option<Timestamp>,
+    pub evidence: Evidence,
+}
+
+impl<S> Group<S> {
+    /// Whether an alert at `ts` may be sent: not within `realert` of the
+    /// previous one. Records the alert if so.
+    pub fn permit(&mut self, ts: Timestamp, realert: Span) -> bool {
+        if let Some(last) = self.last_alert {
+            if ts < last.saturating_add(realert) && realert > Span::ZERO || ts < last {
+                return false;
+            }
+        }
+        self.last_alert = Some(ts);
+        true
+    }
+}
+
+#[derive(Debug)]
+pub struct GroupTable<S> {
+    map: LruCache<Box<str>, Group<S>, RandomState>,
+    evidence_cap: usize,
+    evictions: u64,
+}
+
+impl<S> GroupTable<S> {
+    pub fn new(max_groups: usize, evidence_cap: usize) -> GroupTable<S> {
+        let cap = NonZeroUsize::new(max_groups).unwrap_or(NonZeroUsize::MIN);
+        GroupTable {
+            map: LruCache::with_hasher(cap, RandomState::default()),
+            evidence_cap,
+            evictions: 0,
+        }
+    }
+
+    /// The group for `key`, created by `make` if new (possibly evicting the
+    /// least recently used group).
+    pub fn entry(&mut self, key: &str, make: impl FnOnce() -> S) -> &mut Group<S> {
+        if !self.map.contains(key) {
+            let group = Group {
+                state: make(),
+                last_alert: None,
+                evidence: Evidence::new(self.evidence_cap),
+            };
+            if let Some((evicted, _)) = self.map.push(key.into(), group) {
+                if *evicted != *key {
+                    self.evictions += 1;
+                }
+            }
+        }
+        // The key was inserted just above if it was missing, and pushing
+        // into a non-empty-capacity cache always keeps the newest entry.
+        self.map.get_mut(key).expect("group present after insert")
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Group<S>> {
+        self.map.get_mut(key)
+    }
+
+    /// All groups, without touching their recency.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Box<str>, &mut Group<S>)> {
+        self.map.iter_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn realert_suppresses_within_the_period() {
+        let mut table: GroupTable<()> = GroupTable::new(10, 0);
+        let group = table.entry("alice", || ());
+        let t = Timestamp::from_secs(1000);
+        assert!(group.permit(t, Span::from_secs(60)));
+        assert!(!group.permit(Timestamp::from_secs(1059), Span::from_secs(60)));
+        assert!(group.permit(Timestamp::from_secs(1060), Span::from_secs(60)));
+        assert!(group.permit(Timestamp::from_secs(1060), Span::ZERO));
+        assert!(
+            !group.permit(Timestamp::from_secs(10), Span::ZERO),
+            "an alert older than the last is not re-sent"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn never_exceeds_the_cap_and_counts_evictions(keys in proptest::collection::vec(0u16..500, 1..2000), cap in 1usize..50) {
+            let mut table: GroupTable<u32> = GroupTable::new(cap, 2);
+            let mut distinct = std::collections::HashSet::new();
+            for key in &keys {
+                table.entry(&key.to_string(), || 0).state += 1;
+                distinct.insert(*key);
+                prop_assert!(table.len() <= cap);
+            }
+            if distinct.len() <= cap {
+                prop_assert_eq!(table.evictions(), 0);
+            } else {
+                prop_assert!(table.evictions() >= (distinct.len() - cap) as u64);
+            }
+        }
+    }
+}

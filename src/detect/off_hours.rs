@@ -1,0 +1,475 @@
+//! `off_hours`: activity outside business hours, or outside the group's
+//! own habits.
+//!
+//! `mode: schedule` (default) fires for an event outside the configured
+//! `hours` on the configured `days`, or on a holiday, in `timezone` (or the
+//! zone named by the event's `timezone_field`, for teams across zones).
+//! `mode: profile` learns each group's hour-of-week histogram and fires for
+//! an event in an hour (± `tolerance` hours) that holds at most `min_share`
+//! of the group's history, once the group has `min_events` events and has
+//! been known for `learning`.
+
+use std::collections::HashSet;
+
+use chrono::{Datelike, NaiveDate, Timelike, Weekday};
+use chrono_tz::Tz;
+
+use super::groups::GroupTable;
+use super::{conclude, Firing, Limits, Outcome, ParamReader};
+use crate::event::{EventRef, FieldId};
+use crate::time::{Span, Timestamp};
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub timezone: Tz,
+    pub timezone_field: Option<FieldId>,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Schedule(Schedule),
+    Profile(Profile),
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Monday first.
+    pub days: [bool; 7],
+    /// Minutes after midnight; `end < start` is a shift across midnight.
+    pub start: u32,
+    pub end: u32,
+    pub holidays: HashSet<NaiveDate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub learning: Span,
+    pub min_events: u64,
+    pub min_share: f64,
+    pub tolerance: u32,
+}
+
+const HOURS_PER_WEEK: usize = 168;
+
+impl Params {
+    pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
+        let timezone = match r.optional("timezone", |s| &s.timezone) {
+            None => Tz::UTC,
+            Some(spec) => match spec.value.parse::<Tz>() {
+                Ok(tz) => tz,
+                Err(_) => {
+                    r.error(
+                        spec,
+                        format!(
+                            "unknown time zone `{}` (use an IANA name such as Europe/Berlin)",
+                            spec.value
+                        ),
+                    );
+                    return None;
+                }
+            },
+        };
+        let timezone_field = r.optional_field("timezone_field", |s| &s.timezone_field);
+        let mode = match r.choice("mode", |s| &s.mode, &["schedule", "profile"]) {
+            None | Some("schedule") => Mode::Schedule(schedule(r)?),
+            Some(_) => Mode::Profile(Profile {
+                learning: r.duration(
+                    "learning",
+                    |s| &s.learning,
+                    Some(Span::from_secs(14 * 86_400)),
+                )?,
+                min_events: r
+                    .optional("min_events", |s| &s.min_events)
+                    .map_or(50, |m| m.value),
+                min_share: r
+                    .optional("min_share", |s| &s.min_share)
+                    .map_or(0.0, |m| m.value),
+                tolerance: r
+                    .optional("tolerance", |s| &s.tolerance)
+                    .map_or(1, |t| t.value.min(84)),
+            }),
+        };
+        Some(Params {
+            timezone,
+            timezone_field,
+            mode,
+        })
+    }
+}
+
+fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
+    let hours = r.optional("hours", |s| &s.hours);
+    let (start, end) = match hours {
+        None => (8 * 60, 18 * 60),
+        Some(spec) => match parse_hours(&spec.value) {
+            Some(range) => range,
+            None => {
+                r.error(
+                    spec,
+                    format!("`hours` must look like 08:00-18:00, not `{}`", spec.value),
+                );
+                return None;
+            }
+        },
+    };
+    let mut days = [false; 7];
+    match r.optional("days", |s| &s.days) {
+        None => days[..5].fill(true),
+        Some(spec) => {
+            for day in &spec.value {
+                match parse_days(day) {
+                    Some(range) => range.into_iter().for_each(|d| days[d] = true),
+                    None => r.error(
+                        spec,
+                        format!("unknown day `{day}` (use mon..sun or mon-fri)"),
+                    ),
+                }
+            }
+        }
+    }
+    let mut holidays = HashSet::new();
+    if let Some(spec) = r.optional("holidays", |s| &s.holidays) {
+        for day in &spec.value {
+            match NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d") {
+                Ok(date) => {
+                    holidays.insert(date);
+                }
+                Err(_) => r.error(
+                    spec,
+                    format!("holiday `{day}` is not a date like 2026-12-25"),
+                ),
+            }
+        }
+    }
+    if let Some(spec) = r.optional("holidays_list", |s| &s.holidays_list) {
+        match r.lists.get(&spec.value) {
+            Some(list) => {
+                for day in list.iter() {
+                    match NaiveDate::parse_from_str(day, "%Y-%m-%d") {
+                        Ok(date) => {
+                            holidays.insert(date);
+                        }
+                        Err(_) => r.error(
+                            spec,
+                            format!("list `{}` holds `{day}`, not a date", spec.value),
+                        ),
+                    }
+                }
+            }
+            None => r.error(spec, format!("unknown list `{}`", spec.value)),
+        }
+    }
+    Some(Schedule {
+        days,
+        start,
+        end,
+        holidays,
+    })
+}
+
+fn parse_hours(text: &str) -> Option<(u32, u32)> {
+    let (from, to) = text.split_once('-')?;
+    let minutes = |t: &str| -> Option<u32> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+    };
+    Some((minutes(from)?, minutes(to)?))
+}
+
+fn parse_days(text: &str) -> Option<Vec<usize>> {
+    let day = |t: &str| -> Option<usize> {
+        let t = t.trim().to_ascii_lowercase();
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .iter()
+            .position(|d| t.starts_with(d))
+    };
+    match text.split_once('-') {
+        None => Some(vec![day(text)?]),
+        Some((a, b)) => {
+            let (a, b) = (day(a)?, day(b)?);
+            Some(if a <= b {
+                (a..=b).collect()
+            } else {
+                (a..7).chain(0..=b).collect()
+            })
+        }
+    }
+}
+
+/// The local time of an event: the zone named by the event, or the rule's.
+fn local(params: &Params, event: &EventRef<'_>) -> chrono::DateTime<Tz> {
+    let tz = params
+        .timezone_field
+        .and_then(|f| event.get(f).as_str())
+        .and_then(|name| name.parse::<Tz>().ok())
+        .unwrap_or(params.timezone);
+    event.ts.to_datetime().with_timezone(&tz)
+}
+
+impl Schedule {
+    pub fn is_business_time(&self, local: &chrono::DateTime<Tz>) -> bool {
+        let day = local.weekday().num_days_from_monday() as usize;
+        let minute = local.hour() * 60 + local.minute();
+        if self.holidays.contains(&local.date_naive()) {
+            return false;
+        }
+        if self.start <= self.end {
+            self.days[day] && minute >= self.start && minute < self.end
+        } else {
+            // A shift across midnight belongs to the day it started.
+            let yesterday = (day + 6) % 7;
+            (self.days[day] && minute >= self.start) || (self.days[yesterday] && minute < self.end)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Habits {
+    first_seen: Timestamp,
+    total: u64,
+    hours: Box<[u32; HOURS_PER_WEEK]>,
+}
+
+#[derive(Debug)]
+pub enum Detector {
+    Schedule {
+        params: Params,
+        groups: GroupTable<()>,
+    },
+    Profile {
+        params: Params,
+        groups: GroupTable<Habits>,
+    },
+}
+
+impl Detector {
+    pub fn new(params: Params, limits: &Limits) -> Detector {
+        match params.mode {
+            Mode::Schedule(_) => Detector::Schedule {
+                params,
+                groups: GroupTable::new(limits.max_groups, limits.evidence),
+            },
+            Mode::Profile(_) => Detector::Profile {
+                params,
+                groups: GroupTable::new(limits.max_groups, limits.evidence),
+            },
+        }
+    }
+
+    pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
+        match self {
+            Detector::Schedule { params, groups } => {
+                let Mode::Schedule(schedule) = &params.mode else {
+                    return Outcome::Quiet;
+                };
+                let local = local(params, event);
+                if schedule.is_business_time(&local) {
+                    return Outcome::Quiet;
+                }
+                let group = groups.entry(key, || ());
+                group.evidence.record(event.line);
+                let firing = Firing {
+                    ts: event.ts,
+                    first_ts: event.ts,
+                    count: Some(1),
+                    value: Some(describe(&local)),
+                    ..Firing::default()
+                };
+                conclude(group, Some(firing), limits)
+            }
+            Detector::Profile { params, groups } => {
+                let Mode::Profile(profile) = &params.mode else {
+                    return Outcome::Quiet;
+                };
+                let local = local(params, event);
+                let hour =
+                    local.weekday().num_days_from_monday() as usize * 24 + local.hour() as usize;
+                let group = groups.entry(key, || Habits {
+                    first_seen: event.ts,
+                    total: 0,
+                    hours: Box::new([0; HOURS_PER_WEEK]),
+                });
+                group.evidence.record(event.line);
+                let habits = &mut group.state;
+                habits.first_seen = habits.first_seen.min(event.ts);
+                let learned = habits.total >= profile.min_events
+                    && event.ts.since(habits.first_seen) >= profile.learning;
+                let tolerance = profile.tolerance as usize;
+                let nearby: u64 = (HOURS_PER_WEEK - tolerance..=HOURS_PER_WEEK + tolerance)
+                    .map(|offset| u64::from(habits.hours[(hour + offset) % HOURS_PER_WEEK]))
+                    .sum();
+                let share = nearby as f64 / habits.total.max(1) as f64;
+                habits.hours[hour] = habits.hours[hour].saturating_add(1);
+                habits.total += 1;
+                let firing = (learned && share <= profile.min_share).then(|| Firing {
+                    ts: event.ts,
+                    first_ts: event.ts,
+                    count: Some(nearby),
+                    score: Some(share),
+                    value: Some(describe(&local)),
+                    ..Firing::default()
+                });
+                conclude(group, firing, limits)
+            }
+        }
+    }
+
+    pub fn groups_len(&self) -> usize {
+        match self {
+            Detector::Schedule { groups, .. } => groups.len(),
+            Detector::Profile { groups, .. } => groups.len(),
+        }
+    }
+
+    pub fn evictions(&self) -> u64 {
+        match self {
+            Detector::Schedule { groups, .. } => groups.evictions(),
+            Detector::Profile { groups, .. } => groups.evictions(),
+        }
+    }
+}
+
+fn describe(local: &chrono::DateTime<Tz>) -> String {
+    let day = match local.weekday() {
+        Weekday::Mon => "Mon",
+        Weekday::Tue => "Tue",
+        Weekday::Wed => "Wed",
+        Weekday::Thu => "Thu",
+        Weekday::Fri => "Fri",
+        Weekday::Sat => "Sat",
+        Weekday::Sun => "Sun",
+    };
+    format!(
+        "{day} {} {}",
+        local.format("%Y-%m-%d %H:%M"),
+        local.timezone().name()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::Detector as Any;
+    use super::*;
+    use crate::event::Schema;
+
+    fn schedule_params(tz_field: Option<FieldId>) -> Params {
+        let mut days = [false; 7];
+        days[..5].fill(true);
+        let holidays = [NaiveDate::from_ymd_opt(2025, 11, 25).unwrap()]
+            .into_iter()
+            .collect();
+        Params {
+            timezone: "Europe/Berlin".parse().unwrap(),
+            timezone_field: tz_field,
+            mode: Mode::Schedule(Schedule {
+                days,
+                start: 8 * 60,
+                end: 18 * 60,
+                holidays,
+            }),
+        }
+    }
+
+    #[test]
+    fn schedule_in_the_rules_time_zone_with_holidays() {
+        let mut dec = decoder(Schema::new());
+        let mut d = Any::OffHours(Detector::new(schedule_params(None), &limits()));
+        // BASE is Sunday 10:00 UTC. Monday 2025-11-24 07:30 UTC = 08:30 Berlin.
+        let monday_morning = 86_400 - 2 * 3600 - 1800;
+        let monday_night = 86_400 + 12 * 3600; // 22:00 UTC = 23:00 Berlin
+        let holiday_noon = 2 * 86_400;
+        assert_eq!(
+            run(
+                &mut d,
+                &mut dec,
+                &limits(),
+                &[
+                    (0, ""),
+                    (monday_morning, ""),
+                    (monday_night, ""),
+                    (holiday_noon, "")
+                ]
+            ),
+            "F.FF"
+        );
+    }
+
+    #[test]
+    fn per_event_time_zone_field() {
+        let mut schema = Schema::new();
+        let tz = schema.intern("tz");
+        let mut dec = decoder(schema);
+        let mut d = Any::OffHours(Detector::new(schedule_params(Some(tz)), &limits()));
+        // Monday 2025-11-24 15:00 UTC: business hours in Berlin, 00:00 in Tokyo.
+        let monday_afternoon = 86_400 + 5 * 3600;
+        let events = [
+            (monday_afternoon, r#""tz":"Asia/Tokyo""#),
+            (monday_afternoon, r#""tz":"bogus""#),
+        ];
+        assert_eq!(run(&mut d, &mut dec, &limits(), &events), "F.");
+    }
+
+    #[test]
+    fn parses_hours_and_day_ranges() {
+        assert_eq!(parse_hours("08:00-18:30"), Some((480, 1110)));
+        assert_eq!(parse_hours("22:00-06:00"), Some((1320, 360)));
+        assert_eq!(parse_hours("8-18"), None);
+        assert_eq!(parse_days("fri-mon"), Some(vec![4, 5, 6, 0]));
+        assert_eq!(parse_days("Sunday"), Some(vec![6]));
+        assert_eq!(parse_days("funday"), None);
+    }
+
+    #[test]
+    fn night_shift_across_midnight() {
+        let mut days = [false; 7];
+        days[0] = true; // Monday night shift
+        let s = Schedule {
+            days,
+            start: 22 * 60,
+            end: 6 * 60,
+            holidays: HashSet::new(),
+        };
+        let tz: Tz = Tz::UTC;
+        let at =
+            |d: u32, h: u32| chrono::TimeZone::with_ymd_and_hms(&tz, 2025, 11, d, h, 0, 0).unwrap();
+        assert!(s.is_business_time(&at(24, 23)));
+        assert!(
+            s.is_business_time(&at(25, 3)),
+            "Tuesday 03:00 belongs to Monday's shift"
+        );
+        assert!(!s.is_business_time(&at(25, 23)));
+    }
+
+    #[test]
+    fn profile_learns_habits_then_flags_unusual_hours() {
+        let mut dec = decoder(Schema::new());
+        let params = Params {
+            timezone: Tz::UTC,
+            timezone_field: None,
+            mode: Mode::Profile(Profile {
+                learning: Span::from_secs(7 * 86_400),
+                min_events: 20,
+                min_share: 0.0,
+                tolerance: 1,
+            }),
+        };
+        let mut d = Any::OffHours(Detector::new(params, &limits()));
+        // Every day at 10:00 and 14:00 UTC for two weeks.
+        let mut events: Vec<(i64, &str)> = Vec::new();
+        for day in 0..14 {
+            events.push((day * 86_400, ""));
+            events.push((day * 86_400 + 4 * 3600, ""));
+        }
+        let learning = run(&mut d, &mut dec, &limits(), &events);
+        assert!(
+            learning.chars().all(|c| c == '.'),
+            "habitual hours never fire: {learning}"
+        );
+        // Same hour a week later: fine. 03:00: unusual.
+        let later = [(14 * 86_400, ""), (14 * 86_400 - 7 * 3600, "")];
+        assert_eq!(run(&mut d, &mut dec, &limits(), &later), ".F");
+    }
+}

@@ -1,0 +1,467 @@
+//! `spike`: a group's per-interval count (or sum of a field) departs from
+//! its own learned baseline. Unusual message volume per account, API error
+//! volume per token.
+//!
+//! Each group keeps the values of its last `history` closed intervals
+//! (empty intervals count as 0). When an interval closes, the baseline and
+//! the limits derived from it are recomputed, so checking an event is one
+//! comparison. An upward spike fires as soon as the running interval
+//! crosses the limit, not when it closes; a drop (`direction: down`) can
+//! only be judged when its interval closes. One alert per excursion: after
+//! firing, the group stays quiet until an interval closes back in range.
+//!
+//! Methods:
+//! - `mad` (default): robust z-score `(x − median) / (1.4826 · MAD)`;
+//! - `ewma`: z-score against an exponentially weighted mean and variance;
+//! - `poisson`: tail probability `P(X ≥ x)` for a Poisson with the mean of
+//!   the history (statrs), for event counts only.
+//!
+//! For the z-score methods the scale is floored at `√baseline` (the noise of
+//! a count) and at 1, so a perfectly steady history does not turn every +1
+//! into an infinite z-score.
+
+use std::collections::VecDeque;
+
+use statrs::distribution::{DiscreteCDF, Poisson};
+
+use super::groups::GroupTable;
+use super::{conclude, Firing, Limits, Outcome, ParamReader};
+use crate::event::{EventRef, FieldId};
+use crate::time::{Span, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Method {
+    Mad,
+    Ewma { alpha: f64 },
+    Poisson { p_value: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Up,
+    Down,
+    Both,
+}
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub interval: Span,
+    pub sum: Option<FieldId>,
+    pub method: Method,
+    /// The z-score at which `mad` and `ewma` fire.
+    pub threshold: f64,
+    pub min_history: usize,
+    pub history: usize,
+    /// An interval below this value never fires upward (0 → 3 is no spike).
+    pub min_value: f64,
+    pub direction: Direction,
+}
+
+impl Params {
+    pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
+        let interval = r.duration("interval", |s| &s.interval, None);
+        let sum = r.optional_field("sum", |s| &s.sum);
+        let method = match r.choice("method", |s| &s.method, &["mad", "ewma", "poisson"]) {
+            None | Some("mad") => Method::Mad,
+            Some("ewma") => {
+                let alpha = r.positive("alpha", |s| &s.alpha, Some(0.1))?;
+                if alpha >= 1.0 {
+                    r.error(r.spec.alpha.as_ref()?, "`alpha` must be between 0 and 1");
+                }
+                Method::Ewma { alpha }
+            }
+            Some(_) => {
+                let p_value = r.positive("p_value", |s| &s.p_value, Some(1e-6))?;
+                if let Some(spec) = &r.spec.sum {
+                    r.error(
+                        spec,
+                        "`method: poisson` models event counts; it cannot be used with `sum`",
+                    );
+                }
+                Method::Poisson { p_value }
+            }
+        };
+        let threshold = r.positive("threshold", |s| &s.threshold, Some(4.0));
+        let history = r
+            .optional("history", |s| &s.history)
+            .map_or(168, |h| h.value.max(2) as usize);
+        let min_history = r
+            .optional("min_history", |s| &s.min_history)
+            .map_or(24.min(history), |m| m.value as usize);
+        if min_history > history {
+            if let Some(spec) = &r.spec.min_history {
+                r.error(
+                    spec,
+                    format!("`min_history` ({min_history}) cannot exceed `history` ({history})"),
+                );
+            }
+        }
+        let min_value = r
+            .optional("min_value", |s| &s.min_value)
+            .map_or(0.0, |m| m.value);
+        let direction = match r.choice("direction", |s| &s.direction, &["up", "down", "both"]) {
+            None | Some("up") => Direction::Up,
+            Some("down") => Direction::Down,
+            Some(_) => Direction::Both,
+        };
+        Some(Params {
+            interval: interval?,
+            sum,
+            method,
+            threshold: threshold?,
+            min_history: min_history.max(2),
+            history,
+            min_value,
+            direction,
+        })
+    }
+}
+
+/// Limits derived from the history when an interval closes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bounds {
+    center: f64,
+    scale: f64,
+    upper: f64,
+    lower: f64,
+}
+
+#[derive(Debug)]
+pub struct Baseline {
+    start: Timestamp,
+    current: f64,
+    events: u64,
+    history: VecDeque<f64>,
+    ewma: Option<(f64, f64)>,
+    bounds: Option<Bounds>,
+    in_excursion: bool,
+}
+
+#[derive(Debug)]
+pub struct Detector {
+    params: Params,
+    pub(crate) groups: GroupTable<Baseline>,
+}
+
+impl Detector {
+    pub fn new(params: Params, limits: &Limits) -> Detector {
+        Detector {
+            params,
+            groups: GroupTable::new(limits.max_groups, limits.evidence),
+        }
+    }
+
+    pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
+        let weight = match self.params.sum {
+            None => 1.0,
+            Some(field) => match event.get(field).as_f64() {
+                Some(v) if v.is_finite() => v,
+                _ => return Outcome::Quiet,
+            },
+        };
+        let params = &self.params;
+        let start = event.ts.floor_to(params.interval);
+        let group = self.groups.entry(key, || Baseline {
+            start,
+            current: 0.0,
+            events: 0,
+            history: VecDeque::with_capacity(params.history.min(1024)),
+            ewma: None,
+            bounds: None,
+            in_excursion: false,
+        });
+        group.evidence.record(event.line);
+        let state = &mut group.state;
+        let mut firing = None;
+        if start > state.start {
+            firing = close_intervals(state, params, start, event.ts);
+        } else if start < state.start {
+            // Late, but within the allowed lateness: fold it into the closed
+            // interval it belongs to if that is the last one; the baseline
+            // is recomputed at the next close.
+            if start.saturating_add(params.interval) == state.start {
+                if let Some(last) = state.history.back_mut() {
+                    *last += weight;
+                }
+            }
+            return conclude(group, None, limits);
+        }
+        state.current += weight;
+        state.events += 1;
+        if firing.is_none() && params.direction != Direction::Down && !state.in_excursion {
+            if let Some(bounds) = state.bounds {
+                if state.current >= bounds.upper && state.current >= params.min_value {
+                    state.in_excursion = true;
+                    firing = Some(Firing {
+                        ts: event.ts,
+                        first_ts: state.start,
+                        count: Some(state.events),
+                        score: Some(score(params, &bounds, state.current)),
+                        observed: Some(state.current),
+                        baseline: Some(bounds.center),
+                        ..Firing::default()
+                    });
+                }
+            }
+        }
+        conclude(group, firing, limits)
+    }
+}
+
+/// Closes the running interval (and any empty ones after it) and moves to
+/// the interval starting at `start`. Returns a drop alert if one is due.
+fn close_intervals(
+    state: &mut Baseline,
+    params: &Params,
+    start: Timestamp,
+    now: Timestamp,
+) -> Option<Firing> {
+    let closed = state.current;
+    let mut firing = None;
+    if let Some(bounds) = state.bounds {
+        let dropped = closed <= bounds.lower;
+        let spiked = closed >= bounds.upper && closed >= params.min_value;
+        if params.direction != Direction::Up && dropped && !state.in_excursion {
+            state.in_excursion = true;
+            firing = Some(Firing {
+                ts: now,
+                first_ts: state.start,
+                count: Some(state.events),
+                score: Some(score(params, &bounds, closed)),
+                observed: Some(closed),
+                baseline: Some(bounds.center),
+                ..Firing::default()
+            });
+        } else if !spiked && !dropped {
+            state.in_excursion = false;
+        }
+    }
+    push(state, params, closed);
+    let skipped = (start.0 - state.start.0) / params.interval.0.max(1) - 1;
+    for _ in 0..skipped.clamp(0, params.history as i64) {
+        push(state, params, 0.0);
+    }
+    if skipped > 0 && params.direction == Direction::Up {
+        state.in_excursion = false;
+    }
+    state.start = start;
+    state.current = 0.0;
+    state.events = 0;
+    state.bounds = bounds(state, params);
+    firing
+}
+
+fn push(state: &mut Baseline, params: &Params, value: f64) {
+    if state.history.len() == params.history {
+        state.history.pop_front();
+    }
+    state.history.push_back(value);
+    if let Method::Ewma { alpha } = params.method {
+        state.ewma = Some(match state.ewma {
+            None => (value, 0.0),
+            Some((mean, var)) => {
+                let diff = value - mean;
+                let incr = alpha * diff;
+                (mean + incr, (1.0 - alpha) * (var + diff * incr))
+            }
+        });
+    }
+}
+
+fn bounds(state: &Baseline, params: &Params) -> Option<Bounds> {
+    if state.history.len() < params.min_history {
+        return None;
+    }
+    let floor = |center: f64| center.abs().sqrt().max(1.0);
+    match params.method {
+        Method::Mad => {
+            let mut values: Vec<f64> = state.history.iter().copied().collect();
+            let center = median(&mut values);
+            let mut deviations: Vec<f64> = values.iter().map(|v| (v - center).abs()).collect();
+            let scale = (1.4826 * median(&mut deviations)).max(floor(center));
+            Some(z_bounds(center, scale, params.threshold))
+        }
+        Method::Ewma { .. } => {
+            let (mean, var) = state.ewma?;
+            Some(z_bounds(
+                mean,
+                var.sqrt().max(floor(mean)),
+                params.threshold,
+            ))
+        }
+        Method::Poisson { p_value } => {
+            let lambda = (state.history.iter().sum::<f64>() / state.history.len() as f64).max(0.01);
+            let poisson = Poisson::new(lambda).ok()?;
+            // Smallest k with P(X ≥ k) ≤ p, and largest k with P(X ≤ k) ≤ p.
+            let mut upper = lambda.ceil() as u64;
+            while poisson.sf(upper.saturating_sub(1)) > p_value && upper < u64::MAX / 2 {
+                upper = (upper + 1).max(upper + upper / 16);
+            }
+            let mut lower = -1.0;
+            for k in (0..lambda.floor() as u64).rev() {
+                if poisson.cdf(k) <= p_value {
+                    lower = k as f64;
+                    break;
+                }
+            }
+            Some(Bounds {
+                center: lambda,
+                scale: lambda.sqrt(),
+                upper: upper as f64,
+                lower,
+            })
+        }
+    }
+}
+
+fn z_bounds(center: f64, scale: f64, z: f64) -> Bounds {
+    Bounds {
+        center,
+        scale,
+        upper: center + z * scale,
+        lower: center - z * scale,
+    }
+}
+
+/// The alert's score: a z-score, or for `poisson` the tail probability.
+fn score(params: &Params, bounds: &Bounds, value: f64) -> f64 {
+    match params.method {
+        Method::Poisson { .. } => match Poisson::new(bounds.center) {
+            Ok(p) if value >= bounds.center => p.sf((value as u64).saturating_sub(1)),
+            Ok(p) => p.cdf(value as u64),
+            Err(_) => 0.0,
+        },
+        _ => (value - bounds.center) / bounds.scale,
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 0 {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::super::Detector as Any;
+    use super::*;
+    use crate::event::Schema;
+
+    const HOUR: i64 = 3600;
+
+    fn params(method: Method, sum: Option<FieldId>) -> Params {
+        Params {
+            interval: Span::from_secs(HOUR),
+            sum,
+            method,
+            threshold: 4.0,
+            min_history: 6,
+            history: 24,
+            min_value: 0.0,
+            direction: Direction::Up,
+        }
+    }
+
+    /// Hourly volumes via a `count` field: `hours[i]` in hour `i`.
+    fn trace(p: Params, hours: &[f64]) -> String {
+        let mut schema = Schema::new();
+        let count = schema.intern("count");
+        let p = Params {
+            sum: p.sum.map(|_| count),
+            ..p
+        };
+        let mut dec = decoder(schema);
+        let mut d = Any::Spike(Detector::new(p, &limits()));
+        let lines: Vec<String> = hours.iter().map(|v| format!(r#""count":{v}"#)).collect();
+        let events: Vec<(i64, &str)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as i64 * HOUR, l.as_str()))
+            .collect();
+        run(&mut d, &mut dec, &limits(), &events)
+    }
+
+    #[test]
+    fn needs_min_history_before_firing() {
+        let p = params(Method::Mad, Some(FieldId(0)));
+        assert_eq!(trace(p, &[100.0, 5000.0, 100.0]), "...");
+    }
+
+    #[test]
+    fn robust_z_fires_once_per_excursion() {
+        let p = params(Method::Mad, Some(FieldId(0)));
+        let mut hours = vec![100.0, 110.0, 95.0, 105.0, 98.0, 102.0, 101.0, 99.0];
+        hours.extend([900.0, 950.0, 100.0, 104.0, 1000.0]);
+        assert_eq!(trace(p, &hours), "........F...F");
+    }
+
+    #[test]
+    fn normal_variation_does_not_fire() {
+        let p = params(Method::Mad, Some(FieldId(0)));
+        let hours: Vec<f64> = (0..48)
+            .map(|i| 100.0 + ((i * 37) % 21) as f64 - 10.0)
+            .collect();
+        assert!(trace(p, &hours).chars().all(|c| c == '.'));
+    }
+
+    #[test]
+    fn ewma_fires_on_a_jump() {
+        let p = params(Method::Ewma { alpha: 0.2 }, Some(FieldId(0)));
+        let mut hours = vec![50.0; 10];
+        hours.push(400.0);
+        assert_eq!(trace(p, &hours), format!("{}F", ".".repeat(10)));
+    }
+
+    #[test]
+    fn poisson_counts_fire_mid_interval() {
+        let mut schema = Schema::new();
+        schema.intern("x");
+        let mut dec = decoder(schema);
+        let p = Params {
+            min_history: 4,
+            ..params(Method::Poisson { p_value: 1e-6 }, None)
+        };
+        let mut d = Any::Spike(Detector::new(p, &limits()));
+        let mut events = Vec::new();
+        for hour in 0..6 {
+            for i in 0..10 {
+                events.push((hour * HOUR + i * 60, ""));
+            }
+        }
+        for i in 0..60 {
+            events.push((6 * HOUR + i * 10, ""));
+        }
+        let out = run(&mut d, &mut dec, &limits(), &events);
+        let fired_at = out.find('F').expect("poisson fires");
+        assert!(
+            fired_at > 60 && fired_at < 60 + 40,
+            "fires within the spiking hour: {out}"
+        );
+        assert_eq!(out.matches('F').count(), 1);
+    }
+
+    #[test]
+    fn drops_fire_when_the_interval_closes() {
+        let p = Params {
+            direction: Direction::Down,
+            ..params(Method::Mad, Some(FieldId(0)))
+        };
+        let mut hours = vec![1000.0, 1010.0, 990.0, 1005.0, 995.0, 1000.0, 1002.0];
+        hours.extend([10.0, 1000.0]);
+        assert_eq!(trace(p, &hours), "........F");
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
