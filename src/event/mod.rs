@@ -6,7 +6,7 @@
 //! ([`DecodeError`]) with a bounded `reason`, because a malformed event is
 //! counted and set aside, never fatal.
 
-mod decode;
+pub mod decode;
 mod schema;
 
 pub use decode::{DecodeError, Decoder, Reason};

@@ -137,6 +137,11 @@ impl Sink {
         });
     }
 
+    /// A document position as a file position.
+    pub fn to_file(&self, loc: Loc) -> Loc {
+        Loc { line: loc.line + self.first_line - 1, column: loc.column }
+    }
+
     /// The character at a document position, if the text was given.
     pub fn char_at(&self, loc: Loc) -> Option<char> {
         let line = self.text.lines().nth(loc.line.checked_sub(1)? as usize)?;

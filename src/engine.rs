@@ -1,0 +1,229 @@
+//! The detection engine: events in, alerts out.
+//!
+//! The engine owns one detector per rule and the event-time clock. For each
+//! event it picks the rules that can match its `kind` (an index built from
+//! the filters), evaluates their filters, builds the group key into a
+//! reused buffer and hands the event to the detector. It does no IO, reads
+//! no wall clock and touches no metrics registry: the runtime around it
+//! reads [`Engine::stats`] and exports them.
+//!
+//! Event time: the watermark is the latest `ts` seen minus the allowed
+//! lateness. An event older than the watermark is *late*: it is counted and
+//! only stateless `match` rules still see it, so windows are never silently
+//! rewritten by stragglers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::alert::{Alert, KEY_SEPARATOR};
+use crate::detect::{Detector, Firing, Outcome, Params};
+use crate::event::{EventRef, Value};
+use crate::ruleset::{Rule, RuleSet};
+use crate::time::{Span, Timestamp};
+
+/// Counters of one rule, read by the runtime for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    pub matched: u64,
+    pub alerts: u64,
+    pub suppressed: u64,
+    /// Matching events that lacked a `group_by` field and were skipped.
+    pub ungrouped: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub late: u64,
+}
+
+/// Whether the engine took an event in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    Accepted,
+    /// Older than the watermark: only `match` rules saw it.
+    Late,
+}
+
+struct Slot {
+    rule: Arc<Rule>,
+    detector: Detector,
+    stats: RuleStats,
+}
+
+pub struct Engine {
+    slots: Vec<Slot>,
+    by_kind: HashMap<Box<str>, Box<[u32]>>,
+    any_kind: Box<[u32]>,
+    ticking: Box<[u32]>,
+    lateness: Span,
+    max_ts: Timestamp,
+    next_tick: Timestamp,
+    tick_every: Span,
+    key: String,
+    kind_buf: String,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(rules: &RuleSet, lateness: Span) -> Engine {
+        let slots: Vec<Slot> = rules
+            .rules
+            .iter()
+            .map(|rule| Slot {
+                detector: Detector::new(&rule.detector, &rule.limits),
+                rule: rule.clone(),
+                stats: RuleStats::default(),
+            })
+            .collect();
+        let mut kinds: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut any_kind = Vec::new();
+        for (index, slot) in slots.iter().enumerate() {
+            match slot.rule.filter.required_kinds() {
+                Some(list) => list.into_iter().for_each(|k| kinds.entry(k).or_default().push(index as u32)),
+                None => any_kind.push(index as u32),
+            }
+        }
+        // Each kind's list includes the kind-agnostic rules, in rule order,
+        // so alerts come out in the same order whatever the index.
+        let by_kind = kinds
+            .into_iter()
+            .map(|(kind, mut list)| {
+                list.extend(&any_kind);
+                list.sort_unstable();
+                list.dedup();
+                (kind.into_boxed_str(), list.into_boxed_slice())
+            })
+            .collect();
+        let ticking: Vec<u32> =
+            (0..slots.len() as u32).filter(|&i| slots[i as usize].detector.needs_ticks()).collect();
+        let tick_every = slots
+            .iter()
+            .filter_map(|s| match &s.rule.detector {
+                Params::Flatline(p) => Some(Span(p.window.0 / 20)),
+                _ => None,
+            })
+            .min()
+            .unwrap_or(Span::from_secs(60))
+            .max(Span::from_secs(1));
+        Engine {
+            slots,
+            by_kind,
+            any_kind: any_kind.into_boxed_slice(),
+            ticking: ticking.into_boxed_slice(),
+            lateness,
+            max_ts: Timestamp::MIN,
+            next_tick: Timestamp::MIN,
+            tick_every,
+            key: String::new(),
+            kind_buf: String::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    /// The event time before which events are late.
+    pub fn watermark(&self) -> Timestamp {
+        self.max_ts.saturating_sub(self.lateness)
+    }
+
+    pub fn process(&mut self, event: &EventRef<'_>, out: &mut Vec<Alert>) -> Disposition {
+        self.stats.events += 1;
+        if event.ts > self.max_ts {
+            self.max_ts = event.ts;
+        }
+        let watermark = self.watermark();
+        let late = event.ts < watermark;
+        if late {
+            self.stats.late += 1;
+        }
+        if !self.ticking.is_empty() && watermark >= self.next_tick {
+            self.tick(watermark, out);
+        }
+        let kind = if event.kind.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.kind_buf.clear();
+            self.kind_buf.push_str(&event.kind.to_ascii_lowercase());
+            self.kind_buf.as_str()
+        } else {
+            event.kind
+        };
+        let candidates = self.by_kind.get(kind).unwrap_or(&self.any_kind);
+        for &index in candidates.iter() {
+            let slot = &mut self.slots[index as usize];
+            if late && !matches!(slot.detector, Detector::Match(_)) {
+                continue;
+            }
+            if !slot.rule.filter.matches(event) {
+                continue;
+            }
+            slot.stats.matched += 1;
+            self.key.clear();
+            if !build_key(&slot.rule, event, &mut self.key) {
+                slot.stats.ungrouped += 1;
+                continue;
+            }
+            match slot.detector.observe(event, &self.key, watermark, &slot.rule.limits) {
+                Outcome::Quiet => {}
+                Outcome::Suppressed => slot.stats.suppressed += 1,
+                Outcome::Fired(firing) => {
+                    slot.stats.alerts += 1;
+                    out.push(Alert::build(&slot.rule, &self.key, firing, Some(event)));
+                }
+            }
+        }
+        if late {
+            Disposition::Late
+        } else {
+            Disposition::Accepted
+        }
+    }
+
+    /// Advances event time with no event, e.g. when a live source is idle:
+    /// lets `flatline` rules notice silence.
+    pub fn advance_to(&mut self, ts: Timestamp, out: &mut Vec<Alert>) {
+        if ts > self.max_ts {
+            self.max_ts = ts;
+        }
+        let watermark = self.watermark();
+        self.tick(watermark, out);
+    }
+
+    fn tick(&mut self, watermark: Timestamp, out: &mut Vec<Alert>) {
+        self.next_tick = watermark.saturating_add(self.tick_every);
+        let mut fired: Vec<(String, Firing)> = Vec::new();
+        for &index in self.ticking.iter() {
+            let slot = &mut self.slots[index as usize];
+            slot.stats.suppressed += slot.detector.tick(watermark, &slot.rule.limits, &mut fired);
+            // Groups come out of the table in recency order; sort by key so
+            // replays agree byte for byte.
+            fired.sort_by(|a, b| a.0.cmp(&b.0));
+            for (key, firing) in fired.drain(..) {
+                slot.stats.alerts += 1;
+                out.push(Alert::build(&slot.rule, &key, firing, None));
+            }
+        }
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Per rule: id, counters, tracked groups, evictions.
+    pub fn rule_stats(&self) -> impl Iterator<Item = (&Arc<str>, RuleStats, usize, u64)> {
+        self.slots.iter().map(|s| (&s.rule.id, s.stats, s.detector.groups(), s.detector.evictions()))
+    }
+}
+
+/// Writes the group key of `event` for `rule`; false if a group field is
+/// missing.
+fn build_key(rule: &Rule, event: &EventRef<'_>, key: &mut String) -> bool {
+    for (i, (_, field)) in rule.group_by.iter().enumerate() {
+        if i > 0 {
+            key.push(KEY_SEPARATOR);
+        }
+        let value = event.get(*field);
+        if matches!(value, Value::Null) || !value.write_text(key) {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,79 @@
+//! Reading configuration and rules from disk: the only module that does.
+//! Everything it reads is handed, as text, to code that does no IO.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::config::{self, Settings};
+use crate::ruleset::RuleSources;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
+}
+
+/// The rules shipped inside the binary.
+pub fn embedded_rules() -> RuleSources {
+    RuleSources {
+        files: embedded::RULE_FILES.iter().map(|(path, text)| (PathBuf::from(path), text.to_string())).collect(),
+        lists: embedded::LIST_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect(),
+    }
+}
+
+/// Reads `dir/**/*.yml|yaml` (sorted by path) and `dir/lists/*.txt`.
+pub fn read_rules(dir: &Path) -> Result<RuleSources> {
+    if !dir.is_dir() {
+        anyhow::bail!("rules directory {} does not exist", dir.display());
+    }
+    let mut paths = Vec::new();
+    walk(dir, &mut paths).with_context(|| format!("reading rules from {}", dir.display()))?;
+    paths.sort();
+    let lists_dir = dir.join("lists");
+    let mut sources = RuleSources::default();
+    for path in paths {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        let text = || fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()));
+        if path.starts_with(&lists_dir) {
+            if ext == "txt" {
+                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+                sources.lists.push((name, text()?));
+            }
+        } else if ext == "yml" || ext == "yaml" {
+            sources.files.push((path.clone(), text()?));
+        }
+    }
+    Ok(sources)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads and validates a config file. Errors carry file:line:column.
+pub fn read_config(path: &Path) -> Result<Settings> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    config::parse(path, &text, &base).map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// Where rules come from: the command line, else the config, else
+/// `./rules` if present, else the rules embedded in the binary.
+pub fn rules_for(cli: Option<&Path>, settings: &Settings) -> Result<RuleSources> {
+    let dir = cli.map(Path::to_path_buf).or_else(|| settings.rules_dir.clone()).or_else(|| {
+        let local = PathBuf::from("rules");
+        local.is_dir().then_some(local)
+    });
+    match dir {
+        Some(dir) => read_rules(&dir),
+        None => Ok(embedded_rules()),
+    }
+}

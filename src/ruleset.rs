@@ -1,0 +1,347 @@
+//! A rule set: every rule file and list compiled together.
+//!
+//! This is where a rule's parts meet: metadata and filter (`rules`),
+//! detector parameters (`detect`), alert text and limits. Compilation reads
+//! no files; the caller hands over names and texts ([`RuleSources`]) and
+//! gets a [`RuleSet`] or every problem at once ([`Diagnostics`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::detect::{self, Limits, ParamReader, Params};
+use crate::event::{FieldId, Schema};
+use crate::rules::spec::{RuleSpec, TestSpec};
+use crate::rules::yaml::{self, Document, Loc, Node, Spanned};
+use crate::rules::{filter, Diagnostic, Diagnostics, Filter, Lists, Severity, Sink, Template};
+use crate::time::{Span, Timestamp};
+
+/// Rule files and list files as read from disk (or embedded).
+#[derive(Debug, Clone, Default)]
+pub struct RuleSources {
+    pub files: Vec<(PathBuf, String)>,
+    pub lists: Vec<(String, String)>,
+}
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: Arc<str>,
+    pub title: Arc<str>,
+    pub description: Option<Arc<str>>,
+    pub severity: Severity,
+    pub tags: Arc<[String]>,
+    pub runbook: Option<Arc<str>>,
+    pub filter: Filter,
+    pub group_by: Vec<(Arc<str>, FieldId)>,
+    pub detector: Params,
+    pub summary: Template,
+    pub limits: Limits,
+    pub tests: Vec<RuleTest>,
+    pub file: PathBuf,
+    pub loc: Loc,
+}
+
+/// An inline test of a rule: events in, expected alerts out.
+#[derive(Debug, Clone)]
+pub struct RuleTest {
+    pub name: String,
+    pub events: Vec<serde_json::Value>,
+    /// Each expected alert: fields that must equal the alert's group values
+    /// or top-level fields (`count`, `value`, `severity`, ...).
+    pub expect: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub rules: Vec<Arc<Rule>>,
+    pub schema: Arc<Schema>,
+    pub lists: Lists,
+}
+
+/// The most evidence events an alert may carry.
+pub const MAX_EVIDENCE: u32 = 100;
+const DEFAULT_EVIDENCE: u32 = 10;
+/// Test events a single `repeat:` may expand to.
+const MAX_REPEAT: i64 = 10_000;
+
+impl RuleSet {
+    pub fn compile(sources: &RuleSources) -> Result<RuleSet, Diagnostics> {
+        let mut lists = Lists::new();
+        for (name, text) in &sources.lists {
+            lists.insert(name, text);
+        }
+        let mut schema = Schema::new();
+        let mut rules: Vec<Arc<Rule>> = Vec::new();
+        let mut diagnostics = Vec::new();
+        let mut seen: HashMap<String, (PathBuf, Loc)> = HashMap::new();
+        for (path, text) in &sources.files {
+            for doc in yaml::documents(text) {
+                let compiled = compile_document(path, &doc, &mut schema, &lists, &mut diagnostics);
+                let Some(rule) = compiled else { continue };
+                if let Some((first_file, first_loc)) = seen.get(&*rule.id) {
+                    diagnostics.push(Diagnostic {
+                        file: path.clone(),
+                        loc: rule.loc,
+                        rule: Some(rule.id.to_string()),
+                        message: format!("duplicate rule id; first defined at {}:{first_loc}", first_file.display()),
+                    });
+                    continue;
+                }
+                seen.insert(rule.id.to_string(), (path.clone(), rule.loc));
+                rules.push(Arc::new(rule));
+            }
+        }
+        if !diagnostics.is_empty() {
+            diagnostics.sort();
+            return Err(Diagnostics(diagnostics));
+        }
+        Ok(RuleSet { rules, schema: Arc::new(schema), lists })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Rule>> {
+        self.rules.iter().find(|r| &*r.id == id)
+    }
+
+    /// A rule set holding only `rule`, sharing this set's schema: what an
+    /// inline test runs against.
+    pub fn only(&self, rule: &Arc<Rule>) -> RuleSet {
+        RuleSet { rules: vec![rule.clone()], schema: self.schema.clone(), lists: self.lists.clone() }
+    }
+}
+
+/// Compiles one YAML document; `None` if it is disabled or broken (the
+/// problems are in `diagnostics`).
+fn compile_document(
+    path: &Path,
+    doc: &Document<'_>,
+    schema: &mut Schema,
+    lists: &Lists,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<Rule> {
+    let spec: RuleSpec = match yaml::parse_document(doc) {
+        Ok(spec) => spec,
+        Err(err) => {
+            diagnostics.push(Diagnostic {
+                file: path.to_owned(),
+                loc: err.loc,
+                rule: rule_id_of_broken(doc),
+                message: err.message,
+            });
+            return None;
+        }
+    };
+    let mut sink = Sink::with_text(doc.first_line, doc.text);
+    let rule = validate(path, doc, &spec, schema, lists, &mut sink);
+    let id = spec.id.value.clone();
+    diagnostics.extend(sink.problems.into_iter().map(|p| Diagnostic {
+        file: path.to_owned(),
+        loc: p.loc,
+        rule: Some(id.clone()),
+        message: p.message,
+    }));
+    rule.filter(|_| spec.enabled != Some(false))
+}
+
+/// The `id:` of a document that did not parse as a rule, for the message.
+fn rule_id_of_broken(doc: &Document<'_>) -> Option<String> {
+    doc.text.lines().find_map(|line| {
+        let rest = line.strip_prefix("id:")?;
+        Some(rest.trim().trim_matches(['"', '\'']).to_owned()).filter(|id| !id.is_empty())
+    })
+}
+
+fn validate(
+    path: &Path,
+    doc: &Document<'_>,
+    spec: &RuleSpec,
+    schema: &mut Schema,
+    lists: &Lists,
+    sink: &mut Sink,
+) -> Option<Rule> {
+    let id = spec.id.value.trim();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        sink.error(&spec.id, "a rule id must be non-empty and use only letters, digits, `.`, `_` and `-`");
+    }
+    if spec.title.value.trim().is_empty() {
+        sink.error(&spec.title, "the title must not be empty");
+    }
+    let severity = Severity::parse(&spec.severity.value);
+    if severity.is_none() {
+        sink.error(&spec.severity, format!("severity must be `critical` or `warning`, not `{}`", spec.severity.value));
+    }
+    let filter = filter::compile(&spec.filter, &mut filter::FilterCtx { schema, lists, sink });
+
+    let detect = &spec.detect.value;
+    let mut group_by = Vec::new();
+    if let Some(fields) = &detect.group_by {
+        for name in &fields.value {
+            if name.trim().is_empty() {
+                sink.error(fields, "`group_by` names an empty field");
+            }
+            group_by.push((Arc::from(name.trim()), schema.intern(name.trim())));
+        }
+    }
+    let detector = match &detect.kind {
+        None => {
+            sink.error(&spec.detect, format!("`detect` needs a `type`: one of {}", detect::TYPES.join(", ")));
+            None
+        }
+        Some(kind) if !detect::TYPES.contains(&kind.value.as_str()) => {
+            sink.error(kind, format!("unknown detector type `{}` (one of {})", kind.value, detect::TYPES.join(", ")));
+            None
+        }
+        Some(kind) => {
+            let name = detect::TYPES.iter().find(|t| **t == kind.value).copied().unwrap_or("match");
+            let mut reader = ParamReader::new(detect, name, Loc::of(&spec.detect), schema, lists, sink);
+            let params = Params::compile(name, &mut reader);
+            reader.finish();
+            params
+        }
+    };
+
+    let alert = &spec.alert.value;
+    let summary = Template::compile(&alert.summary, schema, sink);
+    let realert = match &alert.realert {
+        None => detector.as_ref().map(Params::default_realert),
+        Some(text) => match Span::parse(&text.value) {
+            Ok(span) => Some(span),
+            Err(message) => {
+                sink.error(text, message);
+                None
+            }
+        },
+    };
+    let evidence = alert.evidence.as_ref().map_or(DEFAULT_EVIDENCE, |e| e.value);
+    if evidence > MAX_EVIDENCE {
+        if let Some(e) = &alert.evidence {
+            sink.error(e, format!("`evidence` is capped at {MAX_EVIDENCE} events"));
+        }
+    }
+    let (mut max_groups, mut max_values) = (detect::groups::DEFAULT_MAX_GROUPS, detect::groups::DEFAULT_MAX_VALUES);
+    if let Some(limits) = &spec.limits {
+        for (value, target) in [(&limits.value.max_groups, &mut max_groups), (&limits.value.max_values, &mut max_values)] {
+            if let Some(value) = value {
+                if value.value == 0 {
+                    sink.error(value, "limits must be at least 1");
+                }
+                *target = value.value.max(1) as usize;
+            }
+        }
+    }
+    let tests = spec.tests.iter().filter_map(|t| compile_test(t, sink)).collect();
+    if !sink.is_empty() {
+        return None;
+    }
+    Some(Rule {
+        id: id.into(),
+        title: spec.title.value.trim().into(),
+        description: spec.description.as_deref().map(|d| d.trim().into()),
+        severity: severity?,
+        tags: spec.tags.clone().into(),
+        runbook: spec.runbook.as_deref().map(Into::into),
+        filter,
+        group_by,
+        detector: detector?,
+        summary,
+        limits: Limits { max_groups, max_values, evidence: evidence.min(MAX_EVIDENCE) as usize, realert: realert? },
+        tests,
+        file: path.to_owned(),
+        loc: yaml::file_loc(doc, Loc::of(&spec.id)),
+    })
+}
+
+/// Expands a test's events: `ts` may be absolute or `+DURATION` after the
+/// previous event, and `repeat: N` with `every: DURATION` writes N events.
+fn compile_test(test: &Spanned<TestSpec>, sink: &mut Sink) -> Option<RuleTest> {
+    let mut events = Vec::new();
+    let mut previous: Option<Timestamp> = None;
+    let mut ok = true;
+    for node in &test.value.events {
+        let serde_json::Value::Object(mut event) = node.value.to_json() else {
+            sink.error(node, "a test event must be a map");
+            ok = false;
+            continue;
+        };
+        let repeat = match event.remove("repeat") {
+            None => 1,
+            Some(serde_json::Value::Number(n)) if n.as_i64().is_some_and(|n| (1..=MAX_REPEAT).contains(&n)) => {
+                n.as_i64().unwrap_or(1)
+            }
+            Some(_) => {
+                sink.error(node, format!("`repeat` must be a whole number from 1 to {MAX_REPEAT}"));
+                ok = false;
+                continue;
+            }
+        };
+        let every = match event.remove("every") {
+            None => Span::from_secs(1),
+            Some(serde_json::Value::String(text)) => match Span::parse(&text) {
+                Ok(span) => span,
+                Err(message) => {
+                    sink.error(node, message);
+                    ok = false;
+                    continue;
+                }
+            },
+            Some(_) => {
+                sink.error(node, "`every` must be a duration such as 30s");
+                ok = false;
+                continue;
+            }
+        };
+        let ts = match event.get("ts") {
+            Some(serde_json::Value::String(text)) if text.starts_with('+') => {
+                match (previous, Span::parse(&text[1..])) {
+                    (Some(prev), Ok(offset)) => Some(prev.saturating_add(offset)),
+                    (None, _) => {
+                        sink.error(node, "the first test event needs an absolute `ts`");
+                        None
+                    }
+                    (_, Err(message)) => {
+                        sink.error(node, message);
+                        None
+                    }
+                }
+            }
+            Some(serde_json::Value::String(text)) => {
+                let parsed = Timestamp::parse_rfc3339(text);
+                if parsed.is_none() {
+                    sink.error(node, format!("`ts` is not an RFC 3339 time: {text}"));
+                }
+                parsed
+            }
+            // Left as written: the test then checks that such an event is rejected.
+            _ => {
+                events.push(serde_json::Value::Object(event));
+                continue;
+            }
+        };
+        let Some(ts) = ts else {
+            ok = false;
+            continue;
+        };
+        for i in 0..repeat {
+            let at = Timestamp(ts.0.saturating_add(every.0.saturating_mul(i)));
+            event.insert("ts".into(), serde_json::Value::String(at.to_string()));
+            events.push(serde_json::Value::Object(event.clone()));
+            previous = Some(at);
+        }
+    }
+    let mut expect = Vec::new();
+    for node in &test.value.expect {
+        match &node.value {
+            Node::Map(_) => {
+                if let serde_json::Value::Object(map) = node.value.to_json() {
+                    expect.push(map);
+                }
+            }
+            _ => {
+                sink.error(node, "an expected alert is a map of fields, e.g. {user: alice}");
+                ok = false;
+            }
+        }
+    }
+    ok.then(|| RuleTest { name: test.value.name.clone(), events, expect, loc: sink.to_file(Loc::of(test)) })
+}

@@ -1,0 +1,85 @@
+//! `vigil test`: runs every rule's inline `tests:`.
+//!
+//! Each test feeds its events through a fresh pipeline holding only its
+//! rule, and compares the alerts with `expect:` in order: the number of
+//! alerts must match, and each expected map's fields must equal the alert's
+//! group values or top-level fields (`count`, `value`, `severity`, ...).
+
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::alert::Alert;
+use crate::ruleset::{Rule, RuleSet, RuleTest};
+use crate::time::Span;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestOutcome {
+    pub rule: Arc<str>,
+    pub name: String,
+    pub failure: Option<String>,
+}
+
+pub fn run_all(rules: &RuleSet, lateness: Span) -> Vec<TestOutcome> {
+    let mut outcomes = Vec::new();
+    for rule in &rules.rules {
+        for test in &rule.tests {
+            outcomes.push(TestOutcome {
+                rule: rule.id.clone(),
+                name: test.name.clone(),
+                failure: run_one(rules, rule, test, lateness).err(),
+            });
+        }
+    }
+    outcomes
+}
+
+/// Runs one test; `Err` says how it failed.
+pub fn run_one(rules: &RuleSet, rule: &Arc<Rule>, test: &RuleTest, lateness: Span) -> Result<(), String> {
+    let only = rules.only(rule);
+    let mut pipeline = crate::pipeline::Pipeline::new(&only, lateness, crate::event::decode::DEFAULT_MAX_EVENT_BYTES);
+    for event in &test.events {
+        let line = event.to_string();
+        let _ = pipeline.feed(line.as_bytes());
+    }
+    let alerts: Vec<Alert> = pipeline.drain_alerts().collect();
+    if alerts.len() != test.expect.len() {
+        return Err(format!(
+            "expected {} alert(s), got {}{}",
+            test.expect.len(),
+            alerts.len(),
+            describe(&alerts)
+        ));
+    }
+    for (i, (alert, expected)) in alerts.iter().zip(&test.expect).enumerate() {
+        let actual = serde_json::to_value(alert).unwrap_or(Json::Null);
+        for (name, want) in expected {
+            let got = alert.group_value(name).map(|v| Json::String(v.to_owned())).or_else(|| actual.get(name).cloned());
+            if !same(got.as_ref(), want) {
+                let got = got.map_or_else(|| "nothing".to_owned(), |g| g.to_string());
+                return Err(format!("alert {}: `{name}` is {got}, expected {want}{}", i + 1, describe(&alerts)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn same(got: Option<&Json>, want: &Json) -> bool {
+    match (got, want) {
+        (None, Json::Null) => true,
+        (None, _) => false,
+        (Some(Json::String(g)), Json::String(w)) => g == w,
+        (Some(Json::String(g)), Json::Number(w)) => g.parse::<f64>().ok() == w.as_f64(),
+        (Some(Json::Number(g)), Json::Number(w)) => g.as_f64() == w.as_f64(),
+        (Some(Json::Number(g)), Json::String(w)) => w.parse::<f64>().ok() == g.as_f64(),
+        (Some(g), w) => g == w,
+    }
+}
+
+fn describe(alerts: &[Alert]) -> String {
+    if alerts.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = alerts.iter().map(|a| format!("[{}] {}", a.group_text(), a.summary)).collect();
+    format!(": {}", list.join("; "))
+}

@@ -1,0 +1,7 @@
+//! What the SOC and platform engineers see of vigil itself: Prometheus
+//! metrics (every metric defined once, in [`metrics`]), the HTTP endpoints
+//! that serve them with health checks, and log setup.
+
+pub mod http;
+pub mod logging;
+pub mod metrics;
