@@ -77,7 +77,11 @@ impl Alert {
         let group: Vec<(Arc<str>, String)> = if rule.group_by.is_empty() {
             Vec::new()
         } else {
-            rule.group_by.iter().zip(key.split(KEY_SEPARATOR)).map(|((name, _), v)| (name.clone(), v.to_owned())).collect()
+            rule.group_by
+                .iter()
+                .zip(key.split(KEY_SEPARATOR))
+                .map(|((name, _), v)| (name.clone(), v.to_owned()))
+                .collect()
         };
         let fingerprint = fingerprint(&rule.id, key);
         let id = {
@@ -85,7 +89,8 @@ impl Alert {
             format!("{:032x}", xxhash_rust::xxh3::xxh3_128(seed.as_bytes()))
         };
         let mut summary = String::new();
-        rule.summary.render(&mut summary, |name, field, out| render_var(rule, &group, &firing, event, name, field, out));
+        rule.summary
+            .render(&mut summary, |name, field, out| render_var(rule, &group, &firing, event, name, field, out));
         let evidence = firing.evidence.into_iter().filter_map(|line| RawValue::from_string(line).ok()).collect();
         Alert {
             id,
@@ -146,7 +151,13 @@ fn render_var(
     out: &mut String,
 ) -> bool {
     let number = |out: &mut String, v: f64| {
-        let _ = if v.fract() == 0.0 && v.abs() < 1e15 { write!(out, "{}", v as i64) } else { write!(out, "{:.2}", v) };
+        let _ = if v.fract() == 0.0 && v.abs() < 1e15 {
+            write!(out, "{}", v as i64)
+        } else if v != 0.0 && v.abs() < 0.01 {
+            write!(out, "{v:.1e}")
+        } else {
+            write!(out, "{v:.2}")
+        };
         true
     };
     match name {

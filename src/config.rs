@@ -74,7 +74,10 @@ pub struct LimitsSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     /// The bundled demo stream, replayed `speed` times faster than real time.
-    Demo { speed: f64, seed: u64 },
+    Demo {
+        speed: f64,
+        seed: u64,
+    },
     File(PathBuf),
     Stdin,
 }

@@ -95,8 +95,7 @@ impl Engine {
                 (kind.into_boxed_str(), list.into_boxed_slice())
             })
             .collect();
-        let ticking: Vec<u32> =
-            (0..slots.len() as u32).filter(|&i| slots[i as usize].detector.needs_ticks()).collect();
+        let ticking: Vec<u32> = (0..slots.len() as u32).filter(|&i| slots[i as usize].detector.needs_ticks()).collect();
         let tick_every = slots
             .iter()
             .filter_map(|s| match &s.rule.detector {

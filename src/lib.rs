@@ -4,17 +4,18 @@
 //! (rules and detector state) → `alert` → `notify`. See
 //! `docs/ARCHITECTURE.md` for the map and the invariants.
 
-pub mod detect;
-pub mod event;
-pub mod rules;
-pub mod time;
-pub mod ruleset;
 pub mod alert;
-pub mod engine;
-pub mod pipeline;
-pub mod ruletest;
+pub mod app;
 pub mod config;
+pub mod detect;
+pub mod engine;
+pub mod event;
 pub mod load;
 pub mod notify;
-pub mod telemetry;
+pub mod pipeline;
+pub mod rules;
+pub mod ruleset;
+pub mod ruletest;
 pub mod source;
+pub mod telemetry;
+pub mod time;

@@ -1,1 +1,204 @@
-fn main() {}
+//! The `vigil` command line: `run`, `replay`, `check`, `test`, `generate`.
+//! Errors from here down are `anyhow` with context; exit status 1 means the
+//! command found a problem (invalid rules, failed tests, runtime error), 2 a
+//! usage error.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use vigil::app;
+use vigil::config::Settings;
+use vigil::load;
+use vigil::ruleset::RuleSet;
+use vigil::source::demo::{self, DemoSpec};
+use vigil::telemetry::logging;
+use vigil::time::Span;
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "Real-time security anomaly detection and alerting")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct RuleArgs {
+    /// Rules directory (default: the config's, else ./rules, else the built-in rules).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Config file (YAML).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (default: the built-in demo stream, alerts on stdout, metrics on 127.0.0.1:9464).
+    Run {
+        #[command(flatten)]
+        args: RuleArgs,
+    },
+    /// Backtest rules over recorded events (JSON lines; `-` for stdin); alerts as JSON lines on stdout.
+    Replay {
+        /// Events file, or `-` for stdin.
+        input: String,
+        #[command(flatten)]
+        args: RuleArgs,
+        /// Allowed event-time lateness (overrides the config), e.g. 30s.
+        #[arg(long)]
+        lateness: Option<String>,
+    },
+    /// Validate the config and rules; every error with file:line:column.
+    Check {
+        #[command(flatten)]
+        args: RuleArgs,
+    },
+    /// Run the rules' inline tests.
+    Test {
+        #[command(flatten)]
+        args: RuleArgs,
+    },
+    /// Write the demo event stream (or a larger one, for benchmarks) to stdout.
+    Generate {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Days of normal history before the live day.
+        #[arg(long, default_value_t = 14)]
+        days: i64,
+        #[arg(long, default_value_t = 40)]
+        users: usize,
+        #[arg(long, default_value_t = 12)]
+        accounts: usize,
+        #[arg(long, default_value_t = 16)]
+        tokens: usize,
+        #[arg(long, default_value_t = 12)]
+        calls_per_hour: u32,
+        /// Leave out the live day with the attacks.
+        #[arg(long)]
+        no_attacks: bool,
+    },
+}
+
+fn settings(config: Option<&Path>) -> Result<Settings> {
+    match config {
+        Some(path) => load::read_config(path),
+        None => Ok(Settings::default()),
+    }
+}
+
+/// Compiles the rules, printing every diagnostic; `None` if any.
+fn compile(args: &RuleArgs, settings: &Settings) -> Result<Option<RuleSet>> {
+    let sources = load::rules_for(args.rules.as_deref(), settings)?;
+    match RuleSet::compile(&sources) {
+        Ok(rules) => Ok(Some(rules)),
+        Err(diagnostics) => {
+            let mut err = io::stderr().lock();
+            for d in &diagnostics.0 {
+                writeln!(err, "error: {d}")?;
+            }
+            writeln!(err, "{} error(s) in the rules", diagnostics.0.len())?;
+            Ok(None)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run { args } => {
+            let settings = settings(args.config.as_deref())?;
+            logging::init(settings.log_format, &settings.log_level);
+            let Some(rules) = compile(&args, &settings)? else { return Ok(ExitCode::FAILURE) };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            runtime.block_on(app::run(settings, rules))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { input, args, lateness } => {
+            let mut settings = settings(args.config.as_deref())?;
+            if let Some(text) = lateness {
+                settings.lateness = Span::parse(&text).map_err(anyhow::Error::msg)?;
+            }
+            let Some(rules) = compile(&args, &settings)? else { return Ok(ExitCode::FAILURE) };
+            let reader = app::open_input(&input)?;
+            let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+            let mut diag = io::stderr().lock();
+            let report = app::replay(reader, &input, &rules, &settings, &mut out, &mut diag)?;
+            writeln!(
+                diag,
+                "replay: {} events, {} alerts, {} rejected, {} late",
+                report.events, report.alerts, report.rejected, report.late
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { args } => {
+            let settings = match settings(args.config.as_deref()) {
+                Ok(settings) => settings,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    // Still check the rules so every error shows at once.
+                    let _ = compile(&args, &Settings::default());
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            match compile(&args, &settings)? {
+                Some(rules) => {
+                    println!("ok: {} rules, {} lists", rules.rules.len(), rules.lists.names().count());
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => Ok(ExitCode::FAILURE),
+            }
+        }
+        Command::Test { args } => {
+            let settings = settings(args.config.as_deref())?;
+            let Some(rules) = compile(&args, &settings)? else { return Ok(ExitCode::FAILURE) };
+            let outcomes = vigil::ruletest::run_all(&rules, settings.lateness);
+            let mut out = io::stdout().lock();
+            let mut failed = 0;
+            for outcome in &outcomes {
+                match &outcome.failure {
+                    None => writeln!(out, "test {} :: {} ... ok", outcome.rule, outcome.name)?,
+                    Some(why) => {
+                        failed += 1;
+                        writeln!(out, "test {} :: {} ... FAILED\n    {why}", outcome.rule, outcome.name)?;
+                    }
+                }
+            }
+            let untested: Vec<&str> = rules.rules.iter().filter(|r| r.tests.is_empty()).map(|r| &*r.id).collect();
+            if !untested.is_empty() {
+                writeln!(out, "note: rules without tests: {}", untested.join(", "))?;
+            }
+            let verdict = if failed == 0 { "ok" } else { "FAILED" };
+            writeln!(out, "\nrule tests: {verdict}. {} passed; {failed} failed", outcomes.len() - failed)?;
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Generate { seed, days, users, accounts, tokens, calls_per_hour, no_attacks } => {
+            let spec =
+                DemoSpec { seed, history_days: days, users, accounts, tokens, calls_per_hour, attacks: !no_attacks };
+            let stream = demo::generate(&spec);
+            let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+            for (_, line) in &stream.events {
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

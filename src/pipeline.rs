@@ -10,7 +10,8 @@ use crate::time::Span;
 
 /// Event kinds counted by name; any other kind is counted as `other`, so
 /// the metric's labels stay bounded whatever producers send.
-pub const KNOWN_KINDS: &[&str] = &["login", "api_call", "message_volume", "setting_change", "data_access", "user_admin"];
+pub const KNOWN_KINDS: &[&str] =
+    &["login", "api_call", "message_volume", "setting_change", "data_access", "user_admin"];
 
 pub struct Pipeline {
     decoder: Decoder,
@@ -45,6 +46,13 @@ impl Pipeline {
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Counts an event the source rejected before decoding (too large).
+    pub fn reject(&mut self, reason: Reason) {
+        if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
+            self.rejected[i] += 1;
         }
     }
 

@@ -221,7 +221,9 @@ fn validate(
     }
     let (mut max_groups, mut max_values) = (detect::groups::DEFAULT_MAX_GROUPS, detect::groups::DEFAULT_MAX_VALUES);
     if let Some(limits) = &spec.limits {
-        for (value, target) in [(&limits.value.max_groups, &mut max_groups), (&limits.value.max_values, &mut max_values)] {
+        for (value, target) in
+            [(&limits.value.max_groups, &mut max_groups), (&limits.value.max_values, &mut max_values)]
+        {
             if let Some(value) = value {
                 if value.value == 0 {
                     sink.error(value, "limits must be at least 1");

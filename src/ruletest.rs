@@ -44,12 +44,7 @@ pub fn run_one(rules: &RuleSet, rule: &Arc<Rule>, test: &RuleTest, lateness: Spa
     }
     let alerts: Vec<Alert> = pipeline.drain_alerts().collect();
     if alerts.len() != test.expect.len() {
-        return Err(format!(
-            "expected {} alert(s), got {}{}",
-            test.expect.len(),
-            alerts.len(),
-            describe(&alerts)
-        ));
+        return Err(format!("expected {} alert(s), got {}{}", test.expect.len(), alerts.len(), describe(&alerts)));
     }
     for (i, (alert, expected)) in alerts.iter().zip(&test.expect).enumerate() {
         let actual = serde_json::to_value(alert).unwrap_or(Json::Null);

@@ -59,11 +59,7 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(
-            &self
-                .to_datetime()
-                .to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        )
+        f.write_str(&self.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true))
     }
 }
 
@@ -93,9 +89,7 @@ impl Span {
     pub fn parse(text: &str) -> Result<Span, String> {
         humantime::parse_duration(text.trim())
             .map(Span::from_duration)
-            .map_err(|err| {
-                format!("invalid duration `{text}`: {err} (expected e.g. 30s, 5m, 1h, 7d)")
-            })
+            .map_err(|err| format!("invalid duration `{text}`: {err} (expected e.g. 30s, 5m, 1h, 7d)"))
     }
 }
 
@@ -142,13 +136,7 @@ mod tests {
     #[test]
     fn floor_aligns_to_epoch_even_before_it() {
         let hour = Span::from_secs(3600);
-        assert_eq!(
-            Timestamp::from_secs(7201).floor_to(hour),
-            Timestamp::from_secs(7200)
-        );
-        assert_eq!(
-            Timestamp::from_secs(-1).floor_to(hour),
-            Timestamp::from_secs(-3600)
-        );
+        assert_eq!(Timestamp::from_secs(7201).floor_to(hour), Timestamp::from_secs(7200));
+        assert_eq!(Timestamp::from_secs(-1).floor_to(hour), Timestamp::from_secs(-3600));
     }
 }

@@ -28,11 +28,7 @@ impl Params {
         let window = r.duration("window", |s| &s.window, None);
         let threshold = r.positive("threshold", |s| &s.threshold, None);
         let field = r.field("field", |s| &s.field);
-        Some(Params {
-            window: window?,
-            threshold: threshold?.ceil() as usize,
-            field: field?,
-        })
+        Some(Params { window: window?, threshold: threshold?.ceil() as usize, field: field? })
     }
 }
 
@@ -70,10 +66,9 @@ impl Detector {
         }
         let window = self.params.window;
         let cap = NonZeroUsize::new(limits.max_values).unwrap_or(NonZeroUsize::MIN);
-        let group = self.groups.entry(key, || Values {
-            seen: LruCache::with_hasher(cap, RandomState::default()),
-            latest: Timestamp::MIN,
-        });
+        let group = self
+            .groups
+            .entry(key, || Values { seen: LruCache::with_hasher(cap, RandomState::default()), latest: Timestamp::MIN });
         let values = &mut group.state;
         values.latest = values.latest.max(event.ts);
         let horizon = values.latest.saturating_sub(window);
@@ -84,48 +79,24 @@ impl Detector {
         match values.seen.get_mut(self.scratch.as_str()) {
             Some(seen) => *seen = (*seen).max(event.ts),
             None => {
-                if values
-                    .seen
-                    .push(self.scratch.as_str().into(), event.ts)
-                    .is_some()
-                {
+                if values.seen.push(self.scratch.as_str().into(), event.ts).is_some() {
                     self.value_evictions += 1;
                 }
             }
         }
-        while values
-            .seen
-            .peek_lru()
-            .is_some_and(|(_, &seen)| seen < horizon)
-        {
+        while values.seen.peek_lru().is_some_and(|(_, &seen)| seen < horizon) {
             values.seen.pop_lru();
         }
         let distinct = values.seen.len();
         let firing = (distinct >= self.params.threshold).then(|| {
-            let first_ts = values
-                .seen
-                .iter()
-                .map(|(_, &t)| t)
-                .min()
-                .unwrap_or(event.ts);
+            let first_ts = values.seen.iter().map(|(_, &t)| t).min().unwrap_or(event.ts);
             let mut named: Vec<&str> = values.seen.iter().map(|(v, _)| &**v).collect();
             named.sort_unstable();
-            let mut value = named
-                .iter()
-                .take(NAMED_VALUES)
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", ");
+            let mut value = named.iter().take(NAMED_VALUES).copied().collect::<Vec<_>>().join(", ");
             if named.len() > NAMED_VALUES {
                 value.push_str(&format!(" and {} more", named.len() - NAMED_VALUES));
             }
-            Firing {
-                ts: event.ts,
-                first_ts,
-                count: Some(distinct as u64),
-                value: Some(value),
-                ..Firing::default()
-            }
+            Firing { ts: event.ts, first_ts, count: Some(distinct as u64), value: Some(value), ..Firing::default() }
         });
         conclude(group, firing, limits)
     }
@@ -143,11 +114,7 @@ mod tests {
         let mut schema = Schema::new();
         let field = schema.intern("user");
         let mut dec = decoder(schema);
-        let params = Params {
-            window: Span::from_secs(60),
-            threshold: 3,
-            field,
-        };
+        let params = Params { window: Span::from_secs(60), threshold: 3, field };
         let mut d = Any::Distinct(Detector::new(params, &limits()));
         let events = [
             (0, r#""user":"a""#),
@@ -166,18 +133,8 @@ mod tests {
         let mut schema = Schema::new();
         let field = schema.intern("user");
         let mut dec = decoder(schema);
-        let lim = Limits {
-            max_values: 5,
-            ..limits()
-        };
-        let mut inner = Detector::new(
-            Params {
-                window: Span::from_secs(600),
-                threshold: 100,
-                field,
-            },
-            &lim,
-        );
+        let lim = Limits { max_values: 5, ..limits() };
+        let mut inner = Detector::new(Params { window: Span::from_secs(600), threshold: 100, field }, &lim);
         for i in 0..20 {
             let text = line(i, &format!(r#""user":"u{i}""#));
             let ev = dec.decode(&text).unwrap();

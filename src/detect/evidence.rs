@@ -12,11 +12,7 @@ pub struct Evidence {
 
 impl Evidence {
     pub fn new(cap: usize) -> Evidence {
-        Evidence {
-            lines: Vec::new(),
-            next: 0,
-            cap,
-        }
+        Evidence { lines: Vec::new(), next: 0, cap }
     }
 
     pub fn record(&mut self, line: &str) {
@@ -49,8 +45,7 @@ impl Evidence {
 
     /// Heap bytes held, for the memory benchmark.
     pub fn heap_bytes(&self) -> usize {
-        self.lines.iter().map(String::capacity).sum::<usize>()
-            + self.lines.capacity() * size_of::<String>()
+        self.lines.iter().map(String::capacity).sum::<usize>() + self.lines.capacity() * size_of::<String>()
     }
 }
 

@@ -23,10 +23,7 @@ impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
         let window = r.duration("window", |s| &s.window, None);
         let threshold = r.positive("threshold", |s| &s.threshold, Some(1.0));
-        Some(Params {
-            window: window?,
-            threshold: threshold?.ceil() as u64,
-        })
+        Some(Params { window: window?, threshold: threshold?.ceil() as u64 })
     }
 }
 
@@ -45,26 +42,16 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
-        Detector {
-            params,
-            groups: GroupTable::new(limits.max_groups, limits.evidence),
-        }
+        Detector { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str) -> Outcome {
         let cap = self.params.threshold as usize;
-        let group = self.groups.entry(key, || Activity {
-            recent: VecDeque::new(),
-            first_seen: event.ts,
-            silent: false,
-        });
+        let group =
+            self.groups.entry(key, || Activity { recent: VecDeque::new(), first_seen: event.ts, silent: false });
         group.evidence.record(event.line);
         let activity = &mut group.state;
-        let at = activity
-            .recent
-            .iter()
-            .rposition(|&t| t <= event.ts)
-            .map_or(0, |i| i + 1);
+        let at = activity.recent.iter().rposition(|&t| t <= event.ts).map_or(0, |i| i + 1);
         activity.recent.insert(at, event.ts);
         while activity.recent.len() > cap {
             activity.recent.pop_front();
@@ -74,12 +61,7 @@ impl Detector {
         Outcome::Quiet
     }
 
-    pub fn tick(
-        &mut self,
-        watermark: Timestamp,
-        limits: &Limits,
-        out: &mut Vec<(String, Firing)>,
-    ) -> u64 {
+    pub fn tick(&mut self, watermark: Timestamp, limits: &Limits, out: &mut Vec<(String, Firing)>) -> u64 {
         let window = self.params.window;
         let threshold = self.params.threshold;
         let mut suppressed = 0;
@@ -94,11 +76,7 @@ impl Detector {
                 continue;
             }
             activity.silent = true;
-            let last = activity
-                .recent
-                .back()
-                .copied()
-                .unwrap_or(activity.first_seen);
+            let last = activity.recent.back().copied().unwrap_or(activity.first_seen);
             if group.permit(watermark, limits.realert) {
                 let firing = Firing {
                     ts: watermark,
@@ -126,13 +104,7 @@ mod tests {
     fn fires_once_per_silence_and_rearms() {
         let mut dec = decoder(Schema::new());
         let lim = limits();
-        let mut d = Detector::new(
-            Params {
-                window: Span::from_secs(600),
-                threshold: 2,
-            },
-            &lim,
-        );
+        let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 2 }, &lim);
         let mut fired = Vec::new();
         let mut feed = |d: &mut Detector, offset: i64| {
             let text = line(offset, "");
@@ -160,13 +132,7 @@ mod tests {
     fn a_new_group_gets_a_full_window_first() {
         let mut dec = decoder(Schema::new());
         let lim = limits();
-        let mut d = Detector::new(
-            Params {
-                window: Span::from_secs(600),
-                threshold: 5,
-            },
-            &lim,
-        );
+        let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 5 }, &lim);
         let text = line(0, "");
         d.observe(&dec.decode(&text).unwrap(), "g");
         let mut fired = Vec::new();

@@ -51,22 +51,14 @@ pub struct GroupTable<S> {
 impl<S> GroupTable<S> {
     pub fn new(max_groups: usize, evidence_cap: usize) -> GroupTable<S> {
         let cap = NonZeroUsize::new(max_groups).unwrap_or(NonZeroUsize::MIN);
-        GroupTable {
-            map: LruCache::with_hasher(cap, RandomState::default()),
-            evidence_cap,
-            evictions: 0,
-        }
+        GroupTable { map: LruCache::with_hasher(cap, RandomState::default()), evidence_cap, evictions: 0 }
     }
 
     /// The group for `key`, created by `make` if new (possibly evicting the
     /// least recently used group).
     pub fn entry(&mut self, key: &str, make: impl FnOnce() -> S) -> &mut Group<S> {
         if !self.map.contains(key) {
-            let group = Group {
-                state: make(),
-                last_alert: None,
-                evidence: Evidence::new(self.evidence_cap),
-            };
+            let group = Group { state: make(), last_alert: None, evidence: Evidence::new(self.evidence_cap) };
             if let Some((evicted, _)) = self.map.push(key.into(), group) {
                 if *evicted != *key {
                     self.evictions += 1;
@@ -114,10 +106,7 @@ mod tests {
         assert!(!group.permit(Timestamp::from_secs(1059), Span::from_secs(60)));
         assert!(group.permit(Timestamp::from_secs(1060), Span::from_secs(60)));
         assert!(group.permit(Timestamp::from_secs(1060), Span::ZERO));
-        assert!(
-            !group.permit(Timestamp::from_secs(10), Span::ZERO),
-            "an alert older than the last is not re-sent"
-        );
+        assert!(!group.permit(Timestamp::from_secs(10), Span::ZERO), "an alert older than the last is not re-sent");
     }
 
     proptest! {

@@ -13,20 +13,13 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(limits: &Limits) -> Detector {
-        Detector {
-            groups: GroupTable::new(limits.max_groups, limits.evidence.min(1)),
-        }
+        Detector { groups: GroupTable::new(limits.max_groups, limits.evidence.min(1)) }
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
         let group = self.groups.entry(key, || ());
         group.evidence.record(event.line);
-        let firing = Firing {
-            ts: event.ts,
-            first_ts: event.ts,
-            count: Some(1),
-            ..Firing::default()
-        };
+        let firing = Firing { ts: event.ts, first_ts: event.ts, count: Some(1), ..Firing::default() };
         conclude(group, Some(firing), limits)
     }
 }
@@ -43,18 +36,9 @@ mod tests {
     fn every_event_fires_unless_realert_holds_it() {
         let mut d = Any::Match(Detector::new(&limits()));
         let mut dec = decoder(Schema::new());
-        assert_eq!(
-            run(&mut d, &mut dec, &limits(), &[(0, ""), (1, ""), (2, "")]),
-            "FFF"
-        );
-        let slow = Limits {
-            realert: Span::from_secs(60),
-            ..limits()
-        };
+        assert_eq!(run(&mut d, &mut dec, &limits(), &[(0, ""), (1, ""), (2, "")]), "FFF");
+        let slow = Limits { realert: Span::from_secs(60), ..limits() };
         let mut d = Any::Match(Detector::new(&slow));
-        assert_eq!(
-            run(&mut d, &mut dec, &slow, &[(0, ""), (30, ""), (60, "")]),
-            "FSF"
-        );
+        assert_eq!(run(&mut d, &mut dec, &slow, &[(0, ""), (30, ""), (60, "")]), "FSF");
     }
 }

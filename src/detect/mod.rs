@@ -74,17 +74,8 @@ pub enum Params {
     Flatline(flatline::Params),
 }
 
-pub const TYPES: &[&str] = &[
-    "match",
-    "threshold",
-    "distinct",
-    "ratio",
-    "spike",
-    "new_value",
-    "off_hours",
-    "sequence",
-    "flatline",
-];
+pub const TYPES: &[&str] =
+    &["match", "threshold", "distinct", "ratio", "spike", "new_value", "off_hours", "sequence", "flatline"];
 
 impl Params {
     /// Reads the parameters of detector type `kind`; problems go to the
@@ -176,9 +167,7 @@ impl Detector {
     pub fn new(params: &Params, limits: &Limits) -> Detector {
         match params {
             Params::Match => Detector::Match(match_event::Detector::new(limits)),
-            Params::Threshold(p) => {
-                Detector::Threshold(threshold::Detector::new(p.clone(), limits))
-            }
+            Params::Threshold(p) => Detector::Threshold(threshold::Detector::new(p.clone(), limits)),
             Params::Distinct(p) => Detector::Distinct(distinct::Detector::new(p.clone(), limits)),
             Params::Ratio(p) => Detector::Ratio(ratio::Detector::new(p.clone(), limits)),
             Params::Spike(p) => Detector::Spike(spike::Detector::new(p.clone(), limits)),
@@ -191,13 +180,7 @@ impl Detector {
 
     /// Shows a matching event to the detector. `watermark` is the event
     /// time before which no further event will be accepted.
-    pub fn observe(
-        &mut self,
-        event: &EventRef<'_>,
-        key: &str,
-        watermark: Timestamp,
-        limits: &Limits,
-    ) -> Outcome {
+    pub fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome {
         match self {
             Detector::Match(d) => d.observe(event, key, limits),
             Detector::Threshold(d) => d.observe(event, key, watermark, limits),
@@ -219,12 +202,7 @@ impl Detector {
 
     /// Lets event time advance to `watermark` with no event; fires for
     /// groups whose silence is now long enough.
-    pub fn tick(
-        &mut self,
-        watermark: Timestamp,
-        limits: &Limits,
-        out: &mut Vec<(String, Firing)>,
-    ) -> u64 {
+    pub fn tick(&mut self, watermark: Timestamp, limits: &Limits, out: &mut Vec<(String, Firing)>) -> u64 {
         match self {
             Detector::Flatline(d) => d.tick(watermark, limits, out),
             _ => 0,
@@ -262,11 +240,7 @@ impl Detector {
 }
 
 /// The last step every detector shares: apply realert, attach evidence.
-pub(crate) fn conclude<S>(
-    group: &mut groups::Group<S>,
-    firing: Option<Firing>,
-    limits: &Limits,
-) -> Outcome {
+pub(crate) fn conclude<S>(group: &mut groups::Group<S>, firing: Option<Firing>, limits: &Limits) -> Outcome {
     match firing {
         None => Outcome::Quiet,
         Some(mut firing) => {
@@ -292,12 +266,7 @@ pub(crate) mod testing {
     pub const BASE: i64 = 1_763_892_000; // 2025-11-23T10:00:00Z, a Sunday
 
     pub fn limits() -> Limits {
-        Limits {
-            max_groups: 100,
-            max_values: 100,
-            evidence: 3,
-            realert: Span::ZERO,
-        }
+        Limits { max_groups: 100, max_values: 100, evidence: 3, realert: Span::ZERO }
     }
 
     pub fn line(offset_secs: i64, fields: &str) -> String {
@@ -315,12 +284,7 @@ pub(crate) mod testing {
 
     /// Feeds events to `detector` in order; returns, per event, whether it
     /// fired (`F`), was suppressed (`S`) or stayed quiet (`.`).
-    pub fn run(
-        detector: &mut Detector,
-        decoder: &mut Decoder,
-        limits: &Limits,
-        events: &[(i64, &str)],
-    ) -> String {
+    pub fn run(detector: &mut Detector, decoder: &mut Decoder, limits: &Limits, events: &[(i64, &str)]) -> String {
         let mut trace = String::new();
         for (offset, fields) in events {
             let text = line(*offset, fields);

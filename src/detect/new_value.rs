@@ -26,20 +26,12 @@ pub struct Params {
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
         let field = r.field("field", |s| &s.field);
-        let learning = r.duration(
-            "learning",
-            |s| &s.learning,
-            Some(Span::from_secs(7 * 86_400)),
-        );
+        let learning = r.duration("learning", |s| &s.learning, Some(Span::from_secs(7 * 86_400)));
         let forget_after = match r.spec.forget_after {
             Some(_) => Some(r.duration("forget_after", |s| &s.forget_after, None)?),
             None => None,
         };
-        Some(Params {
-            field: field?,
-            learning: learning?,
-            forget_after,
-        })
+        Some(Params { field: field?, learning: learning?, forget_after })
     }
 }
 
@@ -73,10 +65,9 @@ impl Detector {
             return Outcome::Quiet;
         }
         let cap = NonZeroUsize::new(limits.max_values).unwrap_or(NonZeroUsize::MIN);
-        let group = self.groups.entry(key, || Known {
-            first_seen: event.ts,
-            values: LruCache::with_hasher(cap, RandomState::default()),
-        });
+        let group = self
+            .groups
+            .entry(key, || Known { first_seen: event.ts, values: LruCache::with_hasher(cap, RandomState::default()) });
         group.evidence.record(event.line);
         let known = &mut group.state;
         known.first_seen = known.first_seen.min(event.ts);
@@ -97,11 +88,7 @@ impl Detector {
                     stale
                 }
                 None => {
-                    if known
-                        .values
-                        .push(scratch.as_str().into(), event.ts)
-                        .is_some()
-                    {
+                    if known.values.push(scratch.as_str().into(), event.ts).is_some() {
                         *evictions += 1;
                     }
                     true
@@ -135,15 +122,8 @@ mod tests {
     fn setup(forget_after: Option<Span>) -> (Any, crate::event::Decoder) {
         let mut schema = Schema::new();
         let field = schema.intern("device");
-        let params = Params {
-            field,
-            learning: Span::from_secs(2 * DAY),
-            forget_after,
-        };
-        (
-            Any::NewValue(Detector::new(params, &limits())),
-            decoder(schema),
-        )
+        let params = Params { field, learning: Span::from_secs(2 * DAY), forget_after };
+        (Any::NewValue(Detector::new(params, &limits())), decoder(schema))
     }
 
     #[test]
@@ -163,21 +143,14 @@ mod tests {
     #[test]
     fn forgets_values_after_the_horizon() {
         let (mut d, mut dec) = setup(Some(Span::from_secs(30 * DAY)));
-        let events = [
-            (0, r#""device":"a""#),
-            (3 * DAY, r#""device":"a""#),
-            (40 * DAY, r#""device":"a""#),
-        ];
+        let events = [(0, r#""device":"a""#), (3 * DAY, r#""device":"a""#), (40 * DAY, r#""device":"a""#)];
         assert_eq!(run(&mut d, &mut dec, &limits(), &events), "..F");
     }
 
     #[test]
     fn any_new_element_of_a_list_counts() {
         let (mut d, mut dec) = setup(None);
-        let events = [
-            (0, r#""device":["a","b"]"#),
-            (3 * DAY, r#""device":["b","c"]"#),
-        ];
+        let events = [(0, r#""device":["a","b"]"#), (3 * DAY, r#""device":["b","c"]"#)];
         assert_eq!(run(&mut d, &mut dec, &limits(), &events), ".F");
     }
 }

@@ -48,6 +48,10 @@ pub struct Profile {
     pub min_events: u64,
     pub min_share: f64,
     pub tolerance: u32,
+    /// Days either side whose same hours count too: habits carry over to
+    /// neighbouring days, and two weeks of history rarely cover every
+    /// hour of every weekday.
+    pub day_tolerance: u32,
 }
 
 const HOURS_PER_WEEK: usize = 168;
@@ -61,10 +65,7 @@ impl Params {
                 Err(_) => {
                     r.error(
                         spec,
-                        format!(
-                            "unknown time zone `{}` (use an IANA name such as Europe/Berlin)",
-                            spec.value
-                        ),
+                        format!("unknown time zone `{}` (use an IANA name such as Europe/Berlin)", spec.value),
                     );
                     return None;
                 }
@@ -74,27 +75,14 @@ impl Params {
         let mode = match r.choice("mode", |s| &s.mode, &["schedule", "profile"]) {
             None | Some("schedule") => Mode::Schedule(schedule(r)?),
             Some(_) => Mode::Profile(Profile {
-                learning: r.duration(
-                    "learning",
-                    |s| &s.learning,
-                    Some(Span::from_secs(14 * 86_400)),
-                )?,
-                min_events: r
-                    .optional("min_events", |s| &s.min_events)
-                    .map_or(50, |m| m.value),
-                min_share: r
-                    .optional("min_share", |s| &s.min_share)
-                    .map_or(0.0, |m| m.value),
-                tolerance: r
-                    .optional("tolerance", |s| &s.tolerance)
-                    .map_or(1, |t| t.value.min(84)),
+                learning: r.duration("learning", |s| &s.learning, Some(Span::from_secs(14 * 86_400)))?,
+                min_events: r.optional("min_events", |s| &s.min_events).map_or(50, |m| m.value),
+                min_share: r.optional("min_share", |s| &s.min_share).map_or(0.0, |m| m.value),
+                tolerance: r.optional("tolerance", |s| &s.tolerance).map_or(1, |t| t.value.min(11)),
+                day_tolerance: r.optional("day_tolerance", |s| &s.day_tolerance).map_or(1, |t| t.value.min(3)),
             }),
         };
-        Some(Params {
-            timezone,
-            timezone_field,
-            mode,
-        })
+        Some(Params { timezone, timezone_field, mode })
     }
 }
 
@@ -105,10 +93,7 @@ fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
         Some(spec) => match parse_hours(&spec.value) {
             Some(range) => range,
             None => {
-                r.error(
-                    spec,
-                    format!("`hours` must look like 08:00-18:00, not `{}`", spec.value),
-                );
+                r.error(spec, format!("`hours` must look like 08:00-18:00, not `{}`", spec.value));
                 return None;
             }
         },
@@ -120,10 +105,7 @@ fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
             for day in &spec.value {
                 match parse_days(day) {
                     Some(range) => range.into_iter().for_each(|d| days[d] = true),
-                    None => r.error(
-                        spec,
-                        format!("unknown day `{day}` (use mon..sun or mon-fri)"),
-                    ),
+                    None => r.error(spec, format!("unknown day `{day}` (use mon..sun or mon-fri)")),
                 }
             }
         }
@@ -135,10 +117,7 @@ fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
                 Ok(date) => {
                     holidays.insert(date);
                 }
-                Err(_) => r.error(
-                    spec,
-                    format!("holiday `{day}` is not a date like 2026-12-25"),
-                ),
+                Err(_) => r.error(spec, format!("holiday `{day}` is not a date like 2026-12-25")),
             }
         }
     }
@@ -150,22 +129,14 @@ fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
                         Ok(date) => {
                             holidays.insert(date);
                         }
-                        Err(_) => r.error(
-                            spec,
-                            format!("list `{}` holds `{day}`, not a date", spec.value),
-                        ),
+                        Err(_) => r.error(spec, format!("list `{}` holds `{day}`, not a date", spec.value)),
                     }
                 }
             }
             None => r.error(spec, format!("unknown list `{}`", spec.value)),
         }
     }
-    Some(Schedule {
-        days,
-        start,
-        end,
-        holidays,
-    })
+    Some(Schedule { days, start, end, holidays })
 }
 
 fn parse_hours(text: &str) -> Option<(u32, u32)> {
@@ -181,19 +152,13 @@ fn parse_hours(text: &str) -> Option<(u32, u32)> {
 fn parse_days(text: &str) -> Option<Vec<usize>> {
     let day = |t: &str| -> Option<usize> {
         let t = t.trim().to_ascii_lowercase();
-        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-            .iter()
-            .position(|d| t.starts_with(d))
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].iter().position(|d| t.starts_with(d))
     };
     match text.split_once('-') {
         None => Some(vec![day(text)?]),
         Some((a, b)) => {
             let (a, b) = (day(a)?, day(b)?);
-            Some(if a <= b {
-                (a..=b).collect()
-            } else {
-                (a..7).chain(0..=b).collect()
-            })
+            Some(if a <= b { (a..=b).collect() } else { (a..7).chain(0..=b).collect() })
         }
     }
 }
@@ -234,27 +199,19 @@ pub struct Habits {
 
 #[derive(Debug)]
 pub enum Detector {
-    Schedule {
-        params: Params,
-        groups: GroupTable<()>,
-    },
-    Profile {
-        params: Params,
-        groups: GroupTable<Habits>,
-    },
+    Schedule { params: Params, groups: GroupTable<()> },
+    Profile { params: Params, groups: GroupTable<Habits> },
 }
 
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
         match params.mode {
-            Mode::Schedule(_) => Detector::Schedule {
-                params,
-                groups: GroupTable::new(limits.max_groups, limits.evidence),
-            },
-            Mode::Profile(_) => Detector::Profile {
-                params,
-                groups: GroupTable::new(limits.max_groups, limits.evidence),
-            },
+            Mode::Schedule(_) => {
+                Detector::Schedule { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
+            }
+            Mode::Profile(_) => {
+                Detector::Profile { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
+            }
         }
     }
 
@@ -284,8 +241,7 @@ impl Detector {
                     return Outcome::Quiet;
                 };
                 let local = local(params, event);
-                let hour =
-                    local.weekday().num_days_from_monday() as usize * 24 + local.hour() as usize;
+                let hour = local.weekday().num_days_from_monday() as usize * 24 + local.hour() as usize;
                 let group = groups.entry(key, || Habits {
                     first_seen: event.ts,
                     total: 0,
@@ -294,12 +250,16 @@ impl Detector {
                 group.evidence.record(event.line);
                 let habits = &mut group.state;
                 habits.first_seen = habits.first_seen.min(event.ts);
-                let learned = habits.total >= profile.min_events
-                    && event.ts.since(habits.first_seen) >= profile.learning;
-                let tolerance = profile.tolerance as usize;
-                let nearby: u64 = (HOURS_PER_WEEK - tolerance..=HOURS_PER_WEEK + tolerance)
-                    .map(|offset| u64::from(habits.hours[(hour + offset) % HOURS_PER_WEEK]))
-                    .sum();
+                let learned =
+                    habits.total >= profile.min_events && event.ts.since(habits.first_seen) >= profile.learning;
+                let (hours, days) = (profile.tolerance as i64, profile.day_tolerance as i64);
+                let mut nearby = 0u64;
+                for day in -days..=days {
+                    for h in -hours..=hours {
+                        let bucket = (hour as i64 + day * 24 + h).rem_euclid(HOURS_PER_WEEK as i64) as usize;
+                        nearby += u64::from(habits.hours[bucket]);
+                    }
+                }
                 let share = nearby as f64 / habits.total.max(1) as f64;
                 habits.hours[hour] = habits.hours[hour].saturating_add(1);
                 habits.total += 1;
@@ -341,11 +301,7 @@ fn describe(local: &chrono::DateTime<Tz>) -> String {
         Weekday::Sat => "Sat",
         Weekday::Sun => "Sun",
     };
-    format!(
-        "{day} {} {}",
-        local.format("%Y-%m-%d %H:%M"),
-        local.timezone().name()
-    )
+    format!("{day} {} {}", local.format("%Y-%m-%d %H:%M"), local.timezone().name())
 }
 
 #[cfg(test)]
@@ -358,18 +314,11 @@ mod tests {
     fn schedule_params(tz_field: Option<FieldId>) -> Params {
         let mut days = [false; 7];
         days[..5].fill(true);
-        let holidays = [NaiveDate::from_ymd_opt(2025, 11, 25).unwrap()]
-            .into_iter()
-            .collect();
+        let holidays = [NaiveDate::from_ymd_opt(2025, 11, 25).unwrap()].into_iter().collect();
         Params {
             timezone: "Europe/Berlin".parse().unwrap(),
             timezone_field: tz_field,
-            mode: Mode::Schedule(Schedule {
-                days,
-                start: 8 * 60,
-                end: 18 * 60,
-                holidays,
-            }),
+            mode: Mode::Schedule(Schedule { days, start: 8 * 60, end: 18 * 60, holidays }),
         }
     }
 
@@ -382,17 +331,7 @@ mod tests {
         let monday_night = 86_400 + 12 * 3600; // 22:00 UTC = 23:00 Berlin
         let holiday_noon = 2 * 86_400;
         assert_eq!(
-            run(
-                &mut d,
-                &mut dec,
-                &limits(),
-                &[
-                    (0, ""),
-                    (monday_morning, ""),
-                    (monday_night, ""),
-                    (holiday_noon, "")
-                ]
-            ),
+            run(&mut d, &mut dec, &limits(), &[(0, ""), (monday_morning, ""), (monday_night, ""), (holiday_noon, "")]),
             "F.FF"
         );
     }
@@ -405,10 +344,7 @@ mod tests {
         let mut d = Any::OffHours(Detector::new(schedule_params(Some(tz)), &limits()));
         // Monday 2025-11-24 15:00 UTC: business hours in Berlin, 00:00 in Tokyo.
         let monday_afternoon = 86_400 + 5 * 3600;
-        let events = [
-            (monday_afternoon, r#""tz":"Asia/Tokyo""#),
-            (monday_afternoon, r#""tz":"bogus""#),
-        ];
+        let events = [(monday_afternoon, r#""tz":"Asia/Tokyo""#), (monday_afternoon, r#""tz":"bogus""#)];
         assert_eq!(run(&mut d, &mut dec, &limits(), &events), "F.");
     }
 
@@ -426,20 +362,11 @@ mod tests {
     fn night_shift_across_midnight() {
         let mut days = [false; 7];
         days[0] = true; // Monday night shift
-        let s = Schedule {
-            days,
-            start: 22 * 60,
-            end: 6 * 60,
-            holidays: HashSet::new(),
-        };
+        let s = Schedule { days, start: 22 * 60, end: 6 * 60, holidays: HashSet::new() };
         let tz: Tz = Tz::UTC;
-        let at =
-            |d: u32, h: u32| chrono::TimeZone::with_ymd_and_hms(&tz, 2025, 11, d, h, 0, 0).unwrap();
+        let at = |d: u32, h: u32| chrono::TimeZone::with_ymd_and_hms(&tz, 2025, 11, d, h, 0, 0).unwrap();
         assert!(s.is_business_time(&at(24, 23)));
-        assert!(
-            s.is_business_time(&at(25, 3)),
-            "Tuesday 03:00 belongs to Monday's shift"
-        );
+        assert!(s.is_business_time(&at(25, 3)), "Tuesday 03:00 belongs to Monday's shift");
         assert!(!s.is_business_time(&at(25, 23)));
     }
 
@@ -464,10 +391,7 @@ mod tests {
             events.push((day * 86_400 + 4 * 3600, ""));
         }
         let learning = run(&mut d, &mut dec, &limits(), &events);
-        assert!(
-            learning.chars().all(|c| c == '.'),
-            "habitual hours never fire: {learning}"
-        );
+        assert!(learning.chars().all(|c| c == '.'), "habitual hours never fire: {learning}");
         // Same hour a week later: fine. 03:00: unusual.
         let later = [(14 * 86_400, ""), (14 * 86_400 - 7 * 3600, "")];
         assert_eq!(run(&mut d, &mut dec, &limits(), &later), ".F");

@@ -33,15 +33,7 @@ impl<'a> ParamReader<'a> {
         lists: &'a Lists,
         sink: &'a mut Sink,
     ) -> ParamReader<'a> {
-        ParamReader {
-            spec,
-            kind,
-            at,
-            schema,
-            lists,
-            sink,
-            used: vec!["type", "group_by"],
-        }
+        ParamReader { spec, kind, at, schema, lists, sink, used: vec!["type", "group_by"] }
     }
 
     pub fn optional<T>(&mut self, name: &'static str, get: Getter<T>) -> Option<&'a Spanned<T>> {
@@ -52,18 +44,12 @@ impl<'a> ParamReader<'a> {
     pub fn required<T>(&mut self, name: &'static str, get: Getter<T>) -> Option<&'a Spanned<T>> {
         let value = self.optional(name, get);
         if value.is_none() {
-            self.sink
-                .error_at(self.at, format!("`{}` detectors need `{name}`", self.kind));
+            self.sink.error_at(self.at, format!("`{}` detectors need `{name}`", self.kind));
         }
         value
     }
 
-    pub fn duration(
-        &mut self,
-        name: &'static str,
-        get: Getter<String>,
-        default: Option<Span>,
-    ) -> Option<Span> {
+    pub fn duration(&mut self, name: &'static str, get: Getter<String>, default: Option<Span>) -> Option<Span> {
         let value = match default {
             Some(_) => self.optional(name, get),
             None => self.required(name, get),
@@ -72,8 +58,7 @@ impl<'a> ParamReader<'a> {
         match Span::parse(&value.value) {
             Ok(span) if span > Span::ZERO => Some(span),
             Ok(_) => {
-                self.sink
-                    .error(value, format!("`{name}` must be longer than zero"));
+                self.sink.error(value, format!("`{name}` must be longer than zero"));
                 None
             }
             Err(message) => {
@@ -84,12 +69,7 @@ impl<'a> ParamReader<'a> {
     }
 
     /// A positive number, or `default` if absent.
-    pub fn positive(
-        &mut self,
-        name: &'static str,
-        get: Getter<f64>,
-        default: Option<f64>,
-    ) -> Option<f64> {
+    pub fn positive(&mut self, name: &'static str, get: Getter<f64>, default: Option<f64>) -> Option<f64> {
         let value = match default {
             Some(_) => self.optional(name, get),
             None => self.required(name, get),
@@ -98,8 +78,7 @@ impl<'a> ParamReader<'a> {
         if value.value.is_finite() && value.value > 0.0 {
             Some(value.value)
         } else {
-            self.sink
-                .error(value, format!("`{name}` must be a number above zero"));
+            self.sink.error(value, format!("`{name}` must be a number above zero"));
             None
         }
     }
@@ -122,14 +101,7 @@ impl<'a> ParamReader<'a> {
     }
 
     pub fn filter(&mut self, node: &Spanned<Node>) -> Filter {
-        filter::compile(
-            node,
-            &mut FilterCtx {
-                schema: self.schema,
-                lists: self.lists,
-                sink: self.sink,
-            },
-        )
+        filter::compile(node, &mut FilterCtx { schema: self.schema, lists: self.lists, sink: self.sink })
     }
 
     pub fn choice(
@@ -141,10 +113,7 @@ impl<'a> ParamReader<'a> {
         let value = self.optional(name, get)?;
         let found = options.iter().find(|o| **o == value.value).copied();
         if found.is_none() {
-            self.sink.error(
-                value,
-                format!("`{name}` must be one of: {}", options.join(", ")),
-            );
+            self.sink.error(value, format!("`{name}` must be one of: {}", options.join(", ")));
         }
         found
     }
@@ -156,7 +125,7 @@ impl<'a> ParamReader<'a> {
     /// Reports every parameter that was given but not read.
     pub fn finish(self) {
         let spec = self.spec;
-        let given: [(&str, Option<Loc>); 30] = [
+        let given: [(&str, Option<Loc>); 31] = [
             ("window", spec.window.as_ref().map(Loc::of)),
             ("threshold", spec.threshold.as_ref().map(Loc::of)),
             ("sum", spec.sum.as_ref().map(Loc::of)),
@@ -183,6 +152,7 @@ impl<'a> ParamReader<'a> {
             ("holidays_list", spec.holidays_list.as_ref().map(Loc::of)),
             ("min_share", spec.min_share.as_ref().map(Loc::of)),
             ("tolerance", spec.tolerance.as_ref().map(Loc::of)),
+            ("day_tolerance", spec.day_tolerance.as_ref().map(Loc::of)),
             ("steps", spec.steps.as_ref().map(Loc::of)),
             ("type", spec.kind.as_ref().map(Loc::of)),
             ("group_by", spec.group_by.as_ref().map(Loc::of)),
@@ -191,10 +161,7 @@ impl<'a> ParamReader<'a> {
         for (name, loc) in given {
             if let Some(loc) = loc {
                 if !self.used.contains(&name) {
-                    self.sink.error_at(
-                        loc,
-                        format!("`{name}` is not a parameter of `{}` detectors", self.kind),
-                    );
+                    self.sink.error_at(loc, format!("`{name}` is not a parameter of `{}` detectors", self.kind));
                 }
             }
         }

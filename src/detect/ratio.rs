@@ -27,18 +27,9 @@ impl Params {
                 r.error(spec, "`ratio` is a share between 0 and 1 (0.25 = 25%)");
             }
         }
-        let min_events = r
-            .optional("min_events", |s| &s.min_events)
-            .map_or(10, |m| m.value);
-        let sub_filter = r
-            .required("match", |s| &s.sub_filter)
-            .map(|node| r.filter(node));
-        Some(Params {
-            window: window?,
-            ratio: ratio?,
-            min_events,
-            sub_filter: sub_filter?,
-        })
+        let min_events = r.optional("min_events", |s| &s.min_events).map_or(10, |m| m.value);
+        let sub_filter = r.required("match", |s| &s.sub_filter).map(|node| r.filter(node));
+        Some(Params { window: window?, ratio: ratio?, min_events, sub_filter: sub_filter? })
     }
 }
 
@@ -50,10 +41,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
-        Detector {
-            params,
-            groups: GroupTable::new(limits.max_groups, limits.evidence),
-        }
+        Detector { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
@@ -63,31 +51,18 @@ impl Detector {
         if matched {
             group.evidence.record(event.line);
         }
-        group.state.insert(Entry {
-            ts: event.ts,
-            a: f64::from(u8::from(matched)),
-            b: 1.0,
-        });
-        let totals = group
-            .state
-            .totals(event.ts.saturating_sub(window), event.ts);
+        group.state.insert(Entry { ts: event.ts, a: f64::from(u8::from(matched)), b: 1.0 });
+        let totals = group.state.totals(event.ts.saturating_sub(window), event.ts);
         group.state.prune(event.ts.saturating_sub(window + window));
-        let share = if totals.b > 0.0 {
-            totals.a / totals.b
-        } else {
-            0.0
-        };
-        let firing =
-            (totals.events >= self.params.min_events && share >= self.params.ratio).then(|| {
-                Firing {
-                    ts: event.ts,
-                    first_ts: totals.first.unwrap_or(event.ts),
-                    count: Some(totals.a as u64),
-                    score: Some(share),
-                    observed: Some(totals.b),
-                    ..Firing::default()
-                }
-            });
+        let share = if totals.b > 0.0 { totals.a / totals.b } else { 0.0 };
+        let firing = (totals.events >= self.params.min_events && share >= self.params.ratio).then(|| Firing {
+            ts: event.ts,
+            first_ts: totals.first.unwrap_or(event.ts),
+            count: Some(totals.a as u64),
+            score: Some(share),
+            observed: Some(totals.b),
+            ..Firing::default()
+        });
         conclude(group, firing, limits)
     }
 }
@@ -105,46 +80,18 @@ mod tests {
     #[test]
     fn fires_on_share_with_enough_events_only() {
         let mut schema = Schema::new();
-        let node = parse_document(&Document {
-            text: "status|gte: 500",
-            first_line: 1,
-        })
-        .unwrap();
+        let node = parse_document(&Document { text: "status|gte: 500", first_line: 1 }).unwrap();
         let mut sink = Sink::new(1);
         let lists = Lists::new();
-        let sub_filter = compile(
-            &node,
-            &mut FilterCtx {
-                schema: &mut schema,
-                lists: &lists,
-                sink: &mut sink,
-            },
-        );
+        let sub_filter = compile(&node, &mut FilterCtx { schema: &mut schema, lists: &lists, sink: &mut sink });
         let mut dec = decoder(schema);
-        let params = Params {
-            window: Span::from_secs(60),
-            ratio: 0.5,
-            min_events: 4,
-            sub_filter,
-        };
+        let params = Params { window: Span::from_secs(60), ratio: 0.5, min_events: 4, sub_filter };
         let mut d = Any::Ratio(Detector::new(params, &limits()));
         let (ok, err) = (r#""status":200"#, r#""status":503"#);
         // 2 of 2 failing: too few events. Then 3 of 4, alert.
-        assert_eq!(
-            run(
-                &mut d,
-                &mut dec,
-                &limits(),
-                &[(0, err), (1, err), (2, ok), (3, err)]
-            ),
-            "...F"
-        );
+        assert_eq!(run(&mut d, &mut dec, &limits(), &[(0, err), (1, err), (2, ok), (3, err)]), "...F");
         // A fresh window of healthy traffic stays quiet.
-        let healthy: Vec<(i64, &str)> = (100..120)
-            .map(|i| (i, if i % 10 == 0 { err } else { ok }))
-            .collect();
-        assert!(run(&mut d, &mut dec, &limits(), &healthy)
-            .chars()
-            .all(|c| c == '.'));
+        let healthy: Vec<(i64, &str)> = (100..120).map(|i| (i, if i % 10 == 0 { err } else { ok })).collect();
+        assert!(run(&mut d, &mut dec, &limits(), &healthy).chars().all(|c| c == '.'));
     }
 }

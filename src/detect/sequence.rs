@@ -46,21 +46,10 @@ impl Params {
                 }
             }
             let filter = r.filter(&spec.value.filter);
-            let name = spec
-                .value
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("step {}", i + 1));
-            steps.push(Step {
-                name,
-                filter,
-                count: count.max(1),
-            });
+            let name = spec.value.name.clone().unwrap_or_else(|| format!("step {}", i + 1));
+            steps.push(Step { name, filter, count: count.max(1) });
         }
-        Some(Params {
-            window: window?,
-            steps,
-        })
+        Some(Params { window: window?, steps })
     }
 }
 
@@ -83,10 +72,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
-        Detector {
-            params,
-            groups: GroupTable::new(limits.max_groups, limits.evidence),
-        }
+        Detector { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
@@ -130,11 +116,7 @@ impl Detector {
             while progress.first.len() > first_step.count as usize {
                 progress.first.pop_front();
             }
-            while progress
-                .first
-                .front()
-                .is_some_and(|&t| event.ts.since(t) > params.window)
-            {
+            while progress.first.front().is_some_and(|&t| event.ts.since(t) > params.window) {
                 progress.first.pop_front();
             }
             if progress.first.len() == first_step.count as usize && progress.stage <= 1 {
@@ -163,40 +145,15 @@ mod tests {
         let lists = Lists::new();
         let mut sink = Sink::new(1);
         let mut filter = |text: &str| {
-            let node = parse_document(&Document {
-                text,
-                first_line: 1,
-            })
-            .unwrap();
-            compile(
-                &node,
-                &mut FilterCtx {
-                    schema: &mut schema,
-                    lists: &lists,
-                    sink: &mut sink,
-                },
-            )
+            let node = parse_document(&Document { text, first_line: 1 }).unwrap();
+            compile(&node, &mut FilterCtx { schema: &mut schema, lists: &lists, sink: &mut sink })
         };
         let steps = vec![
-            Step {
-                name: "fail".into(),
-                filter: filter("outcome: failure"),
-                count: fail_count,
-            },
-            Step {
-                name: "ok".into(),
-                filter: filter("outcome: success"),
-                count: 1,
-            },
+            Step { name: "fail".into(), filter: filter("outcome: failure"), count: fail_count },
+            Step { name: "ok".into(), filter: filter("outcome: success"), count: 1 },
         ];
-        let params = Params {
-            window: Span::from_secs(window),
-            steps,
-        };
-        (
-            Any::Sequence(Detector::new(params, &limits())),
-            decoder(schema),
-        )
+        let params = Params { window: Span::from_secs(window), steps };
+        (Any::Sequence(Detector::new(params, &limits())), decoder(schema))
     }
 
     const F: &str = r#""outcome":"failure""#;
@@ -205,44 +162,22 @@ mod tests {
     #[test]
     fn failures_then_success_fires_once() {
         let (mut d, mut dec) = brute_force_success(3, 600);
-        assert_eq!(
-            run(
-                &mut d,
-                &mut dec,
-                &limits(),
-                &[(0, F), (10, F), (20, S), (30, F), (40, S), (50, S)]
-            ),
-            "....F."
-        );
+        assert_eq!(run(&mut d, &mut dec, &limits(), &[(0, F), (10, F), (20, S), (30, F), (40, S), (50, S)]), "....F.");
     }
 
     #[test]
     fn steps_must_fit_in_the_window() {
         let (mut d, mut dec) = brute_force_success(2, 60);
         // Two failures 100 s apart never make a run; a late success is not enough.
-        assert_eq!(
-            run(&mut d, &mut dec, &limits(), &[(0, F), (100, F), (300, S)]),
-            "..."
-        );
+        assert_eq!(run(&mut d, &mut dec, &limits(), &[(0, F), (100, F), (300, S)]), "...");
         // Success too long after the failures.
-        assert_eq!(
-            run(&mut d, &mut dec, &limits(), &[(400, F), (410, F), (500, S)]),
-            "..."
-        );
+        assert_eq!(run(&mut d, &mut dec, &limits(), &[(400, F), (410, F), (500, S)]), "...");
     }
 
     #[test]
     fn a_success_alone_or_a_single_mistype_is_quiet() {
         let (mut d, mut dec) = brute_force_success(3, 600);
-        assert_eq!(
-            run(
-                &mut d,
-                &mut dec,
-                &limits(),
-                &[(0, S), (10, F), (20, S), (30, S)]
-            ),
-            "...."
-        );
+        assert_eq!(run(&mut d, &mut dec, &limits(), &[(0, S), (10, F), (20, S), (30, S)]), "....");
     }
 
     #[test]
@@ -250,20 +185,7 @@ mod tests {
         let (mut d, mut dec) = brute_force_success(3, 60);
         // Failures at 0,10,20 open the sequence; more at 50,60,70 keep it open.
         assert_eq!(
-            run(
-                &mut d,
-                &mut dec,
-                &limits(),
-                &[
-                    (0, F),
-                    (10, F),
-                    (20, F),
-                    (50, F),
-                    (60, F),
-                    (70, F),
-                    (100, S)
-                ]
-            ),
+            run(&mut d, &mut dec, &limits(), &[(0, F), (10, F), (20, F), (50, F), (60, F), (70, F), (100, S)]),
             "......F"
         );
     }

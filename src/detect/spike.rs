@@ -73,32 +73,20 @@ impl Params {
             Some(_) => {
                 let p_value = r.positive("p_value", |s| &s.p_value, Some(1e-6))?;
                 if let Some(spec) = &r.spec.sum {
-                    r.error(
-                        spec,
-                        "`method: poisson` models event counts; it cannot be used with `sum`",
-                    );
+                    r.error(spec, "`method: poisson` models event counts; it cannot be used with `sum`");
                 }
                 Method::Poisson { p_value }
             }
         };
         let threshold = r.positive("threshold", |s| &s.threshold, Some(4.0));
-        let history = r
-            .optional("history", |s| &s.history)
-            .map_or(168, |h| h.value.max(2) as usize);
-        let min_history = r
-            .optional("min_history", |s| &s.min_history)
-            .map_or(24.min(history), |m| m.value as usize);
+        let history = r.optional("history", |s| &s.history).map_or(168, |h| h.value.max(2) as usize);
+        let min_history = r.optional("min_history", |s| &s.min_history).map_or(24.min(history), |m| m.value as usize);
         if min_history > history {
             if let Some(spec) = &r.spec.min_history {
-                r.error(
-                    spec,
-                    format!("`min_history` ({min_history}) cannot exceed `history` ({history})"),
-                );
+                r.error(spec, format!("`min_history` ({min_history}) cannot exceed `history` ({history})"));
             }
         }
-        let min_value = r
-            .optional("min_value", |s| &s.min_value)
-            .map_or(0.0, |m| m.value);
+        let min_value = r.optional("min_value", |s| &s.min_value).map_or(0.0, |m| m.value);
         let direction = match r.choice("direction", |s| &s.direction, &["up", "down", "both"]) {
             None | Some("up") => Direction::Up,
             Some("down") => Direction::Down,
@@ -145,10 +133,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
-        Detector {
-            params,
-            groups: GroupTable::new(limits.max_groups, limits.evidence),
-        }
+        Detector { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
@@ -210,12 +195,7 @@ impl Detector {
 
 /// Closes the running interval (and any empty ones after it) and moves to
 /// the interval starting at `start`. Returns a drop alert if one is due.
-fn close_intervals(
-    state: &mut Baseline,
-    params: &Params,
-    start: Timestamp,
-    now: Timestamp,
-) -> Option<Firing> {
+fn close_intervals(state: &mut Baseline, params: &Params, start: Timestamp, now: Timestamp) -> Option<Firing> {
     let closed = state.current;
     let mut firing = None;
     if let Some(bounds) = state.bounds {
@@ -283,11 +263,7 @@ fn bounds(state: &Baseline, params: &Params) -> Option<Bounds> {
         }
         Method::Ewma { .. } => {
             let (mean, var) = state.ewma?;
-            Some(z_bounds(
-                mean,
-                var.sqrt().max(floor(mean)),
-                params.threshold,
-            ))
+            Some(z_bounds(mean, var.sqrt().max(floor(mean)), params.threshold))
         }
         Method::Poisson { p_value } => {
             let lambda = (state.history.iter().sum::<f64>() / state.history.len() as f64).max(0.01);
@@ -304,23 +280,13 @@ fn bounds(state: &Baseline, params: &Params) -> Option<Bounds> {
                     break;
                 }
             }
-            Some(Bounds {
-                center: lambda,
-                scale: lambda.sqrt(),
-                upper: upper as f64,
-                lower,
-            })
+            Some(Bounds { center: lambda, scale: lambda.sqrt(), upper: upper as f64, lower })
         }
     }
 }
 
 fn z_bounds(center: f64, scale: f64, z: f64) -> Bounds {
-    Bounds {
-        center,
-        scale,
-        upper: center + z * scale,
-        lower: center - z * scale,
-    }
+    Bounds { center, scale, upper: center + z * scale, lower: center - z * scale }
 }
 
 /// The alert's score: a z-score, or for `poisson` the tail probability.
@@ -374,18 +340,11 @@ mod tests {
     fn trace(p: Params, hours: &[f64]) -> String {
         let mut schema = Schema::new();
         let count = schema.intern("count");
-        let p = Params {
-            sum: p.sum.map(|_| count),
-            ..p
-        };
+        let p = Params { sum: p.sum.map(|_| count), ..p };
         let mut dec = decoder(schema);
         let mut d = Any::Spike(Detector::new(p, &limits()));
         let lines: Vec<String> = hours.iter().map(|v| format!(r#""count":{v}"#)).collect();
-        let events: Vec<(i64, &str)> = lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i as i64 * HOUR, l.as_str()))
-            .collect();
+        let events: Vec<(i64, &str)> = lines.iter().enumerate().map(|(i, l)| (i as i64 * HOUR, l.as_str())).collect();
         run(&mut d, &mut dec, &limits(), &events)
     }
 
@@ -406,9 +365,7 @@ mod tests {
     #[test]
     fn normal_variation_does_not_fire() {
         let p = params(Method::Mad, Some(FieldId(0)));
-        let hours: Vec<f64> = (0..48)
-            .map(|i| 100.0 + ((i * 37) % 21) as f64 - 10.0)
-            .collect();
+        let hours: Vec<f64> = (0..48).map(|i| 100.0 + ((i * 37) % 21) as f64 - 10.0).collect();
         assert!(trace(p, &hours).chars().all(|c| c == '.'));
     }
 
@@ -425,10 +382,7 @@ mod tests {
         let mut schema = Schema::new();
         schema.intern("x");
         let mut dec = decoder(schema);
-        let p = Params {
-            min_history: 4,
-            ..params(Method::Poisson { p_value: 1e-6 }, None)
-        };
+        let p = Params { min_history: 4, ..params(Method::Poisson { p_value: 1e-6 }, None) };
         let mut d = Any::Spike(Detector::new(p, &limits()));
         let mut events = Vec::new();
         for hour in 0..6 {
@@ -441,19 +395,13 @@ mod tests {
         }
         let out = run(&mut d, &mut dec, &limits(), &events);
         let fired_at = out.find('F').expect("poisson fires");
-        assert!(
-            fired_at > 60 && fired_at < 60 + 40,
-            "fires within the spiking hour: {out}"
-        );
+        assert!(fired_at > 60 && fired_at < 60 + 40, "fires within the spiking hour: {out}");
         assert_eq!(out.matches('F').count(), 1);
     }
 
     #[test]
     fn drops_fire_when_the_interval_closes() {
-        let p = Params {
-            direction: Direction::Down,
-            ..params(Method::Mad, Some(FieldId(0)))
-        };
+        let p = Params { direction: Direction::Down, ..params(Method::Mad, Some(FieldId(0))) };
         let mut hours = vec![1000.0, 1010.0, 990.0, 1005.0, 995.0, 1000.0, 1002.0];
         hours.extend([10.0, 1000.0]);
         assert_eq!(trace(p, &hours), "........F");

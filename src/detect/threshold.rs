@@ -21,11 +21,7 @@ impl Params {
         let window = r.duration("window", |s| &s.window, None);
         let threshold = r.positive("threshold", |s| &s.threshold, None);
         let sum = r.optional_field("sum", |s| &s.sum);
-        Some(Params {
-            window: window?,
-            threshold: threshold?,
-            sum,
-        })
+        Some(Params { window: window?, threshold: threshold?, sum })
     }
 }
 
@@ -37,19 +33,10 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
-        Detector {
-            params,
-            groups: GroupTable::new(limits.max_groups, limits.evidence),
-        }
+        Detector { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
     }
 
-    pub fn observe(
-        &mut self,
-        event: &EventRef<'_>,
-        key: &str,
-        watermark: Timestamp,
-        limits: &Limits,
-    ) -> Outcome {
+    pub fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome {
         let weight = match self.params.sum {
             None => 1.0,
             Some(field) => match event.get(field).as_f64() {
@@ -60,11 +47,7 @@ impl Detector {
         let window = self.params.window;
         let group = self.groups.entry(key, || Window::new(DEFAULT_MAX_ENTRIES));
         group.evidence.record(event.line);
-        group.state.insert(Entry {
-            ts: event.ts,
-            a: weight,
-            b: 1.0,
-        });
+        group.state.insert(Entry { ts: event.ts, a: weight, b: 1.0 });
         group.state.prune(watermark.saturating_sub(window));
         let best = group.state.best_containing(event.ts, window);
         let firing = (best.a >= self.params.threshold).then(|| Firing {
@@ -86,14 +69,7 @@ mod tests {
     use crate::event::Schema;
 
     fn detector(threshold: f64, window: i64, sum: Option<FieldId>) -> Any {
-        Any::Threshold(Detector::new(
-            Params {
-                window: Span::from_secs(window),
-                threshold,
-                sum,
-            },
-            &limits(),
-        ))
+        Any::Threshold(Detector::new(Params { window: Span::from_secs(window), threshold, sum }, &limits()))
     }
 
     #[test]
@@ -101,15 +77,7 @@ mod tests {
         let mut dec = decoder(Schema::new());
         let mut d = detector(3.0, 60, None);
         // Events 61 s apart never share a window; then three within 60 s.
-        assert_eq!(
-            run(
-                &mut d,
-                &mut dec,
-                &limits(),
-                &[(0, ""), (61, ""), (122, ""), (150, ""), (182, "")]
-            ),
-            "....F"
-        );
+        assert_eq!(run(&mut d, &mut dec, &limits(), &[(0, ""), (61, ""), (122, ""), (150, ""), (182, "")]), "....F");
     }
 
     #[test]
@@ -124,18 +92,9 @@ mod tests {
     #[test]
     fn realert_turns_a_long_burst_into_one_alert_per_period() {
         let mut dec = decoder(Schema::new());
-        let slow = Limits {
-            realert: Span::from_secs(300),
-            ..limits()
-        };
-        let mut d = Any::Threshold(Detector::new(
-            Params {
-                window: Span::from_secs(60),
-                threshold: 2.0,
-                sum: None,
-            },
-            &slow,
-        ));
+        let slow = Limits { realert: Span::from_secs(300), ..limits() };
+        let mut d =
+            Any::Threshold(Detector::new(Params { window: Span::from_secs(60), threshold: 2.0, sum: None }, &slow));
         let events: Vec<(i64, &str)> = (0..8).map(|i| (i * 50, "")).collect();
         assert_eq!(run(&mut d, &mut dec, &slow, &events), ".FSSSSSF");
     }
@@ -146,12 +105,7 @@ mod tests {
         let bytes = schema.intern("bytes");
         let mut dec = decoder(schema);
         let mut d = detector(100.0, 60, Some(bytes));
-        let events = [
-            (0, r#""bytes":60"#),
-            (10, r#""bytes":"x""#),
-            (20, ""),
-            (30, r#""bytes":40"#),
-        ];
+        let events = [(0, r#""bytes":60"#), (10, r#""bytes":"x""#), (20, ""), (30, r#""bytes":40"#)];
         assert_eq!(run(&mut d, &mut dec, &limits(), &events), "...F");
     }
 
@@ -165,11 +119,7 @@ mod tests {
             let text = line(offset, "");
             let ev = dec.decode(&text).unwrap();
             let out = d.observe(&ev, "g", Timestamp::from_secs(BASE + watermark), &lim);
-            trace.push(if matches!(out, Outcome::Fired(_)) {
-                'F'
-            } else {
-                '.'
-            });
+            trace.push(if matches!(out, Outcome::Fired(_)) { 'F' } else { '.' });
         }
         assert_eq!(trace, "...F");
     }

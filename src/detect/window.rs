@@ -45,18 +45,11 @@ impl Default for Window {
 
 impl Window {
     pub fn new(max_entries: usize) -> Window {
-        Window {
-            entries: VecDeque::new(),
-            max_entries: max_entries.max(2),
-        }
+        Window { entries: VecDeque::new(), max_entries: max_entries.max(2) }
     }
 
     pub fn insert(&mut self, entry: Entry) {
-        let at = self
-            .entries
-            .iter()
-            .rposition(|e| e.ts <= entry.ts)
-            .map_or(0, |i| i + 1);
+        let at = self.entries.iter().rposition(|e| e.ts <= entry.ts).map_or(0, |i| i + 1);
         self.entries.insert(at, entry);
         if self.entries.len() > self.max_entries {
             if let Some(oldest) = self.entries.pop_front() {
@@ -79,13 +72,7 @@ impl Window {
     /// Totals of the entries with `from <= ts <= to`.
     pub fn totals(&self, from: Timestamp, to: Timestamp) -> Totals {
         let mut totals = Totals::default();
-        for entry in self
-            .entries
-            .iter()
-            .rev()
-            .skip_while(|e| e.ts > to)
-            .take_while(|e| e.ts >= from)
-        {
+        for entry in self.entries.iter().rev().skip_while(|e| e.ts > to).take_while(|e| e.ts >= from) {
             totals.a += entry.a;
             totals.b += entry.b;
             totals.events += 1;
@@ -104,12 +91,7 @@ impl Window {
         }
         let lo = ts.saturating_sub(span);
         let hi = ts.saturating_add(span);
-        let candidates: Vec<Entry> = self
-            .entries
-            .iter()
-            .filter(|e| e.ts >= lo && e.ts <= hi)
-            .copied()
-            .collect();
+        let candidates: Vec<Entry> = self.entries.iter().filter(|e| e.ts >= lo && e.ts <= hi).copied().collect();
         let mut best = Totals::default();
         let mut start = 0;
         let mut running = Totals::default();
@@ -125,10 +107,7 @@ impl Window {
             }
             let contains = candidates[start].ts <= ts && entry.ts >= ts;
             if contains && running.a > best.a {
-                best = Totals {
-                    first: Some(candidates[start].ts),
-                    ..running
-                };
+                best = Totals { first: Some(candidates[start].ts), ..running };
             }
             let _ = end;
         }
@@ -158,11 +137,7 @@ mod tests {
     }
 
     fn entry(secs: i64) -> Entry {
-        Entry {
-            ts: at(secs),
-            a: 1.0,
-            b: 1.0,
-        }
+        Entry { ts: at(secs), a: 1.0, b: 1.0 }
     }
 
     #[test]

@@ -8,9 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{
-    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::schema::{Expect, Schema, Trie, TrieNode};
 use super::{EventRef, FieldId, Slot, Text, Value};
@@ -74,10 +72,7 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(reason: Reason, detail: impl Into<String>) -> DecodeError {
-        DecodeError {
-            reason,
-            detail: detail.into(),
-        }
+        DecodeError { reason, detail: detail.into() }
     }
 }
 
@@ -102,13 +97,7 @@ impl Decoder {
 
     pub fn with_max_bytes(schema: Arc<Schema>, max_bytes: usize) -> Decoder {
         let slots = vec![Slot::Absent; schema.len()];
-        Decoder {
-            schema,
-            max_bytes,
-            slots,
-            items: Vec::new(),
-            scratch: String::new(),
-        }
+        Decoder { schema, max_bytes, slots, items: Vec::new(), scratch: String::new() }
     }
 
     pub fn schema(&self) -> &Arc<Schema> {
@@ -120,8 +109,7 @@ impl Decoder {
         if bytes.len() > self.max_bytes {
             return Err(self.too_large(bytes.len()));
         }
-        let line = std::str::from_utf8(bytes)
-            .map_err(|err| DecodeError::new(Reason::InvalidUtf8, err.to_string()))?;
+        let line = std::str::from_utf8(bytes).map_err(|err| DecodeError::new(Reason::InvalidUtf8, err.to_string()))?;
         self.decode(line)
     }
 
@@ -131,10 +119,7 @@ impl Decoder {
         }
         let line = line.trim_end_matches(['\r', '\n']);
         if !line.trim_start().starts_with('{') {
-            return Err(DecodeError::new(
-                Reason::NotAnObject,
-                "an event must be a JSON object",
-            ));
+            return Err(DecodeError::new(Reason::NotAnObject, "an event must be a JSON object"));
         }
         self.slots.fill(Slot::Absent);
         self.items.clear();
@@ -147,12 +132,9 @@ impl Decoder {
             len: line.len(),
         };
         let mut json = serde_json::Deserializer::from_str(line);
-        json.deserialize_map(ObjectVisitor {
-            trie: &self.schema.root,
-            ctx: &mut ctx,
-        })
-        .and_then(|()| json.end())
-        .map_err(|err| DecodeError::new(Reason::InvalidJson, err.to_string()))?;
+        json.deserialize_map(ObjectVisitor { trie: &self.schema.root, ctx: &mut ctx })
+            .and_then(|()| json.end())
+            .map_err(|err| DecodeError::new(Reason::InvalidJson, err.to_string()))?;
 
         let event = EventRef {
             line,
@@ -163,36 +145,18 @@ impl Decoder {
             scratch: &self.scratch,
         };
         let ts = match event.get(FieldId::TS) {
-            Value::Absent | Value::Null => {
-                return Err(DecodeError::new(Reason::MissingTs, "the event has no `ts`"))
-            }
+            Value::Absent | Value::Null => return Err(DecodeError::new(Reason::MissingTs, "the event has no `ts`")),
             Value::Str(text) => Timestamp::parse_rfc3339(text).ok_or_else(|| {
-                DecodeError::new(
-                    Reason::InvalidTs,
-                    format!("`ts` is not an RFC 3339 time: {text:?}"),
-                )
+                DecodeError::new(Reason::InvalidTs, format!("`ts` is not an RFC 3339 time: {text:?}"))
             })?,
-            _ => {
-                return Err(DecodeError::new(
-                    Reason::InvalidTs,
-                    "`ts` must be an RFC 3339 string",
-                ))
-            }
+            _ => return Err(DecodeError::new(Reason::InvalidTs, "`ts` must be an RFC 3339 string")),
         };
         let kind = match event.get(FieldId::KIND) {
             Value::Absent | Value::Null => {
-                return Err(DecodeError::new(
-                    Reason::MissingKind,
-                    "the event has no `kind`",
-                ))
+                return Err(DecodeError::new(Reason::MissingKind, "the event has no `kind`"))
             }
             Value::Str(kind) if !kind.is_empty() => kind,
-            _ => {
-                return Err(DecodeError::new(
-                    Reason::InvalidKind,
-                    "`kind` must be a non-empty string",
-                ))
-            }
+            _ => return Err(DecodeError::new(Reason::InvalidKind, "`kind` must be a non-empty string")),
         };
         let event = EventRef { ts, kind, ..event };
         check_types(&self.schema, &event)?;
@@ -200,10 +164,7 @@ impl Decoder {
     }
 
     fn too_large(&self, len: usize) -> DecodeError {
-        DecodeError::new(
-            Reason::TooLarge,
-            format!("{len} bytes exceeds the limit of {} bytes", self.max_bytes),
-        )
+        DecodeError::new(Reason::TooLarge, format!("{len} bytes exceeds the limit of {} bytes", self.max_bytes))
     }
 }
 
@@ -251,17 +212,11 @@ impl Ctx<'_> {
     fn text(&mut self, text: &str, borrowed: bool) -> Slot {
         let offset = (text.as_ptr() as usize).wrapping_sub(self.base);
         if borrowed && offset <= self.len && text.len() <= self.len - offset {
-            return Slot::Str(Text::Line {
-                start: offset as u32,
-                len: text.len() as u32,
-            });
+            return Slot::Str(Text::Line { start: offset as u32, len: text.len() as u32 });
         }
         let start = self.scratch.len() as u32;
         self.scratch.push_str(text);
-        Slot::Str(Text::Scratch {
-            start,
-            len: text.len() as u32,
-        })
+        Slot::Str(Text::Scratch { start, len: text.len() as u32 })
     }
 }
 
@@ -280,10 +235,7 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_, '_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(node) = map.next_key_seed(KeySeed(self.trie))? {
             match node {
-                Some(node) => map.next_value_seed(ValueSeed {
-                    node,
-                    ctx: &mut *self.ctx,
-                })?,
+                Some(node) => map.next_value_seed(ValueSeed { node, ctx: &mut *self.ctx })?,
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -298,10 +250,7 @@ struct KeySeed<'t>(&'t Trie);
 impl<'de, 't> DeserializeSeed<'de> for KeySeed<'t> {
     type Value = Option<&'t TrieNode>;
 
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
@@ -389,11 +338,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_, '_> {
         if node.children.is_empty() {
             IgnoredAny.visit_map(map).map(|_| ())
         } else {
-            ObjectVisitor {
-                trie: &node.children,
-                ctx,
-            }
-            .visit_map(map)
+            ObjectVisitor { trie: &node.children, ctx }.visit_map(map)
         }
     }
 
@@ -422,10 +367,7 @@ struct ScalarSeed<'x, 'c> {
 impl<'de> DeserializeSeed<'de> for ScalarSeed<'_, '_> {
     type Value = Option<Slot>;
 
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Option<Slot>, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Option<Slot>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
@@ -494,39 +436,25 @@ mod tests {
     #[test]
     fn keeps_schema_fields_and_skips_the_rest() {
         let mut d = decoder(&["geo.country", "tags", "extra"]);
-        let (user, country, tags, extra) = (
-            field(&d, "user"),
-            field(&d, "geo.country"),
-            field(&d, "tags"),
-            field(&d, "extra"),
-        );
+        let (user, country, tags, extra) =
+            (field(&d, "user"), field(&d, "geo.country"), field(&d, "tags"), field(&d, "extra"));
         let line = r#"{"ts":"2026-11-23T10:00:00Z","kind":"login","user":"al\"ice","geo":{"country":"DE","city":"x"},"tags":["a",1,{"x":1},true],"ignored":{"deep":[1,2,{"a":"b"}]},"extra":{"k":1}}"#;
         let ev = d.decode(line).unwrap();
         assert_eq!(ev.kind, "login");
-        assert_eq!(
-            ev.ts,
-            Timestamp::parse_rfc3339("2026-11-23T10:00:00Z").unwrap()
-        );
+        assert_eq!(ev.ts, Timestamp::parse_rfc3339("2026-11-23T10:00:00Z").unwrap());
         assert_eq!(ev.get(user), Value::Str("al\"ice"));
         assert_eq!(ev.get(country), Value::Str("DE"));
         assert_eq!(ev.get(extra), Value::Object);
-        let Value::List(list) = ev.get(tags) else {
-            panic!("not a list")
-        };
+        let Value::List(list) = ev.get(tags) else { panic!("not a list") };
         let items: Vec<_> = list.iter().collect();
-        assert_eq!(
-            items,
-            vec![Value::Str("a"), Value::Num(1.0), Value::Bool(true)]
-        );
+        assert_eq!(items, vec![Value::Str("a"), Value::Num(1.0), Value::Bool(true)]);
     }
 
     #[test]
     fn flat_dotted_keys_match_dotted_paths() {
         let mut d = decoder(&["geo.country"]);
         let country = field(&d, "geo.country");
-        let ev = d
-            .decode(r#"{"ts":"2026-11-23T10:00:00Z","kind":"x","geo.country":"FR"}"#)
-            .unwrap();
+        let ev = d.decode(r#"{"ts":"2026-11-23T10:00:00Z","kind":"x","geo.country":"FR"}"#).unwrap();
         assert_eq!(ev.get(country), Value::Str("FR"));
     }
 
@@ -539,37 +467,19 @@ mod tests {
             ("{\"ts\":", Reason::InvalidJson),
             ("{} trailing", Reason::InvalidJson),
             ("{\"kind\":\"login\"}", Reason::MissingTs),
-            (
-                "{\"ts\":\"yesterday\",\"kind\":\"login\"}",
-                Reason::InvalidTs,
-            ),
+            ("{\"ts\":\"yesterday\",\"kind\":\"login\"}", Reason::InvalidTs),
             ("{\"ts\":12,\"kind\":\"login\"}", Reason::InvalidTs),
             ("{\"ts\":\"2026-11-23T10:00:00Z\"}", Reason::MissingKind),
-            (
-                "{\"ts\":\"2026-11-23T10:00:00Z\",\"kind\":7}",
-                Reason::InvalidKind,
-            ),
-            (
-                "{\"ts\":\"2026-11-23T10:00:00Z\",\"kind\":\"api_call\",\"status\":\"ok\"}",
-                Reason::WrongType,
-            ),
-            (
-                "{\"ts\":\"2026-11-23T10:00:00Z\",\"kind\":\"login\",\"user\":5}",
-                Reason::WrongType,
-            ),
+            ("{\"ts\":\"2026-11-23T10:00:00Z\",\"kind\":7}", Reason::InvalidKind),
+            ("{\"ts\":\"2026-11-23T10:00:00Z\",\"kind\":\"api_call\",\"status\":\"ok\"}", Reason::WrongType),
+            ("{\"ts\":\"2026-11-23T10:00:00Z\",\"kind\":\"login\",\"user\":5}", Reason::WrongType),
         ];
         for (line, reason) in cases {
             assert_eq!(d.decode(line).unwrap_err().reason, reason, "{line}");
         }
         let mut small = Decoder::with_max_bytes(Arc::new(Schema::new()), 10);
-        assert_eq!(
-            small.decode_bytes(&[b'{'; 11]).unwrap_err().reason,
-            Reason::TooLarge
-        );
-        assert_eq!(
-            d.decode_bytes(&[b'{', 0xff, b'}']).unwrap_err().reason,
-            Reason::InvalidUtf8
-        );
+        assert_eq!(small.decode_bytes(&[b'{'; 11]).unwrap_err().reason, Reason::TooLarge);
+        assert_eq!(d.decode_bytes(&[b'{', 0xff, b'}']).unwrap_err().reason, Reason::InvalidUtf8);
     }
 
     #[test]

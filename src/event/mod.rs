@@ -72,42 +72,29 @@ fn resolve<'a>(slot: Slot, items: &'a [Slot], line: &'a str, scratch: &'a str) -
         Slot::Null => Value::Null,
         Slot::Bool(b) => Value::Bool(b),
         Slot::Num(n) => Value::Num(n),
-        Slot::Str(Text::Line { start, len }) => Value::Str(
-            line.get(start as usize..(start + len) as usize)
-                .unwrap_or(""),
-        ),
-        Slot::Str(Text::Scratch { start, len }) => Value::Str(
-            scratch
-                .get(start as usize..(start + len) as usize)
-                .unwrap_or(""),
-        ),
-        Slot::List { start, len } => Value::List(List {
-            items: items
-                .get(start as usize..(start + len) as usize)
-                .unwrap_or(&[]),
-            line,
-            scratch,
-        }),
+        Slot::Str(Text::Line { start, len }) => {
+            Value::Str(line.get(start as usize..(start + len) as usize).unwrap_or(""))
+        }
+        Slot::Str(Text::Scratch { start, len }) => {
+            Value::Str(scratch.get(start as usize..(start + len) as usize).unwrap_or(""))
+        }
+        Slot::List { start, len } => {
+            Value::List(List { items: items.get(start as usize..(start + len) as usize).unwrap_or(&[]), line, scratch })
+        }
         Slot::Object => Value::Object,
     }
 }
 
 impl<'a> EventRef<'a> {
     pub fn get(&self, field: FieldId) -> Value<'a> {
-        let slot = self
-            .slots
-            .get(field.index())
-            .copied()
-            .unwrap_or(Slot::Absent);
+        let slot = self.slots.get(field.index()).copied().unwrap_or(Slot::Absent);
         resolve(slot, self.items, self.line, self.scratch)
     }
 }
 
 impl<'a> List<'a> {
     pub fn iter(&self) -> impl Iterator<Item = Value<'a>> + '_ {
-        self.items
-            .iter()
-            .map(|&slot| resolve(slot, &[], self.line, self.scratch))
+        self.items.iter().map(|&slot| resolve(slot, &[], self.line, self.scratch))
     }
 
     pub fn len(&self) -> usize {

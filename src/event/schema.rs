@@ -109,22 +109,14 @@ impl Default for Schema {
 impl Schema {
     /// A schema with `ts`, `kind` and the well-known typed fields.
     pub fn new() -> Schema {
-        let mut schema = Schema {
-            paths: Vec::new(),
-            by_path: HashMap::default(),
-            root: Trie::default(),
-            checks: Vec::new(),
-        };
+        let mut schema =
+            Schema { paths: Vec::new(), by_path: HashMap::default(), root: Trie::default(), checks: Vec::new() };
         let ts = schema.intern("ts");
         let kind = schema.intern("kind");
         debug_assert_eq!((ts, kind), (FieldId::TS, FieldId::KIND));
         for &(kind, path, expect) in WELL_KNOWN {
             let field = schema.intern(path);
-            schema.checks.push(TypeCheck {
-                kind: kind.into(),
-                field,
-                expect,
-            });
+            schema.checks.push(TypeCheck { kind: kind.into(), field, expect });
         }
         schema
     }

@@ -53,12 +53,7 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token<'_>)>, CondError> {
                 }
                 tokens.push((at, Token::Word(&text[at..end])));
             }
-            other => {
-                return Err(CondError {
-                    offset: at,
-                    message: format!("unexpected character `{other}`"),
-                })
-            }
+            other => return Err(CondError { offset: at, message: format!("unexpected character `{other}`") }),
         }
     }
     Ok(tokens)
@@ -75,17 +70,9 @@ struct Parser<'a, 'n> {
 pub fn parse(text: &str, names: &[String]) -> Result<Cond, CondError> {
     let tokens = tokenize(text)?;
     if tokens.is_empty() {
-        return Err(CondError {
-            offset: 0,
-            message: "the condition is empty".into(),
-        });
+        return Err(CondError { offset: 0, message: "the condition is empty".into() });
     }
-    let mut parser = Parser {
-        tokens,
-        pos: 0,
-        names,
-        end: text.len(),
-    };
+    let mut parser = Parser { tokens, pos: 0, names, end: text.len() };
     let cond = parser.or()?;
     if let Some((at, token)) = parser.tokens.get(parser.pos) {
         let message = match token {
@@ -93,10 +80,7 @@ pub fn parse(text: &str, names: &[String]) -> Result<Cond, CondError> {
             Token::Word(w) => format!("expected `and` or `or` before `{w}`"),
             Token::Open => "expected `and` or `or` before `(`".to_owned(),
         };
-        return Err(CondError {
-            offset: *at,
-            message,
-        });
+        return Err(CondError { offset: *at, message });
     }
     Ok(cond)
 }
@@ -119,11 +103,7 @@ impl<'a> Parser<'a, '_> {
             self.pos += 1;
             terms.push(self.and()?);
         }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            Cond::Or(terms)
-        })
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Cond::Or(terms) })
     }
 
     fn and(&mut self) -> Result<Cond, CondError> {
@@ -132,11 +112,7 @@ impl<'a> Parser<'a, '_> {
             self.pos += 1;
             terms.push(self.not()?);
         }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            Cond::And(terms)
-        })
+        Ok(if terms.len() == 1 { terms.remove(0) } else { Cond::And(terms) })
     }
 
     fn not(&mut self) -> Result<Cond, CondError> {
@@ -150,14 +126,8 @@ impl<'a> Parser<'a, '_> {
     fn atom(&mut self) -> Result<Cond, CondError> {
         let at = self.offset();
         match self.tokens.get(self.pos).cloned() {
-            None => Err(CondError {
-                offset: at,
-                message: "the condition ends too early".into(),
-            }),
-            Some((_, Token::Close)) => Err(CondError {
-                offset: at,
-                message: "unexpected `)`".into(),
-            }),
+            None => Err(CondError { offset: at, message: "the condition ends too early".into() }),
+            Some((_, Token::Close)) => Err(CondError { offset: at, message: "unexpected `)`".into() }),
             Some((_, Token::Open)) => {
                 self.pos += 1;
                 let inner = self.or()?;
@@ -166,19 +136,15 @@ impl<'a> Parser<'a, '_> {
                         self.pos += 1;
                         Ok(inner)
                     }
-                    _ => Err(CondError {
-                        offset: self.offset(),
-                        message: "missing `)`".into(),
-                    }),
+                    _ => Err(CondError { offset: self.offset(), message: "missing `)`".into() }),
                 }
             }
             Some((_, Token::Word(word))) => {
                 self.pos += 1;
                 match word {
-                    "and" | "or" | "of" | "them" => Err(CondError {
-                        offset: at,
-                        message: format!("expected a selection name, found `{word}`"),
-                    }),
+                    "and" | "or" | "of" | "them" => {
+                        Err(CondError { offset: at, message: format!("expected a selection name, found `{word}`") })
+                    }
                     "1" | "any" | "all" => self.quantified(word, at),
                     name => self.selection(name, at),
                 }
@@ -188,18 +154,12 @@ impl<'a> Parser<'a, '_> {
 
     fn quantified(&mut self, quantifier: &str, at: usize) -> Result<Cond, CondError> {
         if self.peek_word() != Some("of") {
-            return Err(CondError {
-                offset: self.offset(),
-                message: format!("expected `of` after `{quantifier}`"),
-            });
+            return Err(CondError { offset: self.offset(), message: format!("expected `of` after `{quantifier}`") });
         }
         self.pos += 1;
         let pattern_at = self.offset();
         let Some(pattern) = self.peek_word() else {
-            return Err(CondError {
-                offset: pattern_at,
-                message: "expected a selection pattern or `them`".into(),
-            });
+            return Err(CondError { offset: pattern_at, message: "expected a selection pattern or `them`".into() });
         };
         self.pos += 1;
         let matched: Vec<Cond> = self
@@ -210,17 +170,10 @@ impl<'a> Parser<'a, '_> {
             .map(|(i, _)| Cond::Selection(i))
             .collect();
         if matched.is_empty() {
-            return Err(CondError {
-                offset: pattern_at,
-                message: format!("`{pattern}` matches no selection"),
-            });
+            return Err(CondError { offset: pattern_at, message: format!("`{pattern}` matches no selection") });
         }
         let _ = at;
-        Ok(if quantifier == "all" {
-            Cond::And(matched)
-        } else {
-            Cond::Or(matched)
-        })
+        Ok(if quantifier == "all" { Cond::And(matched) } else { Cond::Or(matched) })
     }
 
     fn selection(&self, name: &str, at: usize) -> Result<Cond, CondError> {
@@ -228,10 +181,7 @@ impl<'a> Parser<'a, '_> {
             Some(index) => Ok(Cond::Selection(index)),
             None => Err(CondError {
                 offset: at,
-                message: format!(
-                    "unknown selection `{name}` (defined: {})",
-                    self.names.join(", ")
-                ),
+                message: format!("unknown selection `{name}` (defined: {})", self.names.join(", ")),
             }),
         }
     }
@@ -248,9 +198,7 @@ fn glob_match(pattern: &str, name: &str) -> bool {
             if rest.is_empty() {
                 return true;
             }
-            (0..=tail.len())
-                .filter(|&i| tail.is_char_boundary(i))
-                .any(|i| glob_match(rest, &tail[i..]))
+            (0..=tail.len()).filter(|&i| tail.is_char_boundary(i)).any(|i| glob_match(rest, &tail[i..]))
         }
     }
 }
@@ -260,10 +208,7 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        ["sel_a", "sel_b", "allowlist"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        ["sel_a", "sel_b", "allowlist"].iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
@@ -273,10 +218,7 @@ mod tests {
             c,
             Cond::Or(vec![
                 Cond::Selection(0),
-                Cond::And(vec![
-                    Cond::Selection(1),
-                    Cond::Not(Box::new(Cond::Selection(2)))
-                ])
+                Cond::And(vec![Cond::Selection(1), Cond::Not(Box::new(Cond::Selection(2)))])
             ])
         );
         let c = parse("(sel_a or sel_b) and not allowlist", &names()).unwrap();
@@ -285,14 +227,8 @@ mod tests {
 
     #[test]
     fn quantifiers() {
-        assert_eq!(
-            parse("1 of sel_*", &names()).unwrap(),
-            Cond::Or(vec![Cond::Selection(0), Cond::Selection(1)])
-        );
-        assert_eq!(
-            parse("all of them", &names()).unwrap(),
-            Cond::And((0..3).map(Cond::Selection).collect())
-        );
+        assert_eq!(parse("1 of sel_*", &names()).unwrap(), Cond::Or(vec![Cond::Selection(0), Cond::Selection(1)]));
+        assert_eq!(parse("all of them", &names()).unwrap(), Cond::And((0..3).map(Cond::Selection).collect()));
     }
 
     #[test]
@@ -300,10 +236,7 @@ mod tests {
         assert_eq!(parse("sel_a and nope", &names()).unwrap_err().offset, 10);
         assert_eq!(parse("(sel_a", &names()).unwrap_err().offset, 6);
         assert_eq!(parse("sel_a sel_b", &names()).unwrap_err().offset, 6);
-        assert!(parse("1 of x*", &names())
-            .unwrap_err()
-            .message
-            .contains("matches no selection"));
+        assert!(parse("1 of x*", &names()).unwrap_err().message.contains("matches no selection"));
         assert!(parse("sel_a & sel_b", &names()).is_err());
         assert!(parse("", &names()).is_err());
         assert!(parse("not", &names()).is_err());

@@ -20,11 +20,7 @@ impl Lists {
     pub fn insert(&mut self, name: &str, text: &str) {
         let entries: Vec<String> = text
             .lines()
-            .map(|line| {
-                line.split_once('#')
-                    .map_or(line, |(before, _)| before)
-                    .trim()
-            })
+            .map(|line| line.split_once('#').map_or(line, |(before, _)| before).trim())
             .filter(|line| !line.is_empty())
             .map(str::to_owned)
             .collect();
@@ -47,14 +43,8 @@ mod tests {
     #[test]
     fn parses_entries_and_skips_comments() {
         let mut lists = Lists::new();
-        lists.insert(
-            "users",
-            "# offboarded\nbob@corp.example\n\n  eve@corp.example  # left 2026-10\n",
-        );
-        assert_eq!(
-            &**lists.get("users").unwrap(),
-            ["bob@corp.example", "eve@corp.example"]
-        );
+        lists.insert("users", "# offboarded\nbob@corp.example\n\n  eve@corp.example  # left 2026-10\n");
+        assert_eq!(&**lists.get("users").unwrap(), ["bob@corp.example", "eve@corp.example"]);
         assert!(lists.get("nope").is_none());
     }
 }

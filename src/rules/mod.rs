@@ -105,20 +105,12 @@ pub struct Sink {
 
 impl Sink {
     pub fn new(first_line: u32) -> Sink {
-        Sink {
-            first_line,
-            text: String::new(),
-            problems: Vec::new(),
-        }
+        Sink { first_line, text: String::new(), problems: Vec::new() }
     }
 
     /// A sink that can also look at the characters of the document.
     pub fn with_text(first_line: u32, text: &str) -> Sink {
-        Sink {
-            first_line,
-            text: text.to_owned(),
-            problems: Vec::new(),
-        }
+        Sink { first_line, text: text.to_owned(), problems: Vec::new() }
     }
 
     pub fn error<T>(&mut self, at: &Spanned<T>, message: impl Into<String>) {
@@ -127,14 +119,8 @@ impl Sink {
 
     /// `loc` is relative to the document.
     pub fn error_at(&mut self, loc: Loc, message: impl Into<String>) {
-        let loc = Loc {
-            line: loc.line + self.first_line - 1,
-            column: loc.column,
-        };
-        self.problems.push(Problem {
-            loc,
-            message: message.into(),
-        });
+        let loc = Loc { line: loc.line + self.first_line - 1, column: loc.column };
+        self.problems.push(Problem { loc, message: message.into() });
     }
 
     /// A document position as a file position.

@@ -65,6 +65,7 @@ pub struct DetectSpec {
     pub holidays_list: Option<Spanned<String>>,
     pub min_share: Option<Spanned<f64>>,
     pub tolerance: Option<Spanned<u32>>,
+    pub day_tolerance: Option<Spanned<u32>>,
     pub steps: Option<Spanned<Vec<Spanned<StepSpec>>>>,
 }
 

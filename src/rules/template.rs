@@ -37,23 +37,14 @@ impl Template {
             }
             let after = &rest[open + 2..];
             let Some(close) = after.find("}}") else {
-                sink.error_at(
-                    Loc::of(source).shifted(consumed + open + 1),
-                    "unclosed `{{` in template",
-                );
+                sink.error_at(Loc::of(source).shifted(consumed + open + 1), "unclosed `{{` in template");
                 return Template { parts };
             };
             let name = after[..close].trim();
             if name.is_empty() || name.contains(char::is_whitespace) {
-                sink.error_at(
-                    Loc::of(source).shifted(consumed + open + 1),
-                    format!("invalid variable `{name}`"),
-                );
+                sink.error_at(Loc::of(source).shifted(consumed + open + 1), format!("invalid variable `{name}`"));
             } else {
-                parts.push(Part::Var {
-                    name: name.to_owned(),
-                    field: schema.intern(name),
-                });
+                parts.push(Part::Var { name: name.to_owned(), field: schema.intern(name) });
             }
             consumed += open + 2 + close + 2;
             rest = &after[close + 2..];
@@ -70,11 +61,7 @@ impl Template {
 
     /// Renders with `lookup`, which writes a variable's value into the
     /// string and returns false if it has none (then `?` is written).
-    pub fn render(
-        &self,
-        out: &mut String,
-        mut lookup: impl FnMut(&str, FieldId, &mut String) -> bool,
-    ) {
+    pub fn render(&self, out: &mut String, mut lookup: impl FnMut(&str, FieldId, &mut String) -> bool) {
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),

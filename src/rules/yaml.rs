@@ -21,32 +21,20 @@ pub struct Loc {
 
 impl Loc {
     pub fn of<T>(spanned: &Spanned<T>) -> Loc {
-        Loc {
-            line: spanned.referenced.line() as u32,
-            column: spanned.referenced.column() as u32,
-        }
+        Loc { line: spanned.referenced.line() as u32, column: spanned.referenced.column() as u32 }
     }
 
     pub fn of_location(location: &serde_saphyr::Location) -> Loc {
-        Loc {
-            line: location.line() as u32,
-            column: location.column() as u32,
-        }
+        Loc { line: location.line() as u32, column: location.column() as u32 }
     }
 
     /// The position `offset` characters further on the same line.
     pub fn shifted(self, offset: usize) -> Loc {
-        Loc {
-            line: self.line,
-            column: self.column + offset as u32,
-        }
+        Loc { line: self.line, column: self.column + offset as u32 }
     }
 
     fn below(self, lines: u32) -> Loc {
-        Loc {
-            line: self.line + lines,
-            column: self.column,
-        }
+        Loc { line: self.line + lines, column: self.column }
     }
 }
 
@@ -94,12 +82,9 @@ impl Node {
             Node::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
             Node::Str(s) => J::String(s.clone()),
             Node::Seq(items) => J::Array(items.iter().map(|i| i.value.to_json()).collect()),
-            Node::Map(entries) => J::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.value.0.clone(), v.value.to_json()))
-                    .collect(),
-            ),
+            Node::Map(entries) => {
+                J::Object(entries.iter().map(|(k, v)| (k.value.0.clone(), v.value.to_json())).collect())
+            }
         }
     }
 }
@@ -221,19 +206,13 @@ pub fn documents(text: &str) -> Vec<Document<'_>> {
         let bare = line.trim_end();
         let is_marker = bare == "---" || bare.starts_with("--- ") || bare == "...";
         if is_marker {
-            docs.push(Document {
-                text: &text[start..offset],
-                first_line: start_line,
-            });
+            docs.push(Document { text: &text[start..offset], first_line: start_line });
             start = offset + line.len();
             start_line = index as u32 + 2;
         }
         offset += line.len();
     }
-    docs.push(Document {
-        text: &text[start..],
-        first_line: start_line,
-    });
+    docs.push(Document { text: &text[start..], first_line: start_line });
     docs.retain(|doc| {
         doc.text.lines().any(|l| {
             let l = l.trim();
@@ -259,14 +238,8 @@ pub fn parse_document<T: for<'de> Deserialize<'de>>(doc: &Document<'_>) -> Resul
         },
     };
     serde_saphyr::from_str_with_options::<T>(doc.text, options).map_err(|err| {
-        let loc = err
-            .location()
-            .map(|l| Loc::of_location(&l))
-            .unwrap_or(Loc { line: 1, column: 1 });
-        YamlError {
-            loc: loc.below(doc.first_line - 1),
-            message: plain_message(&err),
-        }
+        let loc = err.location().map(|l| Loc::of_location(&l)).unwrap_or(Loc { line: 1, column: 1 });
+        YamlError { loc: loc.below(doc.first_line - 1), message: plain_message(&err) }
     })
 }
 
@@ -278,12 +251,17 @@ pub fn file_loc(doc: &Document<'_>, loc: Loc) -> Loc {
 
 fn plain_message(err: &serde_saphyr::Error) -> String {
     let text = err.to_string();
-    // The crate renders "message at line L, column C" plus a snippet; vigil
-    // prints its own file:line:column prefix, so keep the first sentence.
+    // The crate renders "error: line L column C: message" plus a snippet;
+    // vigil prints its own file:line:column prefix, so keep the message.
     let first = text.lines().next().unwrap_or_default();
-    match first.find(" at line ") {
-        Some(cut) => first[..cut].to_owned(),
-        None => first.to_owned(),
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let message = match first.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+        Some((position, message)) if position.contains("column") => message,
+        _ => first,
+    };
+    match message.find(" at line ") {
+        Some(cut) => message[..cut].to_owned(),
+        None => message.to_owned(),
     }
 }
 
@@ -302,30 +280,17 @@ mod tests {
 
     #[test]
     fn nodes_know_their_positions() {
-        let doc = Document {
-            text: "a:\n  b: [1, x]\n",
-            first_line: 3,
-        };
+        let doc = Document { text: "a:\n  b: [1, x]\n", first_line: 3 };
         let node: Spanned<Node> = parse_document(&doc).unwrap();
-        let Node::Map(entries) = &node.value else {
-            panic!()
-        };
-        let Node::Map(inner) = &entries[0].1.value else {
-            panic!()
-        };
+        let Node::Map(entries) = &node.value else { panic!() };
+        let Node::Map(inner) = &entries[0].1.value else { panic!() };
         assert_eq!(inner[0].0.value.0, "b");
-        assert_eq!(
-            file_loc(&doc, Loc::of(&inner[0].0)),
-            Loc { line: 4, column: 3 }
-        );
+        assert_eq!(file_loc(&doc, Loc::of(&inner[0].0)), Loc { line: 4, column: 3 });
     }
 
     #[test]
     fn errors_carry_file_positions() {
-        let doc = Document {
-            text: "a: [1,\n",
-            first_line: 10,
-        };
+        let doc = Document { text: "a: [1,\n", first_line: 10 };
         let err = parse_document::<Node>(&doc).unwrap_err();
         assert!(err.loc.line >= 10, "{err:?}");
         assert!(!err.message.is_empty());

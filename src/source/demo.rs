@@ -132,7 +132,8 @@ fn tokens(spec: &DemoSpec, users: &[User]) -> Vec<Token> {
             around_the_clock: *clock,
         })
         .collect();
-    for (i, user) in users.iter().enumerate().take(spec.tokens.saturating_sub(tokens.len())) {
+    let staff = users.iter().filter(|u| !u.email.starts_with("erin@"));
+    for (i, user) in staff.enumerate().take(spec.tokens.saturating_sub(tokens.len())) {
         tokens.push(Token {
             id: format!("tok-{}", user.email.split('@').next().unwrap_or("user")),
             user: user.email.clone(),
@@ -184,12 +185,19 @@ fn rhythm(hour_utc: i64) -> f64 {
     0.25 + 0.75 * (std::f64::consts::PI * ((h - 3.0).rem_euclid(24.0)) / 24.0).sin().powi(2)
 }
 
-fn normal_day(day_start: i64, spec: &DemoSpec, users: &[User], tokens: &[Token], rng: &mut ChaCha8Rng, out: &mut Vec<(Timestamp, Value)>) {
+fn normal_day(
+    day_start: i64,
+    spec: &DemoSpec,
+    users: &[User],
+    tokens: &[Token],
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<(Timestamp, Value)>,
+) {
     let weekday = ((day_start - LIVE_DAY).rem_euclid(7 * DAY)) / DAY; // 0 = Monday
     let weekend = weekday >= 5;
     for user in users {
-        if user.email.starts_with("erin@") && day_start >= LIVE_DAY - 3 * DAY {
-            continue; // Erin left the company on Friday.
+        if user.email.starts_with("erin@") {
+            continue; // Erin left the company last month.
         }
         if weekend && !user.works_weekends {
             continue;
@@ -210,7 +218,13 @@ fn normal_day(day_start: i64, spec: &DemoSpec, users: &[User], tokens: &[Token],
         }
     }
     for token in tokens {
-        let hours = if token.around_the_clock { 0..24 } else if weekend { 0..0 } else { 7..17 };
+        let hours = if token.around_the_clock {
+            0..24
+        } else if weekend {
+            0..0
+        } else {
+            7..17
+        };
         for hour in hours {
             for _ in 0..spec.calls_per_hour {
                 let at = day_start + hour * HOUR + rng.random_range(0..3600);
@@ -237,7 +251,13 @@ fn normal_day(day_start: i64, spec: &DemoSpec, users: &[User], tokens: &[Token],
 }
 
 /// The live day's normal traffic plus one of each attack.
-fn live_day(spec: &DemoSpec, users: &[User], tokens: &[Token], rng: &mut ChaCha8Rng, out: &mut Vec<(Timestamp, Value)>) {
+fn live_day(
+    spec: &DemoSpec,
+    users: &[User],
+    tokens: &[Token],
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<(Timestamp, Value)>,
+) {
     let day = LIVE_DAY;
     normal_day(day, spec, users, tokens, rng, out);
     let at = |h: i64, m: i64| day + h * HOUR + m * 60;

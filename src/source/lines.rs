@@ -3,7 +3,7 @@
 //! endless line cannot exhaust memory. Blank lines are skipped; `\r\n`
 //! endings are accepted.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, BufReader, Read};
 
 /// What [`LineReader::next_into`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,14 +15,20 @@ pub enum Next {
 }
 
 pub struct LineReader<R> {
-    reader: R,
+    reader: BufReader<R>,
     max_len: usize,
     number: u64,
 }
 
-impl<R: BufRead> LineReader<R> {
-    pub fn new(reader: R, max_len: usize) -> LineReader<R> {
+impl<R: Read> LineReader<R> {
+    pub fn new(reader: BufReader<R>, max_len: usize) -> LineReader<R> {
         LineReader { reader, max_len, number: 0 }
+    }
+
+    /// Whether the next line can be read without waiting on the input:
+    /// a live source flushes what it has before it would block.
+    pub fn has_buffered(&self) -> bool {
+        !self.reader.buffer().is_empty()
     }
 
     /// Reads the next line into `buf` (cleared first); `None` at the end.

@@ -48,7 +48,8 @@ pub async fn bind(
     health: Health,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(impl std::future::Future<Output = std::io::Result<()>>, SocketAddr)> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the admin listener on {addr}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the admin listener on {addr}"))?;
     let local = listener.local_addr()?;
     let server = axum::serve(listener, router(health)).with_graceful_shutdown(shutdown);
     Ok((async move { server.await }, local))

@@ -40,15 +40,22 @@ impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let registry = Registry::new();
         let events = counter_vec(&registry, "vigil_events_total", "Events decoded and processed, by kind.", &["kind"]);
-        let rejected =
-            counter_vec(&registry, "vigil_events_rejected_total", "Events rejected as malformed, by reason.", &["reason"]);
-        let late = IntCounter::new("vigil_events_late_total", "Events older than the watermark (seen by match rules only).")
-            .expect("valid");
+        let rejected = counter_vec(
+            &registry,
+            "vigil_events_rejected_total",
+            "Events rejected as malformed, by reason.",
+            &["reason"],
+        );
+        let late =
+            IntCounter::new("vigil_events_late_total", "Events older than the watermark (seen by match rules only).")
+                .expect("valid");
         registry.register(Box::new(late.clone())).expect("registered once");
-        let alerts = counter_vec(&registry, "vigil_alerts_total", "Alerts raised, by rule and severity.", &["rule", "severity"]);
+        let alerts =
+            counter_vec(&registry, "vigil_alerts_total", "Alerts raised, by rule and severity.", &["rule", "severity"]);
         let suppressed =
             counter_vec(&registry, "vigil_alerts_suppressed_total", "Alerts held back by realert, by rule.", &["rule"]);
-        let groups = IntGaugeVec::new(Opts::new("vigil_detector_groups", "Groups tracked per rule."), &["rule"]).expect("valid");
+        let groups =
+            IntGaugeVec::new(Opts::new("vigil_detector_groups", "Groups tracked per rule."), &["rule"]).expect("valid");
         registry.register(Box::new(groups.clone())).expect("registered once");
         let evictions = counter_vec(
             &registry,
@@ -58,8 +65,9 @@ impl Metrics {
         );
         let rules_loaded = IntGauge::new("vigil_rules_loaded", "Rules loaded and active.").expect("valid");
         registry.register(Box::new(rules_loaded.clone())).expect("registered once");
-        let build_info = IntGaugeVec::new(Opts::new("vigil_build_info", "Always 1; labels name the build."), &["version"])
-            .expect("valid");
+        let build_info =
+            IntGaugeVec::new(Opts::new("vigil_build_info", "Always 1; labels name the build."), &["version"])
+                .expect("valid");
         registry.register(Box::new(build_info.clone())).expect("registered once");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let batch_seconds = Histogram::with_opts(

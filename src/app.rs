@@ -1,0 +1,360 @@
+//! Wiring: the replay loop and the daemon's tasks.
+//!
+//! The daemon runs three stages joined by bounded channels, so a slow stage
+//! slows the one before it instead of growing memory:
+//!
+//! ```text
+//! source thread ──batches──▶ engine thread ──alerts──▶ output task
+//!                             └─ metrics exporter (per batch)
+//! ```
+//!
+//! Shutdown (SIGINT/SIGTERM, or the end of a finite input): the source stops,
+//! its channel closes, the engine drains what it received, the output task
+//! writes every alert and flushes, then the process exits.
+
+use std::io::{self, BufReader, IsTerminal, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::alert::Alert;
+use crate::config::{OutputFormat, Settings, Source};
+use crate::event::Reason;
+use crate::notify::console::{self, Style};
+use crate::pipeline::Pipeline;
+use crate::rules::Severity;
+use crate::ruleset::RuleSet;
+use crate::source::demo::{self, DemoSpec};
+use crate::source::lines::{LineReader, Next};
+use crate::source::Record;
+use crate::telemetry::http::{self, Health};
+use crate::telemetry::metrics::{Exporter, Metrics};
+use crate::time::Timestamp;
+
+/// What a replay did, for its closing line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub events: u64,
+    pub rejected: u64,
+    pub late: u64,
+    pub alerts: u64,
+}
+
+/// Per-line reports of rejected events stop after this many; the count
+/// goes on.
+const REPORTED_REJECTIONS: u64 = 1000;
+
+/// Replays JSON lines as fast as possible, writing each alert as a JSON line
+/// to `out` and each rejected line to `diag` with its line number.
+pub fn replay(
+    input: impl Read,
+    name: &str,
+    rules: &RuleSet,
+    settings: &Settings,
+    out: &mut impl Write,
+    diag: &mut impl Write,
+) -> Result<ReplayReport> {
+    let mut pipeline = Pipeline::new(rules, settings.lateness, settings.max_event_bytes);
+    let mut reader = LineReader::new(BufReader::with_capacity(1 << 16, input), settings.max_event_bytes);
+    let mut buf = Vec::with_capacity(1024);
+    let mut report = ReplayReport::default();
+    while let Some(next) = reader.next_into(&mut buf).with_context(|| format!("reading {name}"))? {
+        let outcome = match next {
+            Next::Line(number) => pipeline.feed(&buf).map_err(|err| (number, err.reason, err.detail)),
+            Next::Oversized { number, len } => {
+                pipeline.reject(Reason::TooLarge);
+                Err((
+                    number,
+                    Reason::TooLarge,
+                    format!("{len} bytes exceeds the limit of {}", settings.max_event_bytes),
+                ))
+            }
+        };
+        match outcome {
+            Ok(_) => report.events += 1,
+            Err((number, reason, detail)) => {
+                report.rejected += 1;
+                if report.rejected <= REPORTED_REJECTIONS {
+                    writeln!(diag, "{name}:{number}: skipped ({reason}): {detail}")?;
+                }
+            }
+        }
+        for alert in pipeline.drain_alerts() {
+            report.alerts += 1;
+            console::write(out, &alert, Style::Json)?;
+        }
+    }
+    out.flush()?;
+    report.late = pipeline.engine().stats().late;
+    if report.rejected > REPORTED_REJECTIONS {
+        writeln!(diag, "{name}: {} more lines skipped", report.rejected - REPORTED_REJECTIONS)?;
+    }
+    Ok(report)
+}
+
+/// A batch of records from the source thread.
+type Batch = Vec<Record>;
+
+const BATCH: usize = 1024;
+
+/// Runs the daemon until a signal, or until a finite input ends.
+pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
+    let metrics = Metrics::new();
+    metrics.rules_loaded.set(rules.rules.len() as i64);
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopping = Arc::new(AtomicBool::new(false));
+
+    if let Some(addr) = settings.metrics_listen {
+        let mut stop = stop_rx.clone();
+        let health = Health { metrics: metrics.clone(), ready: ready.clone() };
+        let (server, local) = http::bind(addr, health, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+        info!(%local, "Serving metrics on http://{local}/metrics");
+        tokio::spawn(async move {
+            if let Err(err) = server.await {
+                warn!(%err, "Admin listener failed");
+            }
+        });
+    }
+
+    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(64);
+    let (alert_tx, alert_rx) = mpsc::channel::<Alert>(4096);
+    let source = settings.source.clone();
+    let max_bytes = settings.max_event_bytes;
+    let source_stop = stopping.clone();
+    let source_thread = std::thread::Builder::new()
+        .name("vigil-source".into())
+        .spawn(move || read_source(&source, max_bytes, &batch_tx, &source_stop))
+        .context("starting the source thread")?;
+
+    let engine_metrics = metrics.clone();
+    let engine_settings = settings.clone();
+    let engine_thread = std::thread::Builder::new()
+        .name("vigil-engine".into())
+        .spawn(move || detect(rules, &engine_settings, batch_rx, alert_tx, engine_metrics))
+        .context("starting the engine thread")?;
+
+    let output = tokio::spawn(write_alerts(settings.clone(), alert_rx));
+    ready.store(true, Ordering::Relaxed);
+    info!(source = ?settings.source, "vigil is running");
+
+    let is_demo = matches!(settings.source, Source::Demo { .. });
+    let source_done = tokio::task::spawn_blocking(move || source_thread.join());
+    tokio::select! {
+        () = shutdown_signal() => info!("Shutting down"),
+        joined = source_done => {
+            match joined {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(err))) => warn!(%err, "The source failed"),
+                _ => warn!("The source thread stopped unexpectedly"),
+            }
+            if is_demo {
+                info!("The demo stream is over; metrics stay up until Ctrl-C");
+                shutdown_signal().await;
+            }
+        }
+    }
+    stopping.store(true, Ordering::Relaxed);
+    ready.store(false, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    // A source blocked on stdin cannot be interrupted; the engine stops
+    // when its channel closes or, failing that, when the process exits.
+    let engine = tokio::task::spawn_blocking(move || engine_thread.join());
+    let _ = tokio::time::timeout(Duration::from_secs(5), engine).await;
+    output.await.context("the output task failed")??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn read_source(source: &Source, max_bytes: usize, tx: &mpsc::Sender<Batch>, stopping: &AtomicBool) -> Result<()> {
+    match source {
+        Source::Demo { speed, seed } => read_demo(*speed, *seed, tx, stopping),
+        Source::Stdin => read_lines(io::stdin().lock(), max_bytes, tx, stopping),
+        Source::File(path) => {
+            let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            read_lines(file, max_bytes, tx, stopping)
+        }
+    }
+}
+
+fn read_lines(input: impl Read, max_bytes: usize, tx: &mpsc::Sender<Batch>, stopping: &AtomicBool) -> Result<()> {
+    let mut reader = LineReader::new(BufReader::with_capacity(1 << 16, input), max_bytes);
+    let mut buf = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(next) = reader.next_into(&mut buf)? {
+        if stopping.load(Ordering::Relaxed) {
+            break;
+        }
+        batch.push(match next {
+            Next::Line(number) => Record::Line { number, bytes: buf.clone() },
+            Next::Oversized { number, len } => Record::Oversized { number, len },
+        });
+        if batch.len() >= BATCH || !reader.has_buffered() {
+            if tx.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
+    Ok(())
+}
+
+fn read_demo(speed: f64, seed: u64, tx: &mpsc::Sender<Batch>, stopping: &AtomicBool) -> Result<()> {
+    let stream = demo::generate(&DemoSpec { seed, ..DemoSpec::default() });
+    info!(events = stream.events.len(), speed, "Replaying the demo stream: two weeks of history, then a live day");
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
+    for (number, (ts, line)) in stream.events.into_iter().enumerate() {
+        if stopping.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let due = demo::delay(stream.live_from, ts, speed);
+        let wait = due.saturating_sub(started.elapsed());
+        if !wait.is_zero() {
+            if !batch.is_empty() && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+                return Ok(());
+            }
+            std::thread::sleep(wait.min(Duration::from_millis(200)));
+            while started.elapsed() < due {
+                if stopping.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                std::thread::sleep((due - started.elapsed()).min(Duration::from_millis(200)));
+            }
+        }
+        batch.push(Record::Line { number: number as u64 + 1, bytes: line.into_bytes() });
+        if batch.len() >= BATCH && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+            return Ok(());
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
+    Ok(())
+}
+
+/// Rejected events logged one by one before switching to DEBUG (the
+/// metric counts them all).
+const LOGGED_REJECTIONS: u64 = 10;
+
+fn detect(
+    rules: RuleSet,
+    settings: &Settings,
+    mut rx: mpsc::Receiver<Batch>,
+    tx: mpsc::Sender<Alert>,
+    metrics: Arc<Metrics>,
+) {
+    let mut pipeline = Pipeline::new(&rules, settings.lateness, settings.max_event_bytes);
+    let mut exporter = Exporter::new(metrics.clone());
+    let severities: std::collections::HashMap<String, &'static str> =
+        rules.rules.iter().map(|r| (r.id.to_string(), r.severity.as_str())).collect();
+    let severity_of = |rule: &str| severities.get(rule).copied().unwrap_or(Severity::Warning.as_str());
+    let mut rejected = 0u64;
+    while let Some(batch) = rx.blocking_recv() {
+        let started = Instant::now();
+        let mut last_ts = None;
+        for record in &batch {
+            let (number, result) = match record {
+                Record::Line { number, bytes } => (*number, pipeline.feed(bytes).map_err(|e| (e.reason, e.detail))),
+                Record::Oversized { number, len } => {
+                    pipeline.reject(Reason::TooLarge);
+                    (*number, Err((Reason::TooLarge, format!("{len} bytes"))))
+                }
+            };
+            if let Err((reason, detail)) = result {
+                rejected += 1;
+                if rejected <= LOGGED_REJECTIONS {
+                    warn!(line = number, %reason, detail, "Event rejected");
+                } else {
+                    debug!(line = number, %reason, detail, "Event rejected");
+                }
+            } else {
+                last_ts = Some(pipeline.engine().watermark());
+            }
+            let now = Timestamp(chrono::Utc::now().timestamp_micros());
+            for mut alert in pipeline.drain_alerts() {
+                alert.raised_at = Some(now);
+                if tx.blocking_send(alert).is_err() {
+                    return;
+                }
+            }
+        }
+        metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        if let Some(ts) = last_ts {
+            let lag = chrono::Utc::now().timestamp_micros() - ts.0 - settings.lateness.0;
+            metrics.event_lag_seconds.observe((lag as f64 / 1e6).max(0.0));
+        }
+        exporter.export(&pipeline, severity_of);
+    }
+}
+
+async fn write_alerts(settings: Settings, mut rx: mpsc::Receiver<Alert>) -> Result<()> {
+    let to_file = settings.output_path.is_some();
+    let mut out: Box<dyn Write + Send> = match &settings.output_path {
+        Some(path) => Box::new(io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        )),
+        None => Box::new(io::stdout()),
+    };
+    let terminal = !to_file && io::stdout().is_terminal();
+    let style = match settings.output {
+        OutputFormat::Json => Style::Json,
+        OutputFormat::Text => Style::Text { color: terminal },
+        OutputFormat::Auto if terminal => Style::Text { color: true },
+        OutputFormat::Auto => Style::Json,
+    };
+    while let Some(alert) = rx.recv().await {
+        if !terminal {
+            info!(rule = %alert.rule, severity = %alert.severity, group = %alert.group_text(), "Alert");
+        }
+        console::write(&mut out, &alert, style)?;
+        if rx.is_empty() {
+            out.flush()?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Reads all of stdin or a file for `vigil replay`.
+pub fn open_input(path: &str) -> Result<Box<dyn Read>> {
+    if path == "-" {
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
+    Ok(Box::new(file))
+}
