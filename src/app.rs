@@ -99,6 +99,12 @@ pub fn replay(
 /// A batch of records from the source thread.
 type Batch = Vec<Record>;
 
+/// What the engine thread receives: work, or the order to finish.
+enum Feed {
+    Batch(Batch),
+    Stop,
+}
+
 const BATCH: usize = 1024;
 
 /// Runs the daemon until a signal, or until a finite input ends.
@@ -124,21 +130,26 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
         });
     }
 
-    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(64);
+    let (feed_tx, feed_rx) = mpsc::channel::<Feed>(64);
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(4096);
+    let (source_done_tx, source_done) = tokio::sync::oneshot::channel();
     let source = settings.source.clone();
     let max_bytes = settings.max_event_bytes;
     let source_stop = stopping.clone();
-    let source_thread = std::thread::Builder::new()
+    let source_tx = feed_tx.clone();
+    std::thread::Builder::new()
         .name("vigil-source".into())
-        .spawn(move || read_source(&source, max_bytes, &batch_tx, &source_stop))
+        .spawn(move || {
+            let result = read_source(&source, max_bytes, &source_tx, &source_stop);
+            let _ = source_done_tx.send(result);
+        })
         .context("starting the source thread")?;
 
     let engine_metrics = metrics.clone();
     let engine_settings = settings.clone();
-    let engine_thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("vigil-engine".into())
-        .spawn(move || detect(rules, &engine_settings, batch_rx, alert_tx, engine_metrics))
+        .spawn(move || detect(rules, &engine_settings, feed_rx, alert_tx, engine_metrics))
         .context("starting the engine thread")?;
 
     let output = tokio::spawn(write_alerts(settings.clone(), alert_rx));
@@ -146,14 +157,13 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
     info!(source = ?settings.source, "vigil is running");
 
     let is_demo = matches!(settings.source, Source::Demo { .. });
-    let source_done = tokio::task::spawn_blocking(move || source_thread.join());
     tokio::select! {
         () = shutdown_signal() => info!("Shutting down"),
-        joined = source_done => {
-            match joined {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(err))) => warn!(%err, "The source failed"),
-                _ => warn!("The source thread stopped unexpectedly"),
+        finished = source_done => {
+            match finished {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => warn!(%err, "The source failed"),
+                Err(_) => warn!("The source thread stopped unexpectedly"),
             }
             if is_demo {
                 info!("The demo stream is over; metrics stay up until Ctrl-C");
@@ -164,10 +174,11 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
     stopping.store(true, Ordering::Relaxed);
     ready.store(false, Ordering::Relaxed);
     let _ = stop_tx.send(true);
-    // A source blocked on stdin cannot be interrupted; the engine stops
-    // when its channel closes or, failing that, when the process exits.
-    let engine = tokio::task::spawn_blocking(move || engine_thread.join());
-    let _ = tokio::time::timeout(Duration::from_secs(5), engine).await;
+    // Everything the source queued before this is still processed: the
+    // engine stops at this marker, and the output task ends when the engine
+    // drops its sender. A source blocked on stdin is left behind; it ends
+    // with the process.
+    let _ = feed_tx.send(Feed::Stop).await;
     output.await.context("the output task failed")??;
     Ok(())
 }
@@ -194,7 +205,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn read_source(source: &Source, max_bytes: usize, tx: &mpsc::Sender<Batch>, stopping: &AtomicBool) -> Result<()> {
+fn read_source(source: &Source, max_bytes: usize, tx: &mpsc::Sender<Feed>, stopping: &AtomicBool) -> Result<()> {
     match source {
         Source::Demo { speed, seed } => read_demo(*speed, *seed, tx, stopping),
         Source::Stdin => read_lines(io::stdin().lock(), max_bytes, tx, stopping),
@@ -205,7 +216,7 @@ fn read_source(source: &Source, max_bytes: usize, tx: &mpsc::Sender<Batch>, stop
     }
 }
 
-fn read_lines(input: impl Read, max_bytes: usize, tx: &mpsc::Sender<Batch>, stopping: &AtomicBool) -> Result<()> {
+fn read_lines(input: impl Read, max_bytes: usize, tx: &mpsc::Sender<Feed>, stopping: &AtomicBool) -> Result<()> {
     let mut reader = LineReader::new(BufReader::with_capacity(1 << 16, input), max_bytes);
     let mut buf = Vec::new();
     let mut batch = Vec::with_capacity(BATCH);
@@ -218,18 +229,18 @@ fn read_lines(input: impl Read, max_bytes: usize, tx: &mpsc::Sender<Batch>, stop
             Next::Oversized { number, len } => Record::Oversized { number, len },
         });
         if batch.len() >= BATCH || !reader.has_buffered() {
-            if tx.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
+            if tx.blocking_send(Feed::Batch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).is_err() {
                 return Ok(());
             }
         }
     }
     if !batch.is_empty() {
-        let _ = tx.blocking_send(batch);
+        let _ = tx.blocking_send(Feed::Batch(batch));
     }
     Ok(())
 }
 
-fn read_demo(speed: f64, seed: u64, tx: &mpsc::Sender<Batch>, stopping: &AtomicBool) -> Result<()> {
+fn read_demo(speed: f64, seed: u64, tx: &mpsc::Sender<Feed>, stopping: &AtomicBool) -> Result<()> {
     let stream = demo::generate(&DemoSpec { seed, ..DemoSpec::default() });
     info!(events = stream.events.len(), speed, "Replaying the demo stream: two weeks of history, then a live day");
     let started = Instant::now();
@@ -241,7 +252,7 @@ fn read_demo(speed: f64, seed: u64, tx: &mpsc::Sender<Batch>, stopping: &AtomicB
         let due = demo::delay(stream.live_from, ts, speed);
         let wait = due.saturating_sub(started.elapsed());
         if !wait.is_zero() {
-            if !batch.is_empty() && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+            if !batch.is_empty() && tx.blocking_send(Feed::Batch(std::mem::take(&mut batch))).is_err() {
                 return Ok(());
             }
             std::thread::sleep(wait.min(Duration::from_millis(200)));
@@ -253,12 +264,12 @@ fn read_demo(speed: f64, seed: u64, tx: &mpsc::Sender<Batch>, stopping: &AtomicB
             }
         }
         batch.push(Record::Line { number: number as u64 + 1, bytes: line.into_bytes() });
-        if batch.len() >= BATCH && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+        if batch.len() >= BATCH && tx.blocking_send(Feed::Batch(std::mem::take(&mut batch))).is_err() {
             return Ok(());
         }
     }
     if !batch.is_empty() {
-        let _ = tx.blocking_send(batch);
+        let _ = tx.blocking_send(Feed::Batch(batch));
     }
     Ok(())
 }
@@ -270,7 +281,7 @@ const LOGGED_REJECTIONS: u64 = 10;
 fn detect(
     rules: RuleSet,
     settings: &Settings,
-    mut rx: mpsc::Receiver<Batch>,
+    mut rx: mpsc::Receiver<Feed>,
     tx: mpsc::Sender<Alert>,
     metrics: Arc<Metrics>,
 ) {
@@ -280,7 +291,7 @@ fn detect(
         rules.rules.iter().map(|r| (r.id.to_string(), r.severity.as_str())).collect();
     let severity_of = |rule: &str| severities.get(rule).copied().unwrap_or(Severity::Warning.as_str());
     let mut rejected = 0u64;
-    while let Some(batch) = rx.blocking_recv() {
+    while let Some(Feed::Batch(batch)) = rx.blocking_recv() {
         let started = Instant::now();
         let mut last_ts = None;
         for record in &batch {

@@ -152,7 +152,9 @@ fn execute(command: Command) -> Result<ExitCode> {
             let settings = match settings(args.config.as_deref()) {
                 Ok(settings) => settings,
                 Err(err) => {
-                    eprintln!("error: {err:#}");
+                    for line in format!("{err:#}").lines() {
+                        eprintln!("error: {line}");
+                    }
                     // Still check the rules so every error shows at once.
                     let _ = compile(&args, &Settings::default());
                     return Ok(ExitCode::FAILURE);

@@ -1,0 +1,176 @@
+//! The `vigil` binary as a user drives it: check, test, replay, generate.
+
+mod common;
+
+use common::{data, golden, run, run_with_stdin, text};
+
+#[test]
+fn check_accepts_the_shipped_rules() {
+    let out = run(&["check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("ok: 18 rules, 4 lists"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn check_reports_every_error_with_file_line_column_and_rule() {
+    let dir = data("rules_broken");
+    let out = run(&["check", "--rules", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let expected = [
+        "broken.yml:3:11: [bad.one] severity must be `critical` or `warning`, not `urgent`",
+        "broken.yml:6:3: [bad.one] modifier `contains` cannot be combined with another comparison",
+        "broken.yml:7:16: [bad.one] `300.1.1.1/8` is not a CIDR network such as 10.0.0.0/8",
+        "broken.yml:12:10: [bad.one] `field` is not a parameter of `threshold` detectors",
+        "broken.yml:14:13: [bad.one] unclosed `{{` in template",
+        "broken.yml:19:1: [bad.two] unknown field `filtr`",
+        "broken.yml:29:23: [bad.three] condition: unknown selection `nope`",
+        "broken.yml:30:16: [bad.three] unknown detector type `sequenze`",
+        "more.yaml:6:3: [bad.four] `spike` detectors need `interval`",
+        "more.yaml:8:8: [bad.four] `method: poisson` models event counts; it cannot be used with `sum`",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "missing `{line}` in:\n{stderr}");
+    }
+    assert!(stderr.contains("10 error(s) in the rules"), "{stderr}");
+}
+
+#[test]
+fn check_reports_config_errors_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.yml");
+    std::fs::write(&config, "lateness: 1m\nsource: {type: file}\nmetrics: {listen: nowhere}\nbogus: 1\n").unwrap();
+    let out = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("vigil.yml:4:1: unknown field `bogus`"), "{stderr}");
+    std::fs::write(&config, "source: {type: file}\nmetrics: {listen: nowhere}\n").unwrap();
+    let stderr = text(&run(&["check", "--config", config.to_str().unwrap()]).stderr);
+    assert!(stderr.contains("vigil.yml:1:9: a `file` source needs a `path`"), "{stderr}");
+    assert!(stderr.contains("error: /") && stderr.contains("vigil.yml:2:19: `nowhere` is not an address"), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error: ")).count(), 2, "{stderr}");
+}
+
+#[test]
+fn test_runs_every_inline_test_of_the_shipped_rules() {
+    let out = run(&["test"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("test auth.failed_login_burst :: a mistyped password does not page anyone ... ok"));
+    assert!(!stdout.contains("FAILED"));
+    assert!(!stdout.contains("rules without tests"), "every shipped rule has tests:\n{stdout}");
+}
+
+#[test]
+fn test_reports_failures_and_exits_1() {
+    let dir = data("rules_failing");
+    let out = run(&["test", "--rules", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("test demo.wrong :: right ... ok"), "{stdout}");
+    assert!(stdout.contains("test demo.wrong :: wrong ... FAILED"), "{stdout}");
+    assert!(stdout.contains("alert 1: `user` is \"a\", expected \"b\""), "{stdout}");
+    assert!(stdout.contains("1 passed; 1 failed"), "{stdout}");
+}
+
+#[test]
+fn replay_skips_malformed_lines_with_their_numbers() {
+    let path = data("malformed.jsonl");
+    let out = run(&["replay", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    for expected in [
+        "malformed.jsonl:2: skipped (not_an_object)",
+        "malformed.jsonl:3: skipped (invalid_json)",
+        "malformed.jsonl:4: skipped (missing_ts)",
+        "malformed.jsonl:5: skipped (invalid_ts)",
+        "malformed.jsonl:6: skipped (missing_kind)",
+        "malformed.jsonl:7: skipped (not_an_object)",
+        "malformed.jsonl:8: skipped (wrong_type): `status` of a `api_call` event must be a number",
+        "replay: 5 events, 1 alerts, 7 rejected, 0 late",
+    ] {
+        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
+    }
+    golden(&data("malformed.alerts.jsonl"), &text(&out.stdout));
+}
+
+#[test]
+fn replay_counts_late_events_and_keeps_them_out_of_windows() {
+    let path = data("late.jsonl");
+    let out = run(&["replay", path.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("replay: 8 events, 2 alerts, 0 rejected, 3 late"), "{stderr}");
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("failed_login_burst"), "late failures must not complete a burst: {stdout}");
+    golden(&data("late.alerts.jsonl"), &stdout);
+    // With more lateness allowed, the same events do make a burst.
+    let out = run(&["replay", path.to_str().unwrap(), "--lateness", "30m"]);
+    assert!(text(&out.stdout).contains("auth.failed_login_burst"));
+}
+
+#[test]
+fn replay_reads_stdin_and_rejects_oversized_lines() {
+    let mut input = br#"{"ts":"2026-11-09T08:00:00Z","kind":"login","user":"a","outcome":"failure"}"#.to_vec();
+    input.push(b'\n');
+    input.extend(std::iter::repeat_n(b'x', 2 << 20));
+    input.push(b'\n');
+    let out = run_with_stdin(&["replay", "-"], &input);
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("-:2: skipped (too_large)"), "{stderr}");
+    assert!(stderr.contains("replay: 1 events, 0 alerts, 1 rejected"), "{stderr}");
+}
+
+#[test]
+fn replay_of_the_demo_stream_is_deterministic_and_golden() {
+    let events = run(&["generate"]);
+    assert!(events.status.success());
+    let first = run_with_stdin(&["replay", "-"], &events.stdout);
+    let second = run_with_stdin(&["replay", "-"], &events.stdout);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(first.stdout, second.stdout, "same input, same output, byte for byte");
+    let alerts = text(&first.stdout);
+    for line in alerts.lines() {
+        let alert: serde_json::Value = serde_json::from_str(line).unwrap();
+        for field in ["id", "rule", "title", "severity", "group", "summary", "ts", "first_ts", "evidence", "tags"] {
+            assert!(alert.get(field).is_some(), "alert lacks `{field}`: {line}");
+        }
+        assert!(alert.get("count").is_some() || alert.get("score").is_some());
+        assert!(alert.get("raised_at").is_none(), "a replay has no wall-clock time");
+    }
+    golden(&data("demo.alerts.jsonl"), &alerts);
+}
+
+#[test]
+fn every_seeded_attack_in_the_demo_fires_and_normal_days_stay_quiet() {
+    let alerts = std::fs::read_to_string(data("demo.alerts.jsonl")).unwrap();
+    let alerts: Vec<serde_json::Value> = alerts.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let live: Vec<&serde_json::Value> =
+        alerts.iter().filter(|a| a["ts"].as_str().unwrap().starts_with("2026-11-09")).collect();
+    for rule in [
+        "auth.failed_login_burst",
+        "auth.password_spraying",
+        "auth.brute_force_success",
+        "auth.offboarded_user",
+        "auth.new_device",
+        "auth.new_country",
+        "auth.unusual_login_hour",
+        "access.role_permission",
+        "access.revoked_token",
+        "access.outside_allowlist",
+        "access.old_token",
+        "api.error_spike",
+        "api.error_volume_spike",
+        "volume.message_spike",
+        "volume.high_message_rate",
+        "volume.reports_stopped",
+        "admin.off_hours_change",
+    ] {
+        assert!(live.iter().any(|a| a["rule"] == rule), "{rule} did not fire on the live day");
+    }
+    let history_criticals: Vec<_> = alerts
+        .iter()
+        .filter(|a| !a["ts"].as_str().unwrap().starts_with("2026-11-09") && a["severity"] == "critical")
+        .collect();
+    assert!(history_criticals.is_empty(), "two weeks of normal traffic paged someone: {history_criticals:?}");
+}

@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests: run the real binary, compare
+//! with golden files under `tests/data/` (`UPDATE_GOLDEN=1` rewrites them).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub fn vigil() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.current_dir(root()).env_remove("RUST_LOG");
+    cmd
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn data(name: &str) -> PathBuf {
+    root().join("tests/data").join(name)
+}
+
+pub fn run(args: &[&str]) -> Output {
+    vigil().args(args).stdin(Stdio::null()).output().expect("run vigil")
+}
+
+pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = vigil()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vigil");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().expect("wait for vigil");
+    writer.join().expect("writer");
+    output
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Compares `actual` with the golden file, or rewrites it when
+/// `UPDATE_GOLDEN` is set.
+pub fn golden(path: &Path, actual: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(path, actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|_| panic!("{} is missing; run with UPDATE_GOLDEN=1 to create it", path.display()));
+    if expected != actual {
+        let first = expected.lines().zip(actual.lines()).position(|(e, a)| e != a);
+        panic!(
+            "{} differs from the output (first differing line: {:?}); rerun with UPDATE_GOLDEN=1 if the change is intended\n--- actual ---\n{}",
+            path.display(),
+            first.map(|i| i + 1),
+            actual.lines().take(40).collect::<Vec<_>>().join("\n")
+        );
+    }
+}

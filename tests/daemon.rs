@@ -1,0 +1,168 @@
+//! `vigil run` as a daemon: alerts on stdout, metrics over HTTP on
+//! loopback, graceful shutdown on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::vigil;
+
+/// Starts the daemon with `config`; returns it, its stdout lines and the
+/// admin address it logged.
+fn start(config: &str, stdin: Stdio) -> (Child, mpsc::Receiver<String>, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.yml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = vigil()
+        .args(["run", "--config", path.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("http://").nth(1) {
+                let addr: String = rest.chars().take_while(|c| *c != '/' && !c.is_whitespace()).collect();
+                let _ = addr_tx.send(addr);
+            }
+        }
+    });
+    let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the daemon logs its admin address");
+    (child, lines, addr, dir)
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response)
+}
+
+fn wait_for(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+            let found = line.contains(needle);
+            seen.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+    panic!("no output line with `{needle}`; saw:\n{}", seen.join("\n"));
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn demo_daemon_raises_alerts_serves_metrics_and_stops_on_sigterm() {
+    let config = "source: {type: demo, speed: 200000}\nmetrics: {listen: 127.0.0.1:0}\n";
+    let (mut child, lines, addr, _dir) = start(config, Stdio::null());
+    let mut seen = Vec::new();
+    // The last alert of the demo's live day: everything before it was raised.
+    wait_for(&lines, "auth.unusual_login_hour", &mut seen);
+    wait_for(&lines, "gina@acme.example", &mut seen);
+    let alerts: Vec<serde_json::Value> =
+        seen.iter().map(|l| serde_json::from_str(l).expect("JSON lines when piped")).collect();
+    assert!(alerts.iter().any(|a| a["rule"] == "auth.brute_force_success"));
+    assert!(alerts.iter().all(|a| a["raised_at"].is_string()), "the daemon stamps wall-clock time");
+
+    assert_eq!(http_get(&addr, "/healthz").0, 200);
+    assert_eq!(http_get(&addr, "/readyz").0, 200);
+    let (status, metrics) = http_get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    for series in [
+        "vigil_events_total{kind=\"login\"}",
+        "vigil_alerts_total{rule=\"auth.failed_login_burst\",severity=\"critical\"} 1",
+        "vigil_detector_groups{rule=\"auth.new_device\"}",
+        "vigil_rules_loaded 18",
+        "vigil_events_rejected_total{reason=\"invalid_json\"} 0",
+    ] {
+        assert!(metrics.contains(series), "missing {series} in:\n{metrics}");
+    }
+    assert!(!metrics.contains("acme.example"), "no user in any metric label");
+    assert!(terminate(&mut child).success());
+}
+
+#[test]
+fn stdin_daemon_alerts_at_once_and_drains_on_sigterm() {
+    let config = "source: {type: stdin}\nmetrics: {listen: 127.0.0.1:0}\noutput: {format: json}\n";
+    let (mut child, lines, addr, _dir) = start(config, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    for i in 0..5 {
+        writeln!(
+            stdin,
+            r#"{{"ts":"2026-11-09T08:00:{i:02}Z","kind":"login","user":"alice","outcome":"failure","src_ip":"185.220.101.7"}}"#
+        )
+        .unwrap();
+    }
+    writeln!(stdin, "not json").unwrap();
+    stdin.flush().unwrap();
+    let mut seen = Vec::new();
+    // The stream stays open: the alert must come out without more input.
+    wait_for(&lines, "auth.failed_login_burst", &mut seen);
+    let (_, metrics) = http_get(&addr, "/metrics");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut metrics = metrics;
+    while !metrics.contains("vigil_events_rejected_total{reason=\"not_an_object\"} 1") {
+        assert!(Instant::now() < deadline, "rejection not counted:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(100));
+        metrics = http_get(&addr, "/metrics").1;
+    }
+    assert!(terminate(&mut child).success());
+    drop(stdin);
+}
+
+#[test]
+fn file_daemon_exits_when_its_input_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let out = dir.path().join("alerts.jsonl");
+    std::fs::copy(common::data("malformed.jsonl"), &events).unwrap();
+    let config = dir.path().join("vigil.yml");
+    std::fs::write(
+        &config,
+        "source: {type: file, path: events.jsonl}\nmetrics: {enabled: false}\noutput: {path: alerts.jsonl}\n",
+    )
+    .unwrap();
+    let status = vigil()
+        .args(["run", "--config", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let alerts = std::fs::read_to_string(out).unwrap();
+    assert_eq!(alerts.lines().count(), 1, "{alerts}");
+    assert!(alerts.contains("auth.failed_login_burst"));
+}
