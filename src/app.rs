@@ -228,10 +228,9 @@ fn read_lines(input: impl Read, max_bytes: usize, tx: &mpsc::Sender<Feed>, stopp
             Next::Line(number) => Record::Line { number, bytes: buf.clone() },
             Next::Oversized { number, len } => Record::Oversized { number, len },
         });
-        if batch.len() >= BATCH || !reader.has_buffered() {
-            if tx.blocking_send(Feed::Batch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).is_err() {
-                return Ok(());
-            }
+        let full = batch.len() >= BATCH || !reader.has_buffered();
+        if full && tx.blocking_send(Feed::Batch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).is_err() {
+            return Ok(());
         }
     }
     if !batch.is_empty() {

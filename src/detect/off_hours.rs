@@ -381,6 +381,7 @@ mod tests {
                 min_events: 20,
                 min_share: 0.0,
                 tolerance: 1,
+                day_tolerance: 0,
             }),
         };
         let mut d = Any::OffHours(Detector::new(params, &limits()));

@@ -354,7 +354,7 @@ pub fn generate(spec: &DemoSpec) -> DemoStream {
     if spec.attacks {
         live_day(spec, &users, &tokens, &mut rng, &mut events);
     }
-    events.sort_by(|a, b| a.0.cmp(&b.0));
+    events.sort_by_key(|e| e.0);
     DemoStream {
         events: events.into_iter().map(|(t, v)| (t, v.to_string())).collect(),
         live_from: ts(LIVE_DAY + 8 * HOUR),
@@ -365,7 +365,7 @@ pub fn generate(spec: &DemoSpec) -> DemoStream {
 /// part `speed` times faster than real time; history goes at once.
 pub fn delay(live_from: Timestamp, at: Timestamp, speed: f64) -> std::time::Duration {
     let ahead: Span = at.since(live_from);
-    if ahead <= Span::ZERO || !(speed > 0.0) {
+    if ahead <= Span::ZERO || speed.is_nan() || speed <= 0.0 {
         return std::time::Duration::ZERO;
     }
     std::time::Duration::from_secs_f64(ahead.as_secs_f64() / speed)
