@@ -23,7 +23,9 @@ fn production_part(text: &str) -> &str {
 fn the_detection_core_does_no_io_and_reads_no_clock() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    for part in ["event", "rules", "detect", "alert.rs", "engine.rs", "ruleset.rs", "pipeline.rs", "ruletest.rs", "time.rs"] {
+    for part in
+        ["event", "rules", "detect", "alert.rs", "engine.rs", "ruleset.rs", "pipeline.rs", "ruletest.rs", "time.rs"]
+    {
         sources(&root.join(part), &mut files);
     }
     let forbidden = [

@@ -30,11 +30,32 @@ fn compile(text: &str) -> Result<RuleSet, vigil::rules::Diagnostics> {
 /// YAML-ish text: fragments of real rules recombined.
 fn yamlish() -> impl Strategy<Value = String> {
     let pieces = prop::sample::select(vec![
-        "id: a\n", "title: t\n", "severity: warning\n", "filter:\n", "  kind: login\n", "  x|re: '('\n",
-        "  y|in_list: l\n", "  condition: a and (b\n", "detect:\n", "  type: spike\n", "  type: sequence\n",
-        "  steps: [{filter: {a: 1}}]\n", "  window: 5x\n", "  threshold: -1\n", "alert: {summary: '{{'}\n",
-        "---\n", "tests: [{name: n, events: [{ts: +5m}], expect: [1]}]\n", "  - [\n", "&a *a\n", ": :\n", "\t\n",
-        "  group_by: []\n", "  interval: 0s\n", "  mode: profile\n", "  timezone: Mars/Base\n", "\"\\u0000\"\n",
+        "id: a\n",
+        "title: t\n",
+        "severity: warning\n",
+        "filter:\n",
+        "  kind: login\n",
+        "  x|re: '('\n",
+        "  y|in_list: l\n",
+        "  condition: a and (b\n",
+        "detect:\n",
+        "  type: spike\n",
+        "  type: sequence\n",
+        "  steps: [{filter: {a: 1}}]\n",
+        "  window: 5x\n",
+        "  threshold: -1\n",
+        "alert: {summary: '{{'}\n",
+        "---\n",
+        "tests: [{name: n, events: [{ts: +5m}], expect: [1]}]\n",
+        "  - [\n",
+        "&a *a\n",
+        ": :\n",
+        "\t\n",
+        "  group_by: []\n",
+        "  interval: 0s\n",
+        "  mode: profile\n",
+        "  timezone: Mars/Base\n",
+        "\"\\u0000\"\n",
     ]);
     prop::collection::vec(pieces, 0..30).prop_map(|v| v.concat())
 }

@@ -6,11 +6,7 @@
 //! capped at `max_values`; values older than the window fall off the old
 //! end.
 
-use std::num::NonZeroUsize;
-
-use foldhash::fast::RandomState;
-use lru::LruCache;
-
+use super::bounded::BoundedLru;
 use super::groups::GroupTable;
 use super::{conclude, Firing, Limits, Outcome, ParamReader};
 use crate::event::{EventRef, FieldId};
@@ -34,7 +30,7 @@ impl Params {
 
 #[derive(Debug)]
 pub struct Values {
-    seen: LruCache<Box<str>, Timestamp, RandomState>,
+    seen: BoundedLru<Timestamp>,
     latest: Timestamp,
 }
 
@@ -65,10 +61,8 @@ impl Detector {
             return Outcome::Quiet;
         }
         let window = self.params.window;
-        let cap = NonZeroUsize::new(limits.max_values).unwrap_or(NonZeroUsize::MIN);
-        let group = self
-            .groups
-            .entry(key, || Values { seen: LruCache::with_hasher(cap, RandomState::default()), latest: Timestamp::MIN });
+        let group =
+            self.groups.entry(key, || Values { seen: BoundedLru::new(limits.max_values), latest: Timestamp::MIN });
         let values = &mut group.state;
         values.latest = values.latest.max(event.ts);
         let horizon = values.latest.saturating_sub(window);
@@ -79,7 +73,7 @@ impl Detector {
         match values.seen.get_mut(self.scratch.as_str()) {
             Some(seen) => *seen = (*seen).max(event.ts),
             None => {
-                if values.seen.push(self.scratch.as_str().into(), event.ts).is_some() {
+                if values.seen.insert(&self.scratch, event.ts) {
                     self.value_evictions += 1;
                 }
             }

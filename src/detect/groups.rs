@@ -7,11 +7,7 @@
 //! table also owns what every detector shares: the realert clock and the
 //! evidence ring of the group.
 
-use std::num::NonZeroUsize;
-
-use foldhash::fast::RandomState;
-use lru::LruCache;
-
+use super::bounded::BoundedLru;
 use super::evidence::Evidence;
 use crate::time::{Span, Timestamp};
 
@@ -43,15 +39,14 @@ impl<S> Group<S> {
 
 #[derive(Debug)]
 pub struct GroupTable<S> {
-    map: LruCache<Box<str>, Group<S>, RandomState>,
+    map: BoundedLru<Group<S>>,
     evidence_cap: usize,
     evictions: u64,
 }
 
 impl<S> GroupTable<S> {
     pub fn new(max_groups: usize, evidence_cap: usize) -> GroupTable<S> {
-        let cap = NonZeroUsize::new(max_groups).unwrap_or(NonZeroUsize::MIN);
-        GroupTable { map: LruCache::with_hasher(cap, RandomState::default()), evidence_cap, evictions: 0 }
+        GroupTable { map: BoundedLru::new(max_groups), evidence_cap, evictions: 0 }
     }
 
     /// The group for `key`, created by `make` if new (possibly evicting the
@@ -59,14 +54,12 @@ impl<S> GroupTable<S> {
     pub fn entry(&mut self, key: &str, make: impl FnOnce() -> S) -> &mut Group<S> {
         if !self.map.contains(key) {
             let group = Group { state: make(), last_alert: None, evidence: Evidence::new(self.evidence_cap) };
-            if let Some((evicted, _)) = self.map.push(key.into(), group) {
-                if *evicted != *key {
-                    self.evictions += 1;
-                }
+            if self.map.insert(key, group) {
+                self.evictions += 1;
             }
         }
-        // The key was inserted just above if it was missing, and pushing
-        // into a non-empty-capacity cache always keeps the newest entry.
+        // The key was inserted just above if it was missing, and an insert
+        // evicts the least recently used entry, never the newest.
         self.map.get_mut(key).expect("group present after insert")
     }
 

@@ -6,6 +6,7 @@
 //! type means adding a variant here. Detectors do no IO and read no clock;
 //! time is the event's `ts` and the engine's watermark.
 
+pub mod bounded;
 pub mod distinct;
 pub mod evidence;
 pub mod flatline;

@@ -6,11 +6,7 @@
 //! values). Values unseen for `forget_after` count as new again. The values
 //! per group are an LRU map capped at `max_values`.
 
-use std::num::NonZeroUsize;
-
-use foldhash::fast::RandomState;
-use lru::LruCache;
-
+use super::bounded::BoundedLru;
 use super::groups::GroupTable;
 use super::{conclude, Firing, Limits, Outcome, ParamReader};
 use crate::event::{EventRef, FieldId, Value};
@@ -38,7 +34,7 @@ impl Params {
 #[derive(Debug)]
 pub struct Known {
     first_seen: Timestamp,
-    values: LruCache<Box<str>, Timestamp, RandomState>,
+    values: BoundedLru<Timestamp>,
 }
 
 #[derive(Debug)]
@@ -64,10 +60,8 @@ impl Detector {
         if matches!(value, Value::Absent | Value::Null | Value::Object) {
             return Outcome::Quiet;
         }
-        let cap = NonZeroUsize::new(limits.max_values).unwrap_or(NonZeroUsize::MIN);
-        let group = self
-            .groups
-            .entry(key, || Known { first_seen: event.ts, values: LruCache::with_hasher(cap, RandomState::default()) });
+        let group =
+            self.groups.entry(key, || Known { first_seen: event.ts, values: BoundedLru::new(limits.max_values) });
         group.evidence.record(event.line);
         let known = &mut group.state;
         known.first_seen = known.first_seen.min(event.ts);
@@ -88,7 +82,7 @@ impl Detector {
                     stale
                 }
                 None => {
-                    if known.values.push(scratch.as_str().into(), event.ts).is_some() {
+                    if known.values.insert(scratch, event.ts) {
                         *evictions += 1;
                     }
                     true

@@ -150,7 +150,7 @@ impl Detector {
             start,
             current: 0.0,
             events: 0,
-            history: VecDeque::with_capacity(params.history.min(1024)),
+            history: VecDeque::new(),
             ewma: None,
             bounds: None,
             in_excursion: false,

@@ -1,0 +1,79 @@
+//! A least-recently-used map with a hard cap on entries, growing its table
+//! only as entries arrive. (`lru::LruCache::new(cap)` reserves the whole
+//! capacity up front: 1,000 remembered values per group would cost tens of
+//! kilobytes per group before the first value is seen.)
+
+use foldhash::fast::RandomState;
+use lru::LruCache;
+
+#[derive(Debug)]
+pub struct BoundedLru<V> {
+    map: LruCache<Box<str>, V, RandomState>,
+    cap: usize,
+}
+
+impl<V> BoundedLru<V> {
+    pub fn new(cap: usize) -> BoundedLru<V> {
+        BoundedLru { map: LruCache::unbounded_with_hasher(RandomState::default()), cap: cap.max(1) }
+    }
+
+    /// Inserts a key that is not present; returns true if the least
+    /// recently used entry was evicted to make room.
+    pub fn insert(&mut self, key: &str, value: V) -> bool {
+        self.map.push(key.into(), value);
+        if self.map.len() > self.cap {
+            self.map.pop_lru();
+            return true;
+        }
+        false
+    }
+
+    /// The value for `key`, marking it most recently used.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.map.get_mut(key)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.map.contains(key)
+    }
+
+    pub fn peek_lru(&self) -> Option<(&Box<str>, &V)> {
+        self.map.peek_lru()
+    }
+
+    pub fn pop_lru(&mut self) -> Option<(Box<str>, V)> {
+        self.map.pop_lru()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Box<str>, &V)> {
+        self.map.iter()
+    }
+
+    /// All entries, without touching their recency.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Box<str>, &mut V)> {
+        self.map.iter_mut()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_the_least_recently_used_beyond_the_cap() {
+        let mut lru = BoundedLru::new(2);
+        assert!(!lru.insert("a", 1));
+        assert!(!lru.insert("b", 2));
+        *lru.get_mut("a").unwrap() += 10;
+        assert!(lru.insert("c", 3));
+        assert!(lru.contains("a") && lru.contains("c") && !lru.contains("b"));
+    }
+}
