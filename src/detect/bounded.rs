@@ -37,21 +37,21 @@ impl<V> BoundedLru<V> {
         self.map.contains(key)
     }
 
-    pub fn peek_lru(&self) -> Option<(&Box<str>, &V)> {
-        self.map.peek_lru()
+    pub fn peek_lru(&self) -> Option<(&str, &V)> {
+        self.map.peek_lru().map(|(k, v)| (&**k, v))
     }
 
     pub fn pop_lru(&mut self) -> Option<(Box<str>, V)> {
         self.map.pop_lru()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Box<str>, &V)> {
-        self.map.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.map.iter().map(|(k, v)| (&**k, v))
     }
 
     /// All entries, without touching their recency.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Box<str>, &mut V)> {
-        self.map.iter_mut()
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut V)> {
+        self.map.iter_mut().map(|(k, v)| (&**k, v))
     }
 
     pub fn len(&self) -> usize {

@@ -84,7 +84,7 @@ impl Detector {
         let distinct = values.seen.len();
         let firing = (distinct >= self.params.threshold).then(|| {
             let first_ts = values.seen.iter().map(|(_, &t)| t).min().unwrap_or(event.ts);
-            let mut named: Vec<&str> = values.seen.iter().map(|(v, _)| &**v).collect();
+            let mut named: Vec<&str> = values.seen.iter().map(|(v, _)| v).collect();
             named.sort_unstable();
             let mut value = named.iter().take(NAMED_VALUES).copied().collect::<Vec<_>>().join(", ");
             if named.len() > NAMED_VALUES {

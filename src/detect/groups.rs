@@ -68,7 +68,7 @@ impl<S> GroupTable<S> {
     }
 
     /// All groups, without touching their recency.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Box<str>, &mut Group<S>)> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Group<S>)> {
         self.map.iter_mut()
     }
 
