@@ -29,7 +29,7 @@ fn decode(c: &mut Criterion) {
     group.bench_function("api_call, shipped schema", |b| b.iter(|| decoder.decode(black_box(API)).map(|e| e.ts).ok()));
     let mut bare = Decoder::new(Arc::new(Schema::new()));
     group.bench_function("api_call, minimal schema", |b| b.iter(|| bare.decode(black_box(API)).map(|e| e.ts).ok()));
-    group.bench_function("serde_json typed baseline", |b| {
+    group.bench_function("serde_json::Value (untyped) for comparison", |b| {
         b.iter(|| serde_json::from_str::<serde_json::Value>(black_box(API)).ok().map(|v| v.is_object()))
     });
     group.finish();
@@ -71,7 +71,7 @@ alert: {summary: x}
         .collect();
     let mut group = c.benchmark_group("window");
     group.throughput(Throughput::Elements(lines.len() as u64));
-    group.bench_function("threshold update, 100 groups", |b| {
+    group.bench_function("decode + threshold rule, 100 groups", |b| {
         b.iter(|| {
             let mut pipeline = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
             for line in &lines {
