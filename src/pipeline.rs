@@ -32,7 +32,7 @@ impl Pipeline {
         }
     }
 
-    /// Decodes and processes one event; its alerts join [`Pipeline::alerts`].
+    /// Decodes and processes one event; its alerts wait for [`Pipeline::drain_alerts`].
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Disposition, DecodeError> {
         match self.decoder.decode_bytes(bytes) {
             Ok(event) => {
