@@ -240,6 +240,16 @@ impl Detector {
     }
 }
 
+/// What an event adds to a count or sum: 1, or the value of the `sum`
+/// field; `None` if that field is missing or not a finite number (the event
+/// is then left out rather than counted as zero).
+pub(crate) fn weight(sum: Option<crate::event::FieldId>, event: &EventRef<'_>) -> Option<f64> {
+    match sum {
+        None => Some(1.0),
+        Some(field) => event.get(field).as_f64().filter(|v| v.is_finite()),
+    }
+}
+
 /// The last step every detector shares: apply realert, attach evidence.
 pub(crate) fn conclude<S>(group: &mut groups::Group<S>, firing: Option<Firing>, limits: &Limits) -> Outcome {
     match firing {

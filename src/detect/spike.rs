@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use statrs::distribution::{DiscreteCDF, Poisson};
 
 use super::groups::GroupTable;
-use super::{conclude, Firing, Limits, Outcome, ParamReader};
+use super::{conclude, weight, Firing, Limits, Outcome, ParamReader};
 use crate::event::{EventRef, FieldId};
 use crate::time::{Span, Timestamp};
 
@@ -137,13 +137,7 @@ impl Detector {
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
-        let weight = match self.params.sum {
-            None => 1.0,
-            Some(field) => match event.get(field).as_f64() {
-                Some(v) if v.is_finite() => v,
-                _ => return Outcome::Quiet,
-            },
-        };
+        let Some(weight) = weight(self.params.sum, event) else { return Outcome::Quiet };
         let params = &self.params;
         let start = event.ts.floor_to(params.interval);
         let group = self.groups.entry(key, || Baseline {

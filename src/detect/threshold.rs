@@ -4,7 +4,7 @@
 
 use super::groups::GroupTable;
 use super::window::{Entry, Window, DEFAULT_MAX_ENTRIES};
-use super::{conclude, Firing, Limits, Outcome, ParamReader};
+use super::{conclude, weight, Firing, Limits, Outcome, ParamReader};
 use crate::event::{EventRef, FieldId};
 use crate::time::{Span, Timestamp};
 
@@ -37,13 +37,7 @@ impl Detector {
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome {
-        let weight = match self.params.sum {
-            None => 1.0,
-            Some(field) => match event.get(field).as_f64() {
-                Some(value) if value.is_finite() => value,
-                _ => return Outcome::Quiet,
-            },
-        };
+        let Some(weight) = weight(self.params.sum, event) else { return Outcome::Quiet };
         let window = self.params.window;
         let group = self.groups.entry(key, || Window::new(DEFAULT_MAX_ENTRIES));
         group.evidence.record(event.line);
