@@ -292,6 +292,7 @@ fn detect(
     let mut rejected = 0u64;
     while let Some(Feed::Batch(batch)) = rx.blocking_recv() {
         let started = Instant::now();
+        let now = Timestamp(chrono::Utc::now().timestamp_micros());
         let mut last_ts = None;
         for record in &batch {
             let (number, result) = match record {
@@ -311,7 +312,6 @@ fn detect(
             } else {
                 last_ts = Some(pipeline.engine().watermark());
             }
-            let now = Timestamp(chrono::Utc::now().timestamp_micros());
             for mut alert in pipeline.drain_alerts() {
                 alert.raised_at = Some(now);
                 if tx.blocking_send(alert).is_err() {
@@ -321,7 +321,7 @@ fn detect(
         }
         metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         if let Some(ts) = last_ts {
-            let lag = chrono::Utc::now().timestamp_micros() - ts.0 - settings.lateness.0;
+            let lag = now.0 - ts.0 - settings.lateness.0;
             metrics.event_lag_seconds.observe((lag as f64 / 1e6).max(0.0));
         }
         exporter.export(&pipeline, severity_of);

@@ -21,8 +21,8 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window, None);
-        let threshold = r.positive("threshold", |s| &s.threshold, None);
+        let window = r.duration("window", |s| &s.window);
+        let threshold = r.positive("threshold", |s| &s.threshold);
         let field = r.field("field", |s| &s.field);
         Some(Params { window: window?, threshold: threshold?.ceil() as usize, field: field? })
     }

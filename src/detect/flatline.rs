@@ -21,8 +21,8 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window, None);
-        let threshold = r.positive("threshold", |s| &s.threshold, Some(1.0));
+        let window = r.duration("window", |s| &s.window);
+        let threshold = r.positive_or("threshold", |s| &s.threshold, 1.0);
         Some(Params { window: window?, threshold: threshold?.ceil() as u64 })
     }
 }

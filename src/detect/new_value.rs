@@ -22,9 +22,9 @@ pub struct Params {
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
         let field = r.field("field", |s| &s.field);
-        let learning = r.duration("learning", |s| &s.learning, Some(Span::from_secs(7 * 86_400)));
+        let learning = r.duration_or("learning", |s| &s.learning, Span::from_secs(7 * 86_400));
         let forget_after = match r.spec.forget_after {
-            Some(_) => Some(r.duration("forget_after", |s| &s.forget_after, None)?),
+            Some(_) => Some(r.duration("forget_after", |s| &s.forget_after)?),
             None => None,
         };
         Some(Params { field: field?, learning: learning?, forget_after })

@@ -75,7 +75,7 @@ impl Params {
         let mode = match r.choice("mode", |s| &s.mode, &["schedule", "profile"]) {
             None | Some("schedule") => Mode::Schedule(schedule(r)?),
             Some(_) => Mode::Profile(Profile {
-                learning: r.duration("learning", |s| &s.learning, Some(Span::from_secs(14 * 86_400)))?,
+                learning: r.duration_or("learning", |s| &s.learning, Span::from_secs(14 * 86_400))?,
                 min_events: r.optional("min_events", |s| &s.min_events).map_or(50, |m| m.value),
                 min_share: r.optional("min_share", |s| &s.min_share).map_or(0.0, |m| m.value),
                 tolerance: r.optional("tolerance", |s| &s.tolerance).map_or(1, |t| t.value.min(11)),

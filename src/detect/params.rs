@@ -49,12 +49,21 @@ impl<'a> ParamReader<'a> {
         value
     }
 
-    pub fn duration(&mut self, name: &'static str, get: Getter<String>, default: Option<Span>) -> Option<Span> {
-        let value = match default {
-            Some(_) => self.optional(name, get),
-            None => self.required(name, get),
-        };
-        let Some(value) = value else { return default };
+    /// A required duration above zero.
+    pub fn duration(&mut self, name: &'static str, get: Getter<String>) -> Option<Span> {
+        let value = self.required(name, get)?;
+        self.parse_duration(name, value)
+    }
+
+    /// A duration above zero, or `default` if absent.
+    pub fn duration_or(&mut self, name: &'static str, get: Getter<String>, default: Span) -> Option<Span> {
+        match self.optional(name, get) {
+            Some(value) => self.parse_duration(name, value),
+            None => Some(default),
+        }
+    }
+
+    fn parse_duration(&mut self, name: &'static str, value: &Spanned<String>) -> Option<Span> {
         match Span::parse(&value.value) {
             Ok(span) if span > Span::ZERO => Some(span),
             Ok(_) => {
@@ -68,13 +77,21 @@ impl<'a> ParamReader<'a> {
         }
     }
 
-    /// A positive number, or `default` if absent.
-    pub fn positive(&mut self, name: &'static str, get: Getter<f64>, default: Option<f64>) -> Option<f64> {
-        let value = match default {
-            Some(_) => self.optional(name, get),
-            None => self.required(name, get),
-        };
-        let Some(value) = value else { return default };
+    /// A required number above zero.
+    pub fn positive(&mut self, name: &'static str, get: Getter<f64>) -> Option<f64> {
+        let value = self.required(name, get)?;
+        self.check_positive(name, value)
+    }
+
+    /// A number above zero, or `default` if absent.
+    pub fn positive_or(&mut self, name: &'static str, get: Getter<f64>, default: f64) -> Option<f64> {
+        match self.optional(name, get) {
+            Some(value) => self.check_positive(name, value),
+            None => Some(default),
+        }
+    }
+
+    fn check_positive(&mut self, name: &'static str, value: &Spanned<f64>) -> Option<f64> {
         if value.value.is_finite() && value.value > 0.0 {
             Some(value.value)
         } else {

@@ -20,8 +20,8 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window, None);
-        let ratio = r.positive("ratio", |s| &s.ratio, None);
+        let window = r.duration("window", |s| &s.window);
+        let ratio = r.positive("ratio", |s| &s.ratio);
         if let (Some(value), Some(spec)) = (ratio, &r.spec.ratio) {
             if value > 1.0 {
                 r.error(spec, "`ratio` is a share between 0 and 1 (0.25 = 25%)");

@@ -32,7 +32,7 @@ pub struct Step {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window, None);
+        let window = r.duration("window", |s| &s.window);
         let specs = r.required("steps", |s| &s.steps)?;
         if specs.value.len() < 2 {
             r.error(specs, "a sequence needs at least two steps");

@@ -59,26 +59,26 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let interval = r.duration("interval", |s| &s.interval, None);
+        let interval = r.duration("interval", |s| &s.interval);
         let sum = r.optional_field("sum", |s| &s.sum);
         let method = match r.choice("method", |s| &s.method, &["mad", "ewma", "poisson"]) {
             None | Some("mad") => Method::Mad,
             Some("ewma") => {
-                let alpha = r.positive("alpha", |s| &s.alpha, Some(0.1))?;
+                let alpha = r.positive_or("alpha", |s| &s.alpha, 0.1)?;
                 if alpha >= 1.0 {
                     r.error(r.spec.alpha.as_ref()?, "`alpha` must be between 0 and 1");
                 }
                 Method::Ewma { alpha }
             }
             Some(_) => {
-                let p_value = r.positive("p_value", |s| &s.p_value, Some(1e-6))?;
+                let p_value = r.positive_or("p_value", |s| &s.p_value, 1e-6)?;
                 if let Some(spec) = &r.spec.sum {
                     r.error(spec, "`method: poisson` models event counts; it cannot be used with `sum`");
                 }
                 Method::Poisson { p_value }
             }
         };
-        let threshold = r.positive("threshold", |s| &s.threshold, Some(4.0));
+        let threshold = r.positive_or("threshold", |s| &s.threshold, 4.0);
         let history = r.optional("history", |s| &s.history).map_or(168, |h| h.value.max(2) as usize);
         let min_history = r.optional("min_history", |s| &s.min_history).map_or(24.min(history), |m| m.value as usize);
         if min_history > history {

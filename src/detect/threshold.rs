@@ -18,8 +18,8 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window, None);
-        let threshold = r.positive("threshold", |s| &s.threshold, None);
+        let window = r.duration("window", |s| &s.window);
+        let threshold = r.positive("threshold", |s| &s.threshold);
         let sum = r.optional_field("sum", |s| &s.sum);
         Some(Params { window: window?, threshold: threshold?, sum })
     }
