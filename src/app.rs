@@ -30,7 +30,7 @@ use crate::rules::Severity;
 use crate::ruleset::RuleSet;
 use crate::source::demo::{self, DemoSpec};
 use crate::source::lines::{LineReader, Next};
-use crate::source::Record;
+use crate::source::{Batch, Record};
 use crate::telemetry::http::{self, Health};
 use crate::telemetry::metrics::{Exporter, Metrics};
 use crate::time::Timestamp;
@@ -96,16 +96,34 @@ pub fn replay(
     Ok(report)
 }
 
-/// A batch of records from the source thread.
-type Batch = Vec<Record>;
-
 /// What the engine thread receives: work, or the order to finish.
 enum Feed {
     Batch(Batch),
     Stop,
 }
 
+/// Lines per batch, at most: large enough to amortize the channel, small
+/// enough that a batch takes well under a millisecond.
 const BATCH: usize = 1024;
+
+/// Sends full batches to the engine and takes emptied ones back.
+struct Batches<'a> {
+    tx: &'a mpsc::Sender<Feed>,
+    recycled: &'a std::sync::mpsc::Receiver<Batch>,
+    current: Batch,
+}
+
+impl Batches<'_> {
+    /// Hands the current batch to the engine; false once the engine is gone.
+    fn send(&mut self) -> bool {
+        if self.current.is_empty() {
+            return true;
+        }
+        let next = self.recycled.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.current, next);
+        self.tx.blocking_send(Feed::Batch(full)).is_ok()
+    }
+}
 
 /// Runs the daemon until a signal, or until a finite input ends.
 pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
@@ -131,6 +149,7 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
     }
 
     let (feed_tx, feed_rx) = mpsc::channel::<Feed>(64);
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(4096);
     let (source_done_tx, source_done) = tokio::sync::oneshot::channel();
     let source = settings.source.clone();
@@ -140,7 +159,8 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
     std::thread::Builder::new()
         .name("vigil-source".into())
         .spawn(move || {
-            let result = read_source(&source, max_bytes, &source_tx, &source_stop);
+            let mut batches = Batches { tx: &source_tx, recycled: &recycle_rx, current: Batch::default() };
+            let result = read_source(&source, max_bytes, &mut batches, &source_stop);
             let _ = source_done_tx.send(result);
         })
         .context("starting the source thread")?;
@@ -149,7 +169,7 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
     let engine_settings = settings.clone();
     std::thread::Builder::new()
         .name("vigil-engine".into())
-        .spawn(move || detect(rules, &engine_settings, feed_rx, alert_tx, engine_metrics))
+        .spawn(move || detect(rules, &engine_settings, feed_rx, &recycle_tx, alert_tx, engine_metrics))
         .context("starting the engine thread")?;
 
     let output = tokio::spawn(write_alerts(settings.clone(), alert_rx));
@@ -205,71 +225,65 @@ async fn shutdown_signal() {
     }
 }
 
-fn read_source(source: &Source, max_bytes: usize, tx: &mpsc::Sender<Feed>, stopping: &AtomicBool) -> Result<()> {
+fn read_source(source: &Source, max_bytes: usize, batches: &mut Batches<'_>, stopping: &AtomicBool) -> Result<()> {
     match source {
-        Source::Demo { speed, seed } => read_demo(*speed, *seed, tx, stopping),
-        Source::Stdin => read_lines(io::stdin().lock(), max_bytes, tx, stopping),
+        Source::Demo { speed, seed } => read_demo(*speed, *seed, batches, stopping),
+        Source::Stdin => read_lines(io::stdin().lock(), max_bytes, batches, stopping),
         Source::File(path) => {
             let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            read_lines(file, max_bytes, tx, stopping)
+            read_lines(file, max_bytes, batches, stopping)
         }
     }
 }
 
-fn read_lines(input: impl Read, max_bytes: usize, tx: &mpsc::Sender<Feed>, stopping: &AtomicBool) -> Result<()> {
+fn read_lines(input: impl Read, max_bytes: usize, batches: &mut Batches<'_>, stopping: &AtomicBool) -> Result<()> {
     let mut reader = LineReader::new(BufReader::with_capacity(1 << 16, input), max_bytes);
     let mut buf = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH);
     while let Some(next) = reader.next_into(&mut buf)? {
         if stopping.load(Ordering::Relaxed) {
             break;
         }
-        batch.push(match next {
-            Next::Line(number) => Record::Line { number, bytes: buf.clone() },
-            Next::Oversized { number, len } => Record::Oversized { number, len },
-        });
-        let full = batch.len() >= BATCH || !reader.has_buffered();
-        if full && tx.blocking_send(Feed::Batch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))).is_err() {
+        match next {
+            Next::Line(number) => batches.current.push_line(number, &buf),
+            Next::Oversized { number, len } => batches.current.push_oversized(number, len),
+        }
+        // A live input is flushed as soon as it has nothing more buffered,
+        // so an alert never waits for the next event.
+        let flush = batches.current.len() >= BATCH || !reader.has_buffered();
+        if flush && !batches.send() {
             return Ok(());
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(Feed::Batch(batch));
-    }
+    batches.send();
     Ok(())
 }
 
-fn read_demo(speed: f64, seed: u64, tx: &mpsc::Sender<Feed>, stopping: &AtomicBool) -> Result<()> {
+fn read_demo(speed: f64, seed: u64, batches: &mut Batches<'_>, stopping: &AtomicBool) -> Result<()> {
     let stream = demo::generate(&DemoSpec { seed, ..DemoSpec::default() });
     info!(events = stream.events.len(), speed, "Replaying the demo stream: two weeks of history, then a live day");
     let started = Instant::now();
-    let mut batch = Vec::with_capacity(BATCH);
-    for (number, (ts, line)) in stream.events.into_iter().enumerate() {
+    for (number, (ts, line)) in stream.events.iter().enumerate() {
         if stopping.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let due = demo::delay(stream.live_from, ts, speed);
-        let wait = due.saturating_sub(started.elapsed());
-        if !wait.is_zero() {
-            if !batch.is_empty() && tx.blocking_send(Feed::Batch(std::mem::take(&mut batch))).is_err() {
+        let due = demo::delay(stream.live_from, *ts, speed);
+        if due > started.elapsed() {
+            if !batches.send() {
                 return Ok(());
             }
-            std::thread::sleep(wait.min(Duration::from_millis(200)));
             while started.elapsed() < due {
                 if stopping.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                std::thread::sleep((due - started.elapsed()).min(Duration::from_millis(200)));
+                std::thread::sleep(due.saturating_sub(started.elapsed()).min(Duration::from_millis(200)));
             }
         }
-        batch.push(Record::Line { number: number as u64 + 1, bytes: line.into_bytes() });
-        if batch.len() >= BATCH && tx.blocking_send(Feed::Batch(std::mem::take(&mut batch))).is_err() {
+        batches.current.push_line(number as u64 + 1, line.as_bytes());
+        if batches.current.len() >= BATCH && !batches.send() {
             return Ok(());
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(Feed::Batch(batch));
-    }
+    batches.send();
     Ok(())
 }
 
@@ -281,6 +295,7 @@ fn detect(
     rules: RuleSet,
     settings: &Settings,
     mut rx: mpsc::Receiver<Feed>,
+    recycle: &std::sync::mpsc::Sender<Batch>,
     tx: mpsc::Sender<Alert>,
     metrics: Arc<Metrics>,
 ) {
@@ -290,16 +305,16 @@ fn detect(
         rules.rules.iter().map(|r| (r.id.to_string(), r.severity.as_str())).collect();
     let severity_of = |rule: &str| severities.get(rule).copied().unwrap_or(Severity::Warning.as_str());
     let mut rejected = 0u64;
-    while let Some(Feed::Batch(batch)) = rx.blocking_recv() {
+    while let Some(Feed::Batch(mut batch)) = rx.blocking_recv() {
         let started = Instant::now();
         let now = Timestamp(chrono::Utc::now().timestamp_micros());
         let mut last_ts = None;
-        for record in &batch {
+        for (record, bytes) in batch.iter() {
             let (number, result) = match record {
-                Record::Line { number, bytes } => (*number, pipeline.feed(bytes).map_err(|e| (e.reason, e.detail))),
+                Record::Line { number, .. } => (number, pipeline.feed(bytes).map_err(|e| (e.reason, e.detail))),
                 Record::Oversized { number, len } => {
                     pipeline.reject(Reason::TooLarge);
-                    (*number, Err((Reason::TooLarge, format!("{len} bytes"))))
+                    (number, Err((Reason::TooLarge, format!("{len} bytes"))))
                 }
             };
             if let Err((reason, detail)) = result {
@@ -325,6 +340,8 @@ fn detect(
             metrics.event_lag_seconds.observe((lag as f64 / 1e6).max(0.0));
         }
         exporter.export(&pipeline, severity_of);
+        batch.clear();
+        let _ = recycle.send(batch);
     }
 }
 
