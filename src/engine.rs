@@ -176,16 +176,6 @@ impl Engine {
         }
     }
 
-    /// Advances event time with no event, e.g. when a live source is idle:
-    /// lets `flatline` rules notice silence.
-    pub fn advance_to(&mut self, ts: Timestamp, out: &mut Vec<Alert>) {
-        if ts > self.max_ts {
-            self.max_ts = ts;
-        }
-        let watermark = self.watermark();
-        self.tick(watermark, out);
-    }
-
     fn tick(&mut self, watermark: Timestamp, out: &mut Vec<Alert>) {
         self.next_tick = watermark.saturating_add(self.tick_every);
         let mut fired: Vec<(String, Firing)> = Vec::new();

@@ -65,10 +65,6 @@ impl Pipeline {
         &self.engine
     }
 
-    pub fn engine_mut(&mut self) -> &mut Engine {
-        &mut self.engine
-    }
-
     pub fn alerts_mut(&mut self) -> &mut Vec<Alert> {
         &mut self.alerts
     }

@@ -37,16 +37,6 @@ impl Evidence {
         let (newer, older) = self.lines.split_at(self.next);
         older.iter().chain(newer).cloned().collect()
     }
-
-    pub fn clear(&mut self) {
-        self.lines.clear();
-        self.next = 0;
-    }
-
-    /// Heap bytes held, for the memory benchmark.
-    pub fn heap_bytes(&self) -> usize {
-        self.lines.iter().map(String::capacity).sum::<usize>() + self.lines.capacity() * size_of::<String>()
-    }
 }
 
 #[cfg(test)]

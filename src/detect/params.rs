@@ -142,7 +142,7 @@ impl<'a> ParamReader<'a> {
     /// Reports every parameter that was given but not read.
     pub fn finish(self) {
         let spec = self.spec;
-        let given: [(&str, Option<Loc>); 31] = [
+        let given = [
             ("window", spec.window.as_ref().map(Loc::of)),
             ("threshold", spec.threshold.as_ref().map(Loc::of)),
             ("sum", spec.sum.as_ref().map(Loc::of)),
@@ -173,7 +173,6 @@ impl<'a> ParamReader<'a> {
             ("steps", spec.steps.as_ref().map(Loc::of)),
             ("type", spec.kind.as_ref().map(Loc::of)),
             ("group_by", spec.group_by.as_ref().map(Loc::of)),
-            ("", None),
         ];
         for (name, loc) in given {
             if let Some(loc) = loc {

@@ -95,7 +95,7 @@ impl Window {
         let mut best = Totals::default();
         let mut start = 0;
         let mut running = Totals::default();
-        for (end, entry) in candidates.iter().enumerate() {
+        for entry in &candidates {
             running.a += entry.a;
             running.b += entry.b;
             running.events += 1;
@@ -109,7 +109,6 @@ impl Window {
             if contains && running.a > best.a {
                 best = Totals { first: Some(candidates[start].ts), ..running };
             }
-            let _ = end;
         }
         best
     }
@@ -120,10 +119,6 @@ impl Window {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * size_of::<Entry>()
     }
 }
 

@@ -97,11 +97,6 @@ enum AgeOp {
 const SET_THRESHOLD: usize = 8;
 
 impl Filter {
-    /// A filter that matches every event.
-    pub fn always() -> Filter {
-        Filter { expr: Expr::True }
-    }
-
     pub fn matches(&self, event: &EventRef<'_>) -> bool {
         self.expr.eval(event)
     }

@@ -55,10 +55,6 @@ impl Template {
         Template { parts }
     }
 
-    pub fn parts(&self) -> &[Part] {
-        &self.parts
-    }
-
     /// Renders with `lookup`, which writes a variable's value into the
     /// string and returns false if it has none (then `?` is written).
     pub fn render(&self, out: &mut String, mut lookup: impl FnMut(&str, FieldId, &mut String) -> bool) {
