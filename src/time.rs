@@ -93,14 +93,6 @@ impl Span {
     }
 }
 
-impl std::ops::Add for Span {
-    type Output = Span;
-
-    fn add(self, other: Span) -> Span {
-        Span(self.0.saturating_add(other.0))
-    }
-}
-
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let duration = Duration::from_micros(self.0.max(0) as u64);

@@ -172,7 +172,7 @@ impl Detector {
             Detector::Match(d) => d.observe(event, key, limits),
             Detector::Threshold(d) => d.observe(event, key, watermark, limits),
             Detector::Distinct(d) => d.observe(event, key, limits),
-            Detector::Ratio(d) => d.observe(event, key, limits),
+            Detector::Ratio(d) => d.observe(event, key, watermark, limits),
             Detector::Spike(d) => d.observe(event, key, limits),
             Detector::NewValue(d) => d.observe(event, key, limits),
             Detector::OffHours(d) => d.observe(event, key, limits),

@@ -8,7 +8,7 @@ use super::window::{Entry, Window, DEFAULT_MAX_ENTRIES};
 use super::{conclude, Firing, Limits, Outcome, ParamReader};
 use crate::event::EventRef;
 use crate::rules::Filter;
-use crate::time::Span;
+use crate::time::{Span, Timestamp};
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -44,7 +44,7 @@ impl Detector {
         Detector { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
     }
 
-    pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
+    pub fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome {
         let matched = self.params.sub_filter.matches(event);
         let window = self.params.window;
         let group = self.groups.entry(key, || Window::new(DEFAULT_MAX_ENTRIES));
@@ -53,7 +53,7 @@ impl Detector {
         }
         group.state.insert(Entry { ts: event.ts, a: f64::from(u8::from(matched)), b: 1.0 });
         let totals = group.state.totals(event.ts.saturating_sub(window), event.ts);
-        group.state.prune(event.ts.saturating_sub(window + window));
+        group.state.prune(watermark.saturating_sub(window));
         let share = if totals.b > 0.0 { totals.a / totals.b } else { 0.0 };
         let firing = (totals.events >= self.params.min_events && share >= self.params.ratio).then(|| Firing {
             ts: event.ts,

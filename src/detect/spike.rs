@@ -262,21 +262,45 @@ fn bounds(state: &Baseline, params: &Params) -> Option<Bounds> {
         Method::Poisson { p_value } => {
             let lambda = (state.history.iter().sum::<f64>() / state.history.len() as f64).max(0.01);
             let poisson = Poisson::new(lambda).ok()?;
-            // Smallest k with P(X ≥ k) ≤ p, and largest k with P(X ≤ k) ≤ p.
-            let mut upper = lambda.ceil() as u64;
-            while poisson.sf(upper.saturating_sub(1)) > p_value && upper < u64::MAX / 2 {
-                upper = (upper + 1).max(upper + upper / 16);
-            }
-            let mut lower = -1.0;
-            for k in (0..lambda.floor() as u64).rev() {
-                if poisson.cdf(k) <= p_value {
-                    lower = k as f64;
-                    break;
-                }
-            }
-            Some(Bounds { center: lambda, scale: lambda.sqrt(), upper: upper as f64, lower })
+            let (upper, lower) = poisson_limits(&poisson, lambda, p_value);
+            Some(Bounds {
+                center: lambda,
+                scale: lambda.sqrt(),
+                upper: upper as f64,
+                lower: lower.map_or(-1.0, |k| k as f64),
+            })
         }
     }
+}
+
+/// The smallest count `k` with `P(X ≥ k) ≤ p`, and the largest with
+/// `P(X ≤ k) ≤ p` (none when even 0 is likely). Both tails are monotone in
+/// `k`, so each is a binary search: a few dozen CDF evaluations per closed
+/// interval, whatever the rate.
+fn poisson_limits(poisson: &Poisson, lambda: f64, p: f64) -> (u64, Option<u64>) {
+    let rare_high = |k: u64| poisson.sf(k.saturating_sub(1)) <= p;
+    let mut hi = (lambda.ceil() as u64).max(1);
+    while !rare_high(hi) && hi < u64::MAX / 4 {
+        hi *= 2;
+    }
+    let upper = first_true(lambda.floor() as u64, hi, rare_high);
+    let rare_low = |k: u64| poisson.cdf(k) > p;
+    let lower = if rare_low(0) { None } else { Some(first_true(0, lambda.ceil() as u64, rare_low) - 1) };
+    (upper, lower)
+}
+
+/// The first `k` in `lo..=hi` for which the monotone `pred` holds (`hi` if
+/// none before it).
+fn first_true(mut lo: u64, mut hi: u64, pred: impl Fn(u64) -> bool) -> u64 {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
 }
 
 fn z_bounds(center: f64, scale: f64, z: f64) -> Bounds {
@@ -399,6 +423,24 @@ mod tests {
         let mut hours = vec![1000.0, 1010.0, 990.0, 1005.0, 995.0, 1000.0, 1002.0];
         hours.extend([10.0, 1000.0]);
         assert_eq!(trace(p, &hours), "........F");
+    }
+
+    #[test]
+    fn poisson_limits_are_exact_at_any_rate() {
+        let p = 1e-6;
+        for lambda in [0.05, 3.0, 50.0, 1_000.0, 20_000.0] {
+            let poisson = Poisson::new(lambda).unwrap();
+            let (upper, lower) = poisson_limits(&poisson, lambda, p);
+            assert!(poisson.sf(upper - 1) <= p, "λ={lambda}: {upper} is rare enough");
+            assert!(upper <= 1 || poisson.sf(upper - 2) > p, "λ={lambda}: {upper} is the smallest");
+            match lower {
+                None => assert!(poisson.cdf(0) > p, "λ={lambda}: even 0 is likely"),
+                Some(k) => {
+                    assert!(poisson.cdf(k) <= p, "λ={lambda}: {k} is rare enough");
+                    assert!(poisson.cdf(k + 1) > p, "λ={lambda}: {k} is the largest");
+                }
+            }
+        }
     }
 
     #[test]
