@@ -26,7 +26,6 @@ use crate::config::{OutputFormat, Settings, Source};
 use crate::event::Reason;
 use crate::notify::console::{self, Style};
 use crate::pipeline::Pipeline;
-use crate::rules::Severity;
 use crate::ruleset::RuleSet;
 use crate::source::demo::{self, DemoSpec};
 use crate::source::lines::{LineReader, Next};
@@ -300,10 +299,7 @@ fn detect(
     metrics: Arc<Metrics>,
 ) {
     let mut pipeline = Pipeline::new(&rules, settings.lateness, settings.max_event_bytes);
-    let mut exporter = Exporter::new(metrics.clone());
-    let severities: std::collections::HashMap<String, &'static str> =
-        rules.rules.iter().map(|r| (r.id.to_string(), r.severity.as_str())).collect();
-    let severity_of = |rule: &str| severities.get(rule).copied().unwrap_or(Severity::Warning.as_str());
+    let exporter = Exporter::new(metrics.clone());
     let mut rejected = 0u64;
     while let Some(Feed::Batch(mut batch)) = rx.blocking_recv() {
         let started = Instant::now();
@@ -339,7 +335,7 @@ fn detect(
             let lag = now.0 - ts.0 - settings.lateness.0;
             metrics.event_lag_seconds.observe((lag as f64 / 1e6).max(0.0));
         }
-        exporter.export(&pipeline, severity_of);
+        exporter.export(&pipeline);
         batch.clear();
         let _ = recycle.send(batch);
     }

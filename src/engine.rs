@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::alert::{Alert, KEY_SEPARATOR};
 use crate::detect::{Detector, Firing, Outcome, Params};
-use crate::event::{EventRef, Value};
+use crate::event::EventRef;
 use crate::ruleset::{Rule, RuleSet};
 use crate::time::{Span, Timestamp};
 
@@ -196,9 +196,9 @@ impl Engine {
         self.stats
     }
 
-    /// Per rule: id, counters, tracked groups, evictions.
-    pub fn rule_stats(&self) -> impl Iterator<Item = (&Arc<str>, RuleStats, usize, u64)> {
-        self.slots.iter().map(|s| (&s.rule.id, s.stats, s.detector.groups(), s.detector.evictions()))
+    /// Per rule: the rule, its counters, tracked groups, evictions.
+    pub fn rule_stats(&self) -> impl Iterator<Item = (&Rule, RuleStats, usize, u64)> {
+        self.slots.iter().map(|s| (&*s.rule, s.stats, s.detector.groups(), s.detector.evictions()))
     }
 }
 
@@ -209,8 +209,7 @@ fn build_key(rule: &Rule, event: &EventRef<'_>, key: &mut String) -> bool {
         if i > 0 {
             key.push(KEY_SEPARATOR);
         }
-        let value = event.get(*field);
-        if matches!(value, Value::Null) || !value.write_text(key) {
+        if !event.get(*field).write_text(key) {
             return false;
         }
     }

@@ -123,6 +123,16 @@ mod tests {
     }
 
     #[test]
+    fn null_is_not_a_value() {
+        let mut schema = Schema::new();
+        let field = schema.intern("user");
+        let mut dec = decoder(schema);
+        let params = Params { window: Span::from_secs(60), threshold: 2, field };
+        let mut d = Any::Distinct(Detector::new(params, &limits()));
+        assert_eq!(run(&mut d, &mut dec, &limits(), &[(0, r#""user":"a""#), (1, r#""user":null"#)]), "..");
+    }
+
+    #[test]
     fn remembered_values_are_capped_and_evictions_counted() {
         let mut schema = Schema::new();
         let field = schema.intern("user");

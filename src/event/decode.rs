@@ -169,8 +169,9 @@ impl Decoder {
 }
 
 fn check_types(schema: &Schema, event: &EventRef<'_>) -> Result<(), DecodeError> {
-    for check in schema.checks.iter().filter(|c| *c.kind == *event.kind) {
-        let ok = match (event.get(check.field), check.expect) {
+    let Some(checks) = schema.checks.iter().find(|c| c.kind == event.kind) else { return Ok(()) };
+    for &(field, expect) in &checks.fields {
+        let ok = match (event.get(field), expect) {
             (Value::Absent | Value::Null, _) => true,
             (Value::Str(_), Expect::String) => true,
             (Value::Num(n), Expect::Number) => n.is_finite(),
@@ -178,12 +179,12 @@ fn check_types(schema: &Schema, event: &EventRef<'_>) -> Result<(), DecodeError>
             _ => false,
         };
         if !ok {
-            let expected = match check.expect {
+            let expected = match expect {
                 Expect::String => "a string",
                 Expect::Number => "a number",
                 Expect::Bool => "a boolean",
             };
-            let path = schema.path(check.field);
+            let path = schema.path(field);
             let detail = format!("`{path}` of a `{}` event must be {expected}", event.kind);
             return Err(DecodeError::new(Reason::WrongType, detail));
         }

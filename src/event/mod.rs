@@ -137,8 +137,9 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// Writes the value as group-key or template text. Returns false for a
-    /// value that has no text form (absent, object).
+    /// Writes the value as group-key, distinct-value or template text.
+    /// Returns false for a value that has no text form (absent, null,
+    /// object): such a value is no group, no value and renders as `?`.
     pub fn write_text(&self, out: &mut String) -> bool {
         use std::fmt::Write;
         match self {
@@ -147,7 +148,6 @@ impl<'a> Value<'a> {
                 let _ = write!(out, "{n}");
             }
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Null => out.push_str("null"),
             Value::List(list) => {
                 for (i, item) in list.iter().enumerate() {
                     if i > 0 {
@@ -156,7 +156,7 @@ impl<'a> Value<'a> {
                     item.write_text(out);
                 }
             }
-            Value::Absent | Value::Object => return false,
+            Value::Absent | Value::Null | Value::Object => return false,
         }
         true
     }

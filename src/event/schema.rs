@@ -84,12 +84,11 @@ impl Trie {
     }
 }
 
-/// A typed-field check applied to events of one kind.
+/// The typed fields of one event kind.
 #[derive(Debug, Clone)]
-pub(crate) struct TypeCheck {
-    pub(crate) kind: Box<str>,
-    pub(crate) field: FieldId,
-    pub(crate) expect: Expect,
+pub(crate) struct KindChecks {
+    pub(crate) kind: &'static str,
+    pub(crate) fields: Vec<(FieldId, Expect)>,
 }
 
 #[derive(Debug)]
@@ -97,7 +96,7 @@ pub struct Schema {
     paths: Vec<Box<str>>,
     by_path: HashMap<Box<str>, FieldId, RandomState>,
     pub(crate) root: Trie,
-    pub(crate) checks: Vec<TypeCheck>,
+    pub(crate) checks: Vec<KindChecks>,
 }
 
 impl Default for Schema {
@@ -116,7 +115,10 @@ impl Schema {
         debug_assert_eq!((ts, kind), (FieldId::TS, FieldId::KIND));
         for &(kind, path, expect) in WELL_KNOWN {
             let field = schema.intern(path);
-            schema.checks.push(TypeCheck { kind: kind.into(), field, expect });
+            match schema.checks.iter_mut().find(|c| c.kind == kind) {
+                Some(checks) => checks.fields.push((field, expect)),
+                None => schema.checks.push(KindChecks { kind, fields: vec![(field, expect)] }),
+            }
         }
         schema
     }

@@ -6,7 +6,6 @@
 //! engine thread copies their increase into these metrics once per batch,
 //! so the hot path touches no registry.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus::{
@@ -106,45 +105,36 @@ impl Metrics {
     }
 }
 
-/// Copies the pipeline's counters into the metrics, by difference.
+/// Copies the pipeline's counters into the metrics. A Prometheus counter
+/// already holds the last value copied, so the increase is the difference.
 pub struct Exporter {
     metrics: Arc<Metrics>,
-    previous: HashMap<(&'static str, String), u64>,
+}
+
+fn catch_up(counter: &IntCounter, now: u64) {
+    counter.inc_by(now.saturating_sub(counter.get()));
 }
 
 impl Exporter {
     pub fn new(metrics: Arc<Metrics>) -> Exporter {
-        Exporter { metrics, previous: HashMap::new() }
+        Exporter { metrics }
     }
 
-    fn advance(&mut self, family: &'static str, label: &str, now: u64) -> u64 {
-        let previous = self.previous.entry((family, label.to_owned())).or_insert(0);
-        let delta = now.saturating_sub(*previous);
-        *previous = now;
-        delta
-    }
-
-    pub fn export(&mut self, pipeline: &Pipeline, severity_of: impl Fn(&str) -> &'static str) {
+    pub fn export(&self, pipeline: &Pipeline) {
+        let m = &self.metrics;
         for (kind, count) in pipeline.by_kind() {
-            let delta = self.advance("events", kind, count);
-            self.metrics.events.with_label_values(&[kind]).inc_by(delta);
+            catch_up(&m.events.with_label_values(&[kind]), count);
         }
         for (reason, count) in pipeline.rejected() {
-            let delta = self.advance("rejected", reason.as_str(), count);
-            self.metrics.rejected.with_label_values(&[reason.as_str()]).inc_by(delta);
+            catch_up(&m.rejected.with_label_values(&[reason.as_str()]), count);
         }
-        let late = pipeline.engine().stats().late;
-        let delta = self.advance("late", "", late);
-        self.metrics.late.inc_by(delta);
-        let rules: Vec<_> = pipeline.engine().rule_stats().map(|(id, s, g, e)| (id.to_string(), s, g, e)).collect();
-        for (rule, stats, groups, evictions) in rules {
-            let delta = self.advance("alerts", &rule, stats.alerts);
-            self.metrics.alerts.with_label_values(&[rule.as_str(), severity_of(&rule)]).inc_by(delta);
-            let delta = self.advance("suppressed", &rule, stats.suppressed);
-            self.metrics.suppressed.with_label_values(&[rule.as_str()]).inc_by(delta);
-            let delta = self.advance("evictions", &rule, evictions);
-            self.metrics.evictions.with_label_values(&[rule.as_str()]).inc_by(delta);
-            self.metrics.groups.with_label_values(&[rule.as_str()]).set(groups as i64);
+        catch_up(&m.late, pipeline.engine().stats().late);
+        for (rule, stats, groups, evictions) in pipeline.engine().rule_stats() {
+            let id = &*rule.id;
+            catch_up(&m.alerts.with_label_values(&[id, rule.severity.as_str()]), stats.alerts);
+            catch_up(&m.suppressed.with_label_values(&[id]), stats.suppressed);
+            catch_up(&m.evictions.with_label_values(&[id]), evictions);
+            m.groups.with_label_values(&[id]).set(groups as i64);
         }
     }
 }
