@@ -13,7 +13,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(limits: &Limits) -> Detector {
-        Detector { groups: GroupTable::new(limits.max_groups, limits.evidence.min(1)) }
+        Detector { groups: GroupTable::new(limits.max_groups, limits.evidence) }
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
@@ -30,7 +30,7 @@ mod tests {
     use super::super::Detector as Any;
     use super::*;
     use crate::event::Schema;
-    use crate::time::Span;
+    use crate::time::{Span, Timestamp};
 
     #[test]
     fn every_event_fires_unless_realert_holds_it() {
@@ -40,5 +40,22 @@ mod tests {
         let slow = Limits { realert: Span::from_secs(60), ..limits() };
         let mut d = Any::Match(Detector::new(&slow));
         assert_eq!(run(&mut d, &mut dec, &slow, &[(0, ""), (30, ""), (60, "")]), "FSF");
+    }
+
+    #[test]
+    fn evidence_holds_the_groups_recent_events_as_the_rule_asks() {
+        let lim = Limits { evidence: 3, ..limits() };
+        let mut d = Detector::new(&lim);
+        let mut dec = decoder(Schema::new());
+        let mut last = None;
+        for offset in 0..5 {
+            let text = line(offset, "");
+            if let Outcome::Fired(f) = d.observe(&dec.decode(&text).unwrap(), "g", &lim) {
+                last = Some(f);
+            }
+        }
+        let evidence = last.expect("fired").evidence;
+        assert_eq!(evidence.len(), 3);
+        assert!(evidence[2].contains(&Timestamp::from_secs(BASE + 4).to_string()));
     }
 }
