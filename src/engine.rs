@@ -15,8 +15,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::alert::{Alert, KEY_SEPARATOR};
-use crate::detect::{Detector, Firing, Outcome, Params};
+use crate::detect::{Detector, Firing, Outcome, Params, Saved, SavedRef};
 use crate::event::EventRef;
 use crate::ruleset::{Rule, RuleSet};
 use crate::time::{Span, Timestamp};
@@ -199,6 +201,59 @@ impl Engine {
     /// Per rule: the rule, its counters, tracked groups, evictions.
     pub fn rule_stats(&self) -> impl Iterator<Item = (&Rule, RuleStats, usize, u64)> {
         self.slots.iter().map(|s| (&*s.rule, s.stats, s.detector.groups(), s.detector.evictions()))
+    }
+}
+
+/// The engine's state borrowed for a checkpoint: the event-time clock and
+/// every rule's detector state, tagged with the rule's id and digest.
+#[derive(Serialize)]
+pub struct Snapshot<'a> {
+    max_ts: Timestamp,
+    next_tick: Timestamp,
+    rules: Vec<(&'a str, u64, SavedRef<'a>)>,
+}
+
+/// The engine's state read back from a checkpoint.
+#[derive(Deserialize)]
+pub struct Restored {
+    max_ts: Timestamp,
+    next_tick: Timestamp,
+    rules: Vec<(String, u64, Saved)>,
+}
+
+/// What a restore kept and dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub rules: usize,
+    /// Saved rules that are gone or whose document changed: their state is
+    /// dropped and they start afresh.
+    pub dropped: usize,
+}
+
+impl Engine {
+    pub fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            max_ts: self.max_ts,
+            next_tick: self.next_tick,
+            rules: self.slots.iter().map(|s| (&*s.rule.id, s.rule.digest, s.detector.save())).collect(),
+        }
+    }
+
+    /// Takes over a checkpointed state. Rules are matched by id and kept
+    /// only if their document is unchanged; new rules start empty.
+    pub fn restore(&mut self, restored: Restored) -> RestoreReport {
+        self.max_ts = restored.max_ts;
+        self.next_tick = restored.next_tick;
+        let mut report = RestoreReport::default();
+        for (id, digest, saved) in restored.rules {
+            let slot = self.slots.iter_mut().find(|s| *s.rule.id == *id && s.rule.digest == digest);
+            if slot.is_some_and(|slot| slot.detector.restore(saved)) {
+                report.rules += 1;
+            } else {
+                report.dropped += 1;
+            }
+        }
+        report
     }
 }
 

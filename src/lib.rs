@@ -5,7 +5,9 @@
 //! `docs/ARCHITECTURE.md` for the map and the invariants.
 
 pub mod alert;
+pub mod alert_log;
 pub mod app;
+pub mod checkpoint;
 pub mod config;
 pub mod detect;
 pub mod engine;

@@ -40,6 +40,9 @@ pub struct Rule {
     pub tests: Vec<RuleTest>,
     pub file: PathBuf,
     pub loc: Loc,
+    /// A hash of the rule's YAML document: checkpointed state is restored
+    /// only into a rule whose document is unchanged.
+    pub digest: u64,
 }
 
 /// An inline test of a rule: events in, expected alerts out.
@@ -251,6 +254,7 @@ fn validate(
         tests,
         file: path.to_owned(),
         loc: yaml::file_loc(doc, Loc::of(&spec.id)),
+        digest: xxhash_rust::xxh3::xxh3_64(doc.text.as_bytes()),
     })
 }
 

@@ -5,6 +5,7 @@
 
 use foldhash::fast::RandomState;
 use lru::LruCache;
+use serde::{Deserialize, Serialize, Serializer};
 
 #[derive(Debug)]
 pub struct BoundedLru<V> {
@@ -60,6 +61,36 @@ impl<V> BoundedLru<V> {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// The serialized form: entries from least to most recently used, so that
+/// reinserting them in order restores the recency.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "BoundedLru")]
+struct Saved<K, V> {
+    cap: usize,
+    entries: Vec<(K, V)>,
+}
+
+impl<V: Serialize> Serialize for BoundedLru<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let entries: Vec<(&str, &V)> = self.map.iter().rev().map(|(k, v)| (&**k, v)).collect();
+        Saved { cap: self.cap, entries }.serialize(serializer)
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for BoundedLru<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let saved = Saved::<Box<str>, V>::deserialize(deserializer)?;
+        let mut lru = BoundedLru::new(saved.cap);
+        for (key, value) in saved.entries {
+            lru.map.push(key, value);
+            if lru.map.len() > lru.cap {
+                lru.map.pop_lru();
+            }
+        }
+        Ok(lru)
     }
 }
 

@@ -28,7 +28,7 @@ impl Params {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Values {
     seen: BoundedLru<Timestamp>,
     latest: Timestamp,

@@ -3,7 +3,9 @@
 //! reused: once full, recording an event copies bytes but allocates nothing
 //! (unless a line is longer than the one it replaces).
 
-#[derive(Debug, Default)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Evidence {
     lines: Vec<String>,
     next: usize,

@@ -27,7 +27,7 @@ impl Params {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Activity {
     recent: VecDeque<Timestamp>,
     first_seen: Timestamp,

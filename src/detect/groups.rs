@@ -7,6 +7,8 @@
 //! table also owns what every detector shares: the realert clock and the
 //! evidence ring of the group.
 
+use serde::{Deserialize, Serialize};
+
 use super::bounded::BoundedLru;
 use super::evidence::Evidence;
 use crate::time::{Span, Timestamp};
@@ -16,7 +18,7 @@ pub const DEFAULT_MAX_GROUPS: usize = 20_000;
 /// The default cap on remembered values per group (`distinct`, `new_value`).
 pub const DEFAULT_MAX_VALUES: usize = 1_000;
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Group<S> {
     pub state: S,
     last_alert: Option<Timestamp>,
@@ -37,10 +39,13 @@ impl<S> Group<S> {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "S: Serialize", deserialize = "S: Deserialize<'de>"))]
 pub struct GroupTable<S> {
     map: BoundedLru<Group<S>>,
     evidence_cap: usize,
+    /// A counter for metrics: not part of a checkpoint.
+    #[serde(skip)]
     evictions: u64,
 }
 

@@ -21,9 +21,13 @@ pub mod spike;
 pub mod threshold;
 pub mod window;
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::EventRef;
 use crate::time::{Span, Timestamp};
+use groups::GroupTable;
 pub use params::ParamReader;
+use window::Window;
 
 /// What a detector found: the detector-specific numbers of an alert.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -223,6 +227,76 @@ impl Detector {
             Detector::Sequence(d) => d.groups.evictions(),
             Detector::Flatline(d) => d.groups.evictions(),
         }
+    }
+}
+
+/// Declares the checkpoint forms of detector state: [`SavedRef`] borrows
+/// the state of a live detector for writing, [`Saved`] owns a state read
+/// back. Both list the same variants in the same order, which is what the
+/// binary encoding records.
+macro_rules! saved_state {
+    ($($variant:ident($state:ty)),* $(,)?) => {
+        /// A detector's per-group state, borrowed for a checkpoint.
+        #[derive(Serialize)]
+        pub enum SavedRef<'a> {
+            $($variant(&'a GroupTable<$state>)),*
+        }
+
+        /// A detector's per-group state read from a checkpoint.
+        #[derive(Deserialize)]
+        pub enum Saved {
+            $($variant(GroupTable<$state>)),*
+        }
+    };
+}
+
+saved_state! {
+    Match(()),
+    Threshold(Window),
+    Distinct(distinct::Values),
+    Ratio(Window),
+    Spike(spike::Baseline),
+    NewValue(new_value::Known),
+    Schedule(()),
+    Profile(off_hours::Habits),
+    Sequence(sequence::Progress),
+    Flatline(flatline::Activity),
+}
+
+impl Detector {
+    /// The state to checkpoint.
+    pub fn save(&self) -> SavedRef<'_> {
+        match self {
+            Detector::Match(d) => SavedRef::Match(&d.groups),
+            Detector::Threshold(d) => SavedRef::Threshold(&d.groups),
+            Detector::Distinct(d) => SavedRef::Distinct(&d.groups),
+            Detector::Ratio(d) => SavedRef::Ratio(&d.groups),
+            Detector::Spike(d) => SavedRef::Spike(&d.groups),
+            Detector::NewValue(d) => SavedRef::NewValue(&d.groups),
+            Detector::OffHours(off_hours::Detector::Schedule { groups, .. }) => SavedRef::Schedule(groups),
+            Detector::OffHours(off_hours::Detector::Profile { groups, .. }) => SavedRef::Profile(groups),
+            Detector::Sequence(d) => SavedRef::Sequence(&d.groups),
+            Detector::Flatline(d) => SavedRef::Flatline(&d.groups),
+        }
+    }
+
+    /// Replaces the state with a checkpointed one; false (and nothing
+    /// changed) if the saved state belongs to another detector type.
+    pub fn restore(&mut self, saved: Saved) -> bool {
+        match (self, saved) {
+            (Detector::Match(d), Saved::Match(g)) => d.groups = g,
+            (Detector::Threshold(d), Saved::Threshold(g)) => d.groups = g,
+            (Detector::Distinct(d), Saved::Distinct(g)) => d.groups = g,
+            (Detector::Ratio(d), Saved::Ratio(g)) => d.groups = g,
+            (Detector::Spike(d), Saved::Spike(g)) => d.groups = g,
+            (Detector::NewValue(d), Saved::NewValue(g)) => d.groups = g,
+            (Detector::OffHours(off_hours::Detector::Schedule { groups, .. }), Saved::Schedule(g)) => *groups = g,
+            (Detector::OffHours(off_hours::Detector::Profile { groups, .. }), Saved::Profile(g)) => *groups = g,
+            (Detector::Sequence(d), Saved::Sequence(g)) => d.groups = g,
+            (Detector::Flatline(d), Saved::Flatline(g)) => d.groups = g,
+            _ => return false,
+        }
+        true
     }
 }
 

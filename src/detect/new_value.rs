@@ -31,7 +31,7 @@ impl Params {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Known {
     first_seen: Timestamp,
     values: BoundedLru<Timestamp>,

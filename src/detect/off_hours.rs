@@ -190,11 +190,29 @@ impl Schedule {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Habits {
     first_seen: Timestamp,
     total: u64,
+    #[serde(with = "week")]
     hours: Box<[u32; HOURS_PER_WEEK]>,
+}
+
+/// serde for the hour-of-week counts (serde derives arrays up to 32 only).
+mod week {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use super::HOURS_PER_WEEK;
+
+    pub fn serialize<S: Serializer>(hours: &[u32; HOURS_PER_WEEK], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(hours.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u32; HOURS_PER_WEEK]>, D::Error> {
+        let hours = Vec::<u32>::deserialize(d)?;
+        let len = hours.len();
+        hours.into_boxed_slice().try_into().map_err(|_| D::Error::invalid_length(len, &"168 hourly counts"))
+    }
 }
 
 #[derive(Debug)]

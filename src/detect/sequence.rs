@@ -53,7 +53,7 @@ impl Params {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
     /// Times of the latest matches of the first step (at most its count).
     first: VecDeque<Timestamp>,

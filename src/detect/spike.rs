@@ -106,7 +106,7 @@ impl Params {
 }
 
 /// Limits derived from the history when an interval closes.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Bounds {
     center: f64,
     scale: f64,
@@ -114,7 +114,7 @@ struct Bounds {
     lower: f64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Baseline {
     start: Timestamp,
     current: f64,

@@ -10,19 +10,21 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::time::{Span, Timestamp};
 
 /// The default cap on entries per group window.
 pub const DEFAULT_MAX_ENTRIES: usize = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub ts: Timestamp,
     pub a: f64,
     pub b: f64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Window {
     entries: VecDeque<Entry>,
     max_entries: usize,
