@@ -1,24 +1,43 @@
 //! The daemon's configuration file: spec (serde, unknown fields denied) and
-//! validated settings. No secrets live here (there are none yet; later
-//! notifiers read theirs from the environment or files).
+//! validated settings. No secret is ever read from this file: a password is
+//! named by the environment variable or the file that holds it
+//! (`password_env`, `password_file`), and read when vigil starts.
 //!
 //! ```yaml
 //! rules: rules            # directory, relative to this file
 //! lateness: 1m            # allowed event-time lateness
-//! source: {type: file, path: events.jsonl}   # or stdin, or demo
+//! source: {type: file, path: events.jsonl}   # or stdin, demo, kafka (below)
 //! output: {format: auto}  # auto | text | json; optional path
 //! metrics: {listen: 127.0.0.1:9464}          # or enabled: false
 //! log: {format: text, level: info}
 //! limits: {max_event_bytes: 1048576}
+//! state: {dir: vigil-state, checkpoint_interval: 30s}
+//! notifiers:
+//!   siem: {type: kafka, topic: vigil-alerts}
+//! ```
+//!
+//! A Kafka source:
+//!
+//! ```yaml
+//! source:
+//!   type: kafka
+//!   brokers: [kafka-0:9092, kafka-1:9092]
+//!   topics: [events, {name: logins, kind: login}]   # kind: for events without one
+//!   group_id: vigil
+//!   dead_letter_topic: vigil-dead-letters
+//!   tls: {ca: /etc/kafka/ca.pem, cert: /etc/kafka/client.pem, key: /etc/kafka/client.key}
+//!   sasl: {mechanism: SCRAM-SHA-512, username: vigil, password_env: KAFKA_PASSWORD}
+//!   properties: {fetch.wait.max.ms: 50}             # passed to librdkafka
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::event::decode::DEFAULT_MAX_EVENT_BYTES;
-use crate::rules::yaml::{self, Document, Spanned};
+use crate::rules::yaml::{self, Document, Loc, Spanned};
 use crate::rules::{Diagnostic, Diagnostics, Sink};
 use crate::time::Span;
 
@@ -32,6 +51,8 @@ pub struct ConfigSpec {
     pub metrics: Option<MetricsSpec>,
     pub log: Option<LogSpec>,
     pub limits: Option<LimitsSpec>,
+    pub state: Option<StateSpec>,
+    pub notifiers: Option<BTreeMap<String, Spanned<NotifierSpec>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +63,76 @@ pub struct SourceSpec {
     pub path: Option<Spanned<String>>,
     pub speed: Option<Spanned<f64>>,
     pub seed: Option<u64>,
+    pub brokers: Option<Spanned<OneOrMany>>,
+    pub topics: Option<Spanned<Vec<TopicSpec>>>,
+    pub group_id: Option<Spanned<String>>,
+    pub dead_letter_topic: Option<String>,
+    pub tls: Option<TlsSpec>,
+    pub sasl: Option<Spanned<SaslSpec>>,
+    pub properties: Option<BTreeMap<String, Spanned<Scalar>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TopicSpec {
+    Name(String),
+    Detailed { name: String, kind: Option<String> },
+}
+
+/// A librdkafka property value as YAML writes it.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSpec {
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub key_password_env: Option<String>,
+    pub key_password_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslSpec {
+    pub mechanism: Spanned<String>,
+    pub username: Option<String>,
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    /// Refused with a clear message: secrets never live in the config.
+    pub password: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    pub dir: Option<String>,
+    pub checkpoint_interval: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierSpec {
+    #[serde(rename = "type")]
+    pub kind: Spanned<String>,
+    pub topic: Option<Spanned<String>>,
+    pub brokers: Option<Spanned<OneOrMany>>,
+    pub properties: Option<BTreeMap<String, Spanned<Scalar>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +171,70 @@ pub enum Source {
     },
     File(PathBuf),
     Stdin,
+    Kafka(Box<KafkaSource>),
+}
+
+/// Where a credential is read from when vigil starts: an environment
+/// variable or a file; only a value that is not secret (a user name) may be
+/// written in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Secret {
+    Value(String),
+    Env(String),
+    File(PathBuf),
+}
+
+/// How to reach a Kafka cluster.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct KafkaClient {
+    pub brokers: String,
+    pub tls: Option<Tls>,
+    pub sasl: Option<Sasl>,
+    /// librdkafka properties passed through as they are.
+    pub properties: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub key_password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sasl {
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    pub mechanism: String,
+    pub username: Secret,
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topic {
+    pub name: String,
+    /// The `kind` of events on this topic that carry none.
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSource {
+    pub client: KafkaClient,
+    pub topics: Vec<Topic>,
+    pub group_id: String,
+    pub dead_letter_topic: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotifierKind {
+    /// Alerts as JSON to a topic, keyed by rule and group.
+    Kafka { client: KafkaClient, topic: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notifier {
+    pub name: String,
+    pub kind: NotifierKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +263,20 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub max_event_bytes: usize,
+    /// The alert log and checkpoints.
+    pub state_dir: PathBuf,
+    pub checkpoint_interval: Span,
+    pub notifiers: Vec<Notifier>,
+}
+
+pub const DEFAULT_CHECKPOINT_INTERVAL: Span = Span(30_000_000);
+pub const DEFAULT_STATE_DIR: &str = "vigil-state";
+pub const DEFAULT_GROUP_ID: &str = "vigil";
+
+impl Settings {
+    pub fn alert_log_path(&self) -> PathBuf {
+        self.state_dir.join("alerts.jsonl")
+    }
 }
 
 pub const DEFAULT_LATENESS: Span = Span(60_000_000);
@@ -128,6 +297,9 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            notifiers: Vec::new(),
         }
     }
 }
@@ -157,7 +329,7 @@ pub fn parse(file: &Path, text: &str, base: &Path) -> Result<Settings, Diagnosti
 }
 
 fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
-    let mut settings = Settings::default();
+    let mut settings = Settings { state_dir: base.join(DEFAULT_STATE_DIR), ..Settings::default() };
     if let Some(rules) = &spec.rules {
         settings.rules_dir = Some(base.join(&rules.value));
     }
@@ -188,11 +360,70 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
                 }
             },
             "stdin" => Source::Stdin,
+            "kafka" => Source::Kafka(Box::new(kafka_source(source, base, sink))),
             other => {
-                sink.error(&s.kind, format!("unknown source type `{other}` (demo, file, stdin)"));
+                sink.error(&s.kind, format!("unknown source type `{other}` (demo, file, stdin, kafka)"));
                 Source::Stdin
             }
         };
+        if s.kind.value != "kafka" {
+            // Fields without a position of their own are reported at the source.
+            let at_source = Loc::of(source);
+            let kafka_only = [
+                ("brokers", s.brokers.as_ref().map(Loc::of)),
+                ("topics", s.topics.as_ref().map(Loc::of)),
+                ("group_id", s.group_id.as_ref().map(Loc::of)),
+                ("sasl", s.sasl.as_ref().map(Loc::of)),
+                ("dead_letter_topic", s.dead_letter_topic.as_ref().map(|_| at_source)),
+                ("tls", s.tls.as_ref().map(|_| at_source)),
+                ("properties", s.properties.as_ref().map(|_| at_source)),
+            ];
+            for (name, loc) in kafka_only {
+                if let Some(loc) = loc {
+                    sink.error_at(loc, format!("`{name}` applies to kafka sources only"));
+                }
+            }
+        }
+    }
+    if let Some(state) = &spec.state {
+        if let Some(dir) = &state.dir {
+            settings.state_dir = base.join(dir);
+        }
+        if let Some(interval) = &state.checkpoint_interval {
+            match Span::parse(&interval.value) {
+                Ok(span) if span >= Span::from_secs(1) => settings.checkpoint_interval = span,
+                Ok(_) => sink.error(interval, "`checkpoint_interval` must be at least 1s"),
+                Err(message) => sink.error(interval, message),
+            }
+        }
+    }
+    for (name, notifier) in spec.notifiers.iter().flatten() {
+        let n = &notifier.value;
+        match n.kind.value.as_str() {
+            "kafka" => {
+                let Some(topic) = &n.topic else {
+                    sink.error(notifier, "a `kafka` notifier needs a `topic`");
+                    continue;
+                };
+                let brokers = match (&n.brokers, &settings.source) {
+                    (Some(brokers), _) => brokers_of(brokers, sink),
+                    (None, Source::Kafka(source)) => source.client.brokers.clone(),
+                    (None, _) => {
+                        sink.error(notifier, "a `kafka` notifier needs `brokers` unless the source is kafka");
+                        continue;
+                    }
+                };
+                let mut client = match &settings.source {
+                    Source::Kafka(source) if n.brokers.is_none() => source.client.clone(),
+                    _ => KafkaClient::default(),
+                };
+                client.brokers = brokers;
+                client.properties.extend(properties_of(n.properties.as_ref(), sink));
+                let kind = NotifierKind::Kafka { client, topic: topic.value.clone() };
+                settings.notifiers.push(Notifier { name: name.clone(), kind });
+            }
+            other => sink.error(&n.kind, format!("unknown notifier type `{other}` (kafka)")),
+        }
     }
     if let Some(output) = &spec.output {
         if let Some(format) = &output.format {
@@ -242,13 +473,138 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
     settings
 }
 
+fn brokers_of(brokers: &Spanned<OneOrMany>, sink: &mut Sink) -> String {
+    let list = match &brokers.value {
+        OneOrMany::One(text) => text.split(',').map(|b| b.trim().to_owned()).collect(),
+        OneOrMany::Many(list) => list.clone(),
+    };
+    if list.is_empty() || list.iter().any(|b| b.is_empty() || b.contains(char::is_whitespace)) {
+        sink.error(brokers, "`brokers` must list host:port addresses");
+    }
+    list.join(",")
+}
+
+/// Properties vigil sets itself, or that would put a secret in the config.
+fn property_problem(key: &str) -> Option<&'static str> {
+    const MANAGED: &[&str] =
+        &["bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof"];
+    if MANAGED.contains(&key) {
+        return Some("is set by vigil (it commits offsets itself, after the alert log)");
+    }
+    let lower = key.to_ascii_lowercase();
+    if lower.contains("password") || lower.contains("secret") || lower.contains("jaas") || lower.ends_with(".pem") {
+        return Some("would put a secret in the config: use `sasl`/`tls` with `*_env` or `*_file`");
+    }
+    None
+}
+
+fn properties_of(properties: Option<&BTreeMap<String, Spanned<Scalar>>>, sink: &mut Sink) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (key, value) in properties.into_iter().flatten() {
+        if let Some(problem) = property_problem(key) {
+            sink.error(value, format!("property `{key}` {problem}"));
+            continue;
+        }
+        let text = match &value.value {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Text(t) => t.clone(),
+        };
+        out.push((key.clone(), text));
+    }
+    out
+}
+
+fn secret(env: &Option<String>, file: &Option<String>, base: &Path) -> Option<Secret> {
+    match (env, file) {
+        (Some(var), _) => Some(Secret::Env(var.clone())),
+        (None, Some(path)) => Some(Secret::File(base.join(path))),
+        (None, None) => None,
+    }
+}
+
+fn kafka_source(source: &Spanned<SourceSpec>, base: &Path, sink: &mut Sink) -> KafkaSource {
+    let s = &source.value;
+    let brokers = match &s.brokers {
+        Some(brokers) => brokers_of(brokers, sink),
+        None => {
+            sink.error(source, "a `kafka` source needs `brokers`");
+            String::new()
+        }
+    };
+    let topics: Vec<Topic> = match &s.topics {
+        Some(topics) if !topics.value.is_empty() => topics
+            .value
+            .iter()
+            .map(|t| match t {
+                TopicSpec::Name(name) => Topic { name: name.clone(), kind: None },
+                TopicSpec::Detailed { name, kind } => Topic { name: name.clone(), kind: kind.clone() },
+            })
+            .collect(),
+        Some(topics) => {
+            sink.error(topics, "`topics` must name at least one topic");
+            Vec::new()
+        }
+        None => {
+            sink.error(source, "a `kafka` source needs `topics`");
+            Vec::new()
+        }
+    };
+    if let Some(topics_at) = &s.topics {
+        for topic in &topics {
+            let valid = !topic.name.is_empty()
+                && topic.name.len() <= 249
+                && topic.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !valid {
+                sink.error(topics_at, format!("`{}` is not a Kafka topic name ([a-zA-Z0-9._-], 1-249)", topic.name));
+            }
+        }
+    }
+    let tls = s.tls.as_ref().map(|t| Tls {
+        ca: t.ca.as_ref().map(|p| base.join(p)),
+        cert: t.cert.as_ref().map(|p| base.join(p)),
+        key: t.key.as_ref().map(|p| base.join(p)),
+        key_password: secret(&t.key_password_env, &t.key_password_file, base),
+    });
+    let sasl = s.sasl.as_ref().and_then(|spec| {
+        let v = &spec.value;
+        if let Some(password) = &v.password {
+            sink.error(password, "secrets are never read from the config: use `password_env` or `password_file`");
+        }
+        if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&v.mechanism.value.as_str()) {
+            sink.error(&v.mechanism, "unknown SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)");
+        }
+        let username = match (&v.username, &v.username_env) {
+            (Some(name), _) => Some(Secret::Value(name.clone())),
+            (None, Some(var)) => Some(Secret::Env(var.clone())),
+            (None, None) => None,
+        };
+        let password = secret(&v.password_env, &v.password_file, base);
+        match (username, password) {
+            (Some(username), Some(password)) => Some(Sasl { mechanism: v.mechanism.value.clone(), username, password }),
+            _ => {
+                sink.error(spec, "`sasl` needs `username` (or `username_env`) and `password_env` or `password_file`");
+                None
+            }
+        }
+    });
+    KafkaSource {
+        client: KafkaClient { brokers, tls, sasl, properties: properties_of(s.properties.as_ref(), sink) },
+        topics,
+        group_id: s.group_id.as_ref().map_or(DEFAULT_GROUP_ID.to_owned(), |g| g.value.clone()),
+        dead_letter_topic: s.dead_letter_topic.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn empty_config_is_the_default() {
-        assert_eq!(parse(Path::new("c.yml"), "", Path::new(".")).unwrap(), Settings::default());
+        let expected = Settings { state_dir: Path::new(".").join(DEFAULT_STATE_DIR), ..Settings::default() };
+        assert_eq!(parse(Path::new("c.yml"), "", Path::new(".")).unwrap(), expected);
     }
 
     #[test]
@@ -263,14 +619,47 @@ mod tests {
 
     #[test]
     fn reports_every_error_with_position() {
-        let text = "lateness: soon\nsource: {type: kafka}\nmetrics: {listen: everywhere}\n";
+        let text = "lateness: soon\nsource: {type: kafkaesque}\nmetrics: {listen: everywhere}\n";
         let err = parse(Path::new("c.yml"), text, Path::new(".")).unwrap_err();
         let lines: Vec<String> = err.0.iter().map(|d| d.to_string()).collect();
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(lines[0].starts_with("c.yml:1:11: invalid duration"), "{lines:?}");
-        assert!(lines[1].starts_with("c.yml:2:16: unknown source type `kafka`"), "{lines:?}");
+        assert!(lines[1].starts_with("c.yml:2:16: unknown source type `kafkaesque`"), "{lines:?}");
         let err = parse(Path::new("c.yml"), "sauce: {}\n", Path::new(".")).unwrap_err();
         assert!(err.to_string().contains("c.yml:1:1"), "{err}");
         assert!(err.to_string().contains("sauce"), "{err}");
+    }
+
+    #[test]
+    fn reads_a_kafka_source_and_refuses_secrets_in_the_file() {
+        let text =
+            "source:\n  type: kafka\n  brokers: [a:9092, b:9092]\n  topics: [events, {name: logins, kind: login}]\n  \
+            sasl: {mechanism: SCRAM-SHA-512, username: vigil, password_env: KAFKA_PASSWORD}\n  \
+            properties: {fetch.wait.max.ms: 20}\nstate: {dir: st}\nnotifiers:\n  siem: {type: kafka, topic: alerts}\n";
+        let s = parse(Path::new("c.yml"), text, Path::new("/etc/vigil")).unwrap();
+        let Source::Kafka(kafka) = &s.source else { panic!("{:?}", s.source) };
+        assert_eq!(kafka.client.brokers, "a:9092,b:9092");
+        assert_eq!(kafka.topics[1], Topic { name: "logins".into(), kind: Some("login".into()) });
+        assert_eq!(kafka.group_id, DEFAULT_GROUP_ID);
+        assert_eq!(kafka.client.sasl.as_ref().unwrap().password, Secret::Env("KAFKA_PASSWORD".into()));
+        assert_eq!(kafka.client.properties, vec![("fetch.wait.max.ms".to_owned(), "20".to_owned())]);
+        assert_eq!(s.state_dir, PathBuf::from("/etc/vigil/st"));
+        assert_eq!(s.notifiers.len(), 1);
+
+        let bad = "source:\n  type: kafka\n  brokers: a:9092\n  topics: [bad/topic]\n  \
+            sasl: {mechanism: PLAIN, username: u, password: hunter2}\n  \
+            properties: {enable.auto.commit: true, sasl.password: x}\n";
+        let err = parse(Path::new("c.yml"), bad, Path::new(".")).unwrap_err().to_string();
+        for needle in [
+            "c.yml:4:11: `bad/topic` is not a Kafka topic name",
+            "c.yml:5:51: secrets are never read",
+            "enable.auto.commit",
+            "would put a secret in the config",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+        let err =
+            parse(Path::new("c.yml"), "source: {type: file, path: x, brokers: a:1}\n", Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("`brokers` applies to kafka sources only"), "{err}");
     }
 }

@@ -34,7 +34,12 @@ impl Pipeline {
 
     /// Decodes and processes one event; its alerts wait for [`Pipeline::drain_alerts`].
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Disposition, DecodeError> {
-        match self.decoder.decode_bytes(bytes) {
+        self.feed_or_kind(bytes, None)
+    }
+
+    /// Like [`Pipeline::feed`], with the `kind` of events that carry none.
+    pub fn feed_or_kind(&mut self, bytes: &[u8], default_kind: Option<&str>) -> Result<Disposition, DecodeError> {
+        match self.decoder.decode_bytes_or_kind(bytes, default_kind) {
             Ok(event) => {
                 let kind = KNOWN_KINDS.iter().position(|k| *k == event.kind).unwrap_or(KNOWN_KINDS.len());
                 self.by_kind[kind] += 1;
@@ -63,6 +68,10 @@ impl Pipeline {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
     }
 
     pub fn alerts_mut(&mut self) -> &mut Vec<Alert> {

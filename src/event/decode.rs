@@ -106,14 +106,32 @@ impl Decoder {
 
     /// Decodes bytes that may not be UTF-8 (from a file or a Kafka message).
     pub fn decode_bytes<'a>(&'a mut self, bytes: &'a [u8]) -> Result<EventRef<'a>, DecodeError> {
+        self.decode_bytes_or_kind(bytes, None)
+    }
+
+    /// Like [`Decoder::decode_bytes`], with the `kind` to assume when the
+    /// event has none (a Kafka topic's default kind).
+    pub fn decode_bytes_or_kind<'a>(
+        &'a mut self,
+        bytes: &'a [u8],
+        default_kind: Option<&'a str>,
+    ) -> Result<EventRef<'a>, DecodeError> {
         if bytes.len() > self.max_bytes {
             return Err(self.too_large(bytes.len()));
         }
         let line = std::str::from_utf8(bytes).map_err(|err| DecodeError::new(Reason::InvalidUtf8, err.to_string()))?;
-        self.decode(line)
+        self.decode_or_kind(line, default_kind)
     }
 
     pub fn decode<'a>(&'a mut self, line: &'a str) -> Result<EventRef<'a>, DecodeError> {
+        self.decode_or_kind(line, None)
+    }
+
+    fn decode_or_kind<'a>(
+        &'a mut self,
+        line: &'a str,
+        default_kind: Option<&'a str>,
+    ) -> Result<EventRef<'a>, DecodeError> {
         if line.len() > self.max_bytes {
             return Err(self.too_large(line.len()));
         }
@@ -151,10 +169,11 @@ impl Decoder {
             })?,
             _ => return Err(DecodeError::new(Reason::InvalidTs, "`ts` must be an RFC 3339 string")),
         };
-        let kind = match event.get(FieldId::KIND) {
-            Value::Absent | Value::Null => {
-                return Err(DecodeError::new(Reason::MissingKind, "the event has no `kind`"))
-            }
+        let kind = match event.raw(FieldId::KIND) {
+            Value::Absent | Value::Null => match default_kind {
+                Some(kind) => kind,
+                None => return Err(DecodeError::new(Reason::MissingKind, "the event has no `kind`")),
+            },
             Value::Str(kind) if !kind.is_empty() => kind,
             _ => return Err(DecodeError::new(Reason::InvalidKind, "`kind` must be a non-empty string")),
         };

@@ -87,6 +87,15 @@ fn resolve<'a>(slot: Slot, items: &'a [Slot], line: &'a str, scratch: &'a str) -
 
 impl<'a> EventRef<'a> {
     pub fn get(&self, field: FieldId) -> Value<'a> {
+        if field == FieldId::KIND {
+            // The decoded kind, which may be a source's default.
+            return if self.kind.is_empty() { Value::Absent } else { Value::Str(self.kind) };
+        }
+        self.raw(field)
+    }
+
+    /// The field as it appears in the event.
+    pub(crate) fn raw(&self, field: FieldId) -> Value<'a> {
         let slot = self.slots.get(field.index()).copied().unwrap_or(Slot::Absent);
         resolve(slot, self.items, self.line, self.scratch)
     }
