@@ -106,15 +106,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 fn main() {
     let days: i64 = std::env::var("VIGIL_BENCH_DAYS").ok().and_then(|d| d.parse().ok()).unwrap_or(14);
-    let spec = DemoSpec {
-        history_days: days,
-        users: 200,
-        accounts: 40,
-        tokens: 120,
-        calls_per_hour: 30,
-        ..DemoSpec::default()
-    };
-    let stream = demo::generate(&spec);
+    let stream = demo::generate(&DemoSpec::benchmark(days));
     let mut input = Vec::new();
     for (_, line) in &stream.events {
         input.extend_from_slice(line.as_bytes());

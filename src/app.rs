@@ -31,7 +31,7 @@ use crate::source::demo::{self, DemoSpec};
 use crate::source::lines::{LineReader, Next};
 use crate::source::{Batch, Record};
 use crate::telemetry::http::{self, Health};
-use crate::telemetry::metrics::{Exporter, Metrics};
+use crate::telemetry::metrics::{Exported, Exporter, Metrics};
 use crate::time::Timestamp;
 
 /// What a replay did, for its closing line.
@@ -147,6 +147,67 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
         });
     }
 
+    let daemon = Daemon { metrics, ready, stopping, stop_tx };
+    match &settings.source {
+        Source::Kafka(source) => run_kafka(&settings, (**source).clone(), rules, daemon).await,
+        _ => run_local(settings, rules, daemon).await,
+    }
+}
+
+/// What the daemon's stages share: metrics, readiness and the stop signals.
+struct Daemon {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    /// Read by the threads.
+    stopping: Arc<AtomicBool>,
+    /// Awaited by the admin listener.
+    stop_tx: watch::Sender<bool>,
+}
+
+/// The Kafka daemon: one thread consumes, detects, logs and commits (see
+/// [`crate::kafka::consumer`]); the output task writes the alerts.
+async fn run_kafka(
+    settings: &Settings,
+    source: crate::config::KafkaSource,
+    rules: RuleSet,
+    daemon: Daemon,
+) -> Result<()> {
+    let Daemon { metrics, ready, stopping, stop_tx } = daemon;
+    let (alert_tx, alert_rx) = mpsc::channel::<Alert>(4096);
+    let output = tokio::spawn(write_alerts(settings.clone(), alert_rx));
+    let (done_tx, mut done) = tokio::sync::oneshot::channel();
+    let thread_settings = settings.clone();
+    let thread_stop = stopping.clone();
+    std::thread::Builder::new()
+        .name("vigil-kafka".into())
+        .spawn(move || {
+            let result =
+                crate::kafka::consumer::run(&thread_settings, &source, rules, metrics, alert_tx, ready, &thread_stop);
+            let _ = done_tx.send(result);
+        })
+        .context("starting the Kafka thread")?;
+    info!("vigil is running");
+    let finished = tokio::select! {
+        () = shutdown_signal() => {
+            info!("Shutting down");
+            None
+        }
+        finished = &mut done => Some(finished),
+    };
+    stopping.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    let result = match finished {
+        Some(result) => result,
+        None => done.await,
+    };
+    let result = result.unwrap_or_else(|_| Err(anyhow::anyhow!("the Kafka thread stopped unexpectedly")));
+    output.await.context("the output task failed")??;
+    result
+}
+
+/// The daemon on the demo stream, a file or stdin.
+async fn run_local(settings: Settings, rules: RuleSet, daemon: Daemon) -> Result<()> {
+    let Daemon { metrics, ready, stopping, stop_tx } = daemon;
     let (feed_tx, feed_rx) = mpsc::channel::<Feed>(64);
     let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(4096);
@@ -232,6 +293,7 @@ fn read_source(source: &Source, max_bytes: usize, batches: &mut Batches<'_>, sto
             let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
             read_lines(file, max_bytes, batches, stopping)
         }
+        Source::Kafka(_) => anyhow::bail!("a Kafka source runs on its own thread"),
     }
 }
 
@@ -299,7 +361,8 @@ fn detect(
     metrics: Arc<Metrics>,
 ) {
     let mut pipeline = Pipeline::new(&rules, settings.lateness, settings.max_event_bytes);
-    let exporter = Exporter::new(metrics.clone());
+    let mut exporter = Exporter::new(metrics.clone());
+    let mut exported = Exported::default();
     let mut rejected = 0u64;
     while let Some(Feed::Batch(mut batch)) = rx.blocking_recv() {
         let started = Instant::now();
@@ -335,7 +398,7 @@ fn detect(
             let lag = now.0 - ts.0 - settings.lateness.0;
             metrics.event_lag_seconds.observe((lag as f64 / 1e6).max(0.0));
         }
-        exporter.export(&pipeline);
+        exporter.export([(&pipeline, &mut exported)]);
         batch.clear();
         let _ = recycle.send(batch);
     }

@@ -38,6 +38,14 @@ impl Default for DemoSpec {
     }
 }
 
+impl DemoSpec {
+    /// The larger stream the benchmarks replay: five times the users, many
+    /// more tokens and calls, over `history_days` days.
+    pub fn benchmark(history_days: i64) -> DemoSpec {
+        DemoSpec { history_days, users: 200, accounts: 40, tokens: 120, calls_per_hour: 30, ..DemoSpec::default() }
+    }
+}
+
 pub struct DemoStream {
     /// Events in time order, as JSON lines.
     pub events: Vec<(Timestamp, String)>,

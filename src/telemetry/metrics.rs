@@ -27,6 +27,106 @@ pub struct Metrics {
     pub build_info: IntGaugeVec,
     pub batch_seconds: Histogram,
     pub event_lag_seconds: Histogram,
+    pub alerts_replayed: IntCounter,
+    pub notifications: IntCounterVec,
+    pub kafka: KafkaMetrics,
+}
+
+/// The Kafka source's metrics; labels are topics and partition numbers,
+/// bounded by the topics configured.
+pub struct KafkaMetrics {
+    pub messages: IntCounterVec,
+    pub dead_lettered: IntCounterVec,
+    pub dead_letter_failures: IntCounter,
+    pub consumer_lag: IntGaugeVec,
+    pub commit_seconds: Histogram,
+    pub rebalances: IntCounterVec,
+    pub assigned_partitions: IntGauge,
+    pub connected: IntGauge,
+    pub checkpoint_seconds: Histogram,
+    pub checkpoint_bytes: IntGauge,
+    pub checkpoint_restores: IntCounterVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("metric definitions are valid");
+    registry.register(Box::new(metric.clone())).expect("each metric is registered once");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("metric definitions are valid");
+    registry.register(Box::new(metric.clone())).expect("each metric is registered once");
+    metric
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric definitions are valid");
+    registry.register(Box::new(metric.clone())).expect("each metric is registered once");
+    metric
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid");
+    registry.register(Box::new(metric.clone())).expect("each metric is registered once");
+    metric
+}
+
+impl KafkaMetrics {
+    fn new(registry: &Registry) -> KafkaMetrics {
+        let seconds = prometheus::exponential_buckets(0.0005, 4.0, 9).expect("valid buckets");
+        KafkaMetrics {
+            messages: counter_vec(registry, "vigil_kafka_messages_total", "Messages consumed, by topic.", &["topic"]),
+            dead_lettered: counter_vec(
+                registry,
+                "vigil_kafka_dead_lettered_total",
+                "Malformed messages produced to the dead-letter topic, by reason.",
+                &["reason"],
+            ),
+            dead_letter_failures: counter(
+                registry,
+                "vigil_kafka_dead_letter_failures_total",
+                "Dead letters the broker did not accept (the message is then only counted).",
+            ),
+            consumer_lag: gauge_vec(
+                registry,
+                "vigil_kafka_consumer_lag_messages",
+                "Messages between the consumer's position and the end of the partition.",
+                &["topic", "partition"],
+            ),
+            commit_seconds: histogram(
+                registry,
+                "vigil_kafka_commit_seconds",
+                "Time from an offset commit request to the broker's answer.",
+                seconds.clone(),
+            ),
+            rebalances: counter_vec(
+                registry,
+                "vigil_kafka_rebalances_total",
+                "Consumer group rebalances, by event (assign, revoke, error).",
+                &["event"],
+            ),
+            assigned_partitions: gauge(registry, "vigil_kafka_assigned_partitions", "Partitions assigned to vigil."),
+            connected: gauge(registry, "vigil_kafka_connected", "1 while a broker is reachable, else 0."),
+            checkpoint_seconds: histogram(
+                registry,
+                "vigil_checkpoint_seconds",
+                "Time to write the checkpoints of all assigned partitions.",
+                seconds,
+            ),
+            checkpoint_bytes: gauge(
+                registry,
+                "vigil_checkpoint_bytes",
+                "Size of the last checkpoints written, summed.",
+            ),
+            checkpoint_restores: counter_vec(
+                registry,
+                "vigil_checkpoint_restores_total",
+                "Partitions assigned, by how their state started (restored, stale, missing, failed).",
+                &["outcome"],
+            ),
+        }
+    }
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -81,6 +181,18 @@ impl Metrics {
         )
         .expect("valid");
         registry.register(Box::new(event_lag_seconds.clone())).expect("registered once");
+        let alerts_replayed = counter(
+            &registry,
+            "vigil_alerts_replayed_total",
+            "Alerts raised again by events read again after a restart, dropped because the alert log holds them.",
+        );
+        let notifications = counter_vec(
+            &registry,
+            "vigil_notifications_total",
+            "Alert notifications by notifier and result (sent, failed).",
+            &["notifier", "result"],
+        );
+        let kafka = KafkaMetrics::new(&registry);
         Arc::new(Metrics {
             registry,
             events,
@@ -94,6 +206,9 @@ impl Metrics {
             build_info,
             batch_seconds,
             event_lag_seconds,
+            alerts_replayed,
+            notifications,
+            kafka,
         })
     }
 
@@ -105,36 +220,75 @@ impl Metrics {
     }
 }
 
-/// Copies the pipeline's counters into the metrics. A Prometheus counter
-/// already holds the last value copied, so the increase is the difference.
-pub struct Exporter {
-    metrics: Arc<Metrics>,
+/// What an [`Exporter`] last copied from one pipeline.
+#[derive(Debug, Default)]
+pub struct Exported {
+    by_kind: Vec<u64>,
+    rejected: Vec<u64>,
+    late: u64,
+    /// Per rule: alerts, suppressed, evictions.
+    rules: Vec<[u64; 3]>,
 }
 
-fn catch_up(counter: &IntCounter, now: u64) {
-    counter.inc_by(now.saturating_sub(counter.get()));
+/// Copies the increase of the pipelines' counters into the metrics, once
+/// per batch, so that the hot path touches no registry. Several pipelines
+/// (one per Kafka partition) add up.
+pub struct Exporter {
+    metrics: Arc<Metrics>,
+    /// Rule ids seen, and their tracked groups summed in this export.
+    ids: Vec<Arc<str>>,
+    groups: Vec<i64>,
+}
+
+fn advance(last: &mut u64, now: u64) -> u64 {
+    let increase = now.saturating_sub(*last);
+    *last = now;
+    increase
+}
+
+fn slot<T: Default + Clone>(list: &mut Vec<T>, index: usize) -> &mut T {
+    if list.len() <= index {
+        list.resize(index + 1, T::default());
+    }
+    &mut list[index]
 }
 
 impl Exporter {
     pub fn new(metrics: Arc<Metrics>) -> Exporter {
-        Exporter { metrics }
+        Exporter { metrics, ids: Vec::new(), groups: Vec::new() }
     }
 
-    pub fn export(&self, pipeline: &Pipeline) {
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Exports every pipeline's increase since the last export; the groups
+    /// gauge is the sum over the pipelines given.
+    pub fn export<'a>(&mut self, pipelines: impl IntoIterator<Item = (&'a Pipeline, &'a mut Exported)>) {
         let m = &self.metrics;
-        for (kind, count) in pipeline.by_kind() {
-            catch_up(&m.events.with_label_values(&[kind]), count);
+        self.groups.iter_mut().for_each(|g| *g = 0);
+        for (pipeline, last) in pipelines {
+            for (i, (kind, count)) in pipeline.by_kind().enumerate() {
+                m.events.with_label_values(&[kind]).inc_by(advance(slot(&mut last.by_kind, i), count));
+            }
+            for (i, (reason, count)) in pipeline.rejected().enumerate() {
+                m.rejected.with_label_values(&[reason.as_str()]).inc_by(advance(slot(&mut last.rejected, i), count));
+            }
+            m.late.inc_by(advance(&mut last.late, pipeline.engine().stats().late));
+            for (i, (rule, stats, groups, evictions)) in pipeline.engine().rule_stats().enumerate() {
+                let id = &*rule.id;
+                let [alerts, suppressed, evicted] = slot(&mut last.rules, i);
+                m.alerts.with_label_values(&[id, rule.severity.as_str()]).inc_by(advance(alerts, stats.alerts));
+                m.suppressed.with_label_values(&[id]).inc_by(advance(suppressed, stats.suppressed));
+                m.evictions.with_label_values(&[id]).inc_by(advance(evicted, evictions));
+                *slot(&mut self.groups, i) += groups as i64;
+                if self.ids.len() <= i {
+                    self.ids.push(rule.id.clone());
+                }
+            }
         }
-        for (reason, count) in pipeline.rejected() {
-            catch_up(&m.rejected.with_label_values(&[reason.as_str()]), count);
-        }
-        catch_up(&m.late, pipeline.engine().stats().late);
-        for (rule, stats, groups, evictions) in pipeline.engine().rule_stats() {
-            let id = &*rule.id;
-            catch_up(&m.alerts.with_label_values(&[id, rule.severity.as_str()]), stats.alerts);
-            catch_up(&m.suppressed.with_label_values(&[id]), stats.suppressed);
-            catch_up(&m.evictions.with_label_values(&[id]), evictions);
-            m.groups.with_label_values(&[id]).set(groups as i64);
+        for (id, groups) in self.ids.iter().zip(&self.groups) {
+            m.groups.with_label_values(&[id]).set(*groups);
         }
     }
 }

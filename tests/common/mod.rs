@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod kafka;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

@@ -1,0 +1,615 @@
+//! The Kafka loop: consume, detect, log, checkpoint, commit, on one thread.
+//!
+//! ```text
+//! poll ─▶ partition's pipeline ─▶ alert log (fsync) ─▶ outputs, alerts topic
+//!   │            └─ malformed ─▶ dead-letter topic
+//!   └─ every checkpoint_interval: checkpoint each partition, then commit
+//! ```
+//!
+//! Each assigned partition has its own pipeline (decoder, engine, event-time
+//! clock), so a partition's state can be checkpointed, handed over and
+//! restored on its own. Producers that key events by the entity a rule
+//! groups by (user, account, token) put all of a group's events in one
+//! partition, and the per-partition engines then see exactly what one
+//! engine would.
+//!
+//! At-least-once: an offset is committed only together with the checkpoint
+//! of the state that covers it, and only after every alert raised by the
+//! events before it is fsynced to the alert log and every dead letter is
+//! confirmed by the broker. After a crash vigil restores the checkpoint and
+//! reads the events after it again; the alerts they raise again carry the
+//! same ids and the alert log drops them.
+//!
+//! Rebalance: librdkafka calls back on this thread from inside `poll`. On
+//! revoke, the partitions' work is flushed, checkpointed and committed
+//! before they are released. On assign, a partition's checkpoint is
+//! restored if it is at or beyond the group's committed offset (the
+//! checkpoint directory may be shared by replicas); an older one belongs to
+//! a run that another replica has since overtaken and is set aside, and
+//! the partition starts with empty state from the committed offset.
+//! Messages fetched before a rebalance are dropped unprocessed: librdkafka
+//! delivers them again from the assigned offsets.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use prometheus::IntCounter;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::alert::Alert;
+use crate::alert_log::AlertLog;
+use crate::checkpoint::Store;
+use crate::config::{KafkaSource, NotifierKind, Settings};
+use crate::event::DecodeError;
+use crate::kafka::commit::{Committer, Offsets, Ticket};
+use crate::kafka::producer::{Deliveries, Producer};
+use crate::pipeline::Pipeline;
+use crate::ruleset::RuleSet;
+use crate::telemetry::metrics::{Exported, Exporter, Metrics};
+use crate::time::Timestamp;
+
+/// Messages taken from librdkafka before they are processed under one lock.
+const BATCH: usize = 1024;
+const POLL: Duration = Duration::from_millis(100);
+const EXPORT_EVERY: Duration = Duration::from_millis(250);
+/// Rejected messages logged one by one before switching to DEBUG.
+const LOGGED_REJECTIONS: u64 = 10;
+/// How long a commit or a dead-letter flush may wait on the broker.
+const BROKER_WAIT: Duration = Duration::from_secs(10);
+
+/// One assigned partition and its detection state.
+struct Partition {
+    topic: usize,
+    partition: i32,
+    pipeline: Pipeline,
+    exported: Exported,
+    /// The next offset to process; `None` until a message is processed.
+    next: Option<i64>,
+    /// The offset the last checkpoint and commit cover.
+    saved: Option<i64>,
+}
+
+/// A produced copy of every alert, for a SIEM.
+struct AlertsTopic {
+    name: String,
+    topic: String,
+    producer: Producer,
+}
+
+struct DeadLetters {
+    topic: String,
+    producer: Producer,
+}
+
+/// Everything the loop and the rebalance callback share.
+struct Worker {
+    rules: RuleSet,
+    settings: Settings,
+    source: KafkaSource,
+    partitions: Vec<Partition>,
+    store: Store,
+    log: AlertLog,
+    /// Alerts queued in the log, sent on once it is synced.
+    pending: Vec<Alert>,
+    out: mpsc::Sender<Alert>,
+    alerts_topic: Vec<AlertsTopic>,
+    dead_letters: Option<DeadLetters>,
+    exporter: Exporter,
+    consumed: Vec<IntCounter>,
+    rejected: u64,
+    last_checkpoint: Instant,
+    last_export: Instant,
+    log_ok: bool,
+    /// Set once the consumer exists, before it subscribes.
+    committer: Option<Committer>,
+}
+
+struct Shared {
+    worker: Mutex<Worker>,
+    /// Bumped on every rebalance: messages fetched under an older
+    /// generation are dropped.
+    generation: AtomicU64,
+    ready: Arc<AtomicBool>,
+    connected: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    fn worker(&self) -> MutexGuard<'_, Worker> {
+        // A panic while holding the lock ends the process anyway (the
+        // thread is gone); the state it left is still the best we have.
+        self.worker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records whether a broker is reachable; the loop turns it into
+    /// readiness after each batch.
+    fn set_connected(&self, connected: bool) {
+        if self.connected.swap(connected, Ordering::Relaxed) != connected {
+            if connected {
+                info!("Connected to Kafka");
+            } else {
+                warn!("No Kafka broker is reachable; vigil keeps running and reports not ready");
+            }
+            self.metrics.kafka.connected.set(i64::from(connected));
+        }
+    }
+}
+
+struct Context {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Context {
+    fn stats(&self, stats: Statistics) {
+        let up = stats.brokers.values().any(|b| b.nodeid >= 0 && b.state == "UP");
+        self.shared.set_connected(up);
+        let lag = &self.shared.metrics.kafka.consumer_lag;
+        for (topic, t) in &stats.topics {
+            for (partition, p) in &t.partitions {
+                if *partition < 0 || !p.desired {
+                    continue;
+                }
+                // Before the first message there is no position: the lag
+                // is then what the partition holds.
+                let behind = if p.consumer_lag >= 0 {
+                    p.consumer_lag
+                } else if p.hi_offset >= 0 && p.committed_offset < 0 {
+                    p.hi_offset - p.lo_offset.max(0)
+                } else {
+                    continue;
+                };
+                lag.with_label_values(&[topic.as_str(), &partition.to_string()]).set(behind);
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.shared.set_connected(false);
+        }
+        warn!(%error, reason, "Kafka client error");
+    }
+}
+
+impl ConsumerContext for Context {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let rebalances = &self.shared.metrics.kafka.rebalances;
+        let mut worker = self.shared.worker();
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                rebalances.with_label_values(&["assign"]).inc();
+                worker.adopt(consumer, tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                rebalances.with_label_values(&["revoke"]).inc();
+                let lost = consumer.assignment_lost();
+                worker.release(tpl, !lost);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                rebalances.with_label_values(&["error"]).inc();
+                warn!(error = ?other, "Rebalance error; releasing every partition");
+                let all = consumer.assignment().unwrap_or_default();
+                worker.release(&all, false);
+                consumer.unassign()
+            }
+        };
+        if let Err(err) = result {
+            error!(%err, "Applying a partition assignment failed");
+        }
+        let assigned = worker.partitions.len() as i64;
+        self.shared.metrics.kafka.assigned_partitions.set(assigned);
+    }
+}
+
+impl Worker {
+    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+        let t = self.source.topics.iter().position(|t| t.name == topic)?;
+        self.partitions.iter().position(|p| p.topic == t && p.partition == partition)
+    }
+
+    /// Takes on newly assigned partitions: restores their checkpoints and
+    /// sets the offsets to start from in `tpl`.
+    fn adopt(&mut self, consumer: &BaseConsumer<Context>, tpl: &mut TopicPartitionList) {
+        let committed = consumer.committed_offsets(tpl.clone(), BROKER_WAIT).unwrap_or_else(|err| {
+            warn!(%err, "Could not read the committed offsets; starting from the checkpoints alone");
+            TopicPartitionList::new()
+        });
+        let restores = &self.exporter.metrics().kafka.checkpoint_restores;
+        let assigned: Vec<(String, i32)> =
+            tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+        for (name, partition) in assigned {
+            let Some(topic) = self.source.topics.iter().position(|t| t.name == name) else { continue };
+            if self.find(&name, partition).is_some() {
+                continue;
+            }
+            let committed = committed
+                .find_partition(&name, partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(-1);
+            let mut pipeline = Pipeline::new(&self.rules, self.settings.lateness, self.settings.max_event_bytes);
+            let mut start = None;
+            match self.store.load(&name, partition, pipeline.engine_mut()) {
+                Ok(Some(resumed)) if resumed.offset >= committed => {
+                    info!(
+                        topic = %name, partition, offset = resumed.offset, rules = resumed.report.rules,
+                        changed_rules = resumed.report.dropped, "Restored the partition's state from its checkpoint"
+                    );
+                    restores.with_label_values(&["restored"]).inc();
+                    start = Some(resumed.offset);
+                }
+                Ok(Some(resumed)) => {
+                    warn!(
+                        topic = %name, partition, checkpoint = resumed.offset, committed,
+                        "The checkpoint is older than the group's committed offset (another replica went on \
+                         without sharing it); the partition starts with empty state"
+                    );
+                    restores.with_label_values(&["stale"]).inc();
+                    pipeline = Pipeline::new(&self.rules, self.settings.lateness, self.settings.max_event_bytes);
+                }
+                Ok(None) => {
+                    restores.with_label_values(&["missing"]).inc();
+                }
+                Err(err) => {
+                    error!(%err, "Could not restore a checkpoint; the partition starts with empty state");
+                    restores.with_label_values(&["failed"]).inc();
+                }
+            }
+            if let Some(offset) = start {
+                if let Err(err) = tpl.set_partition_offset(&name, partition, Offset::Offset(offset)) {
+                    warn!(%err, "Could not set the start offset");
+                }
+            }
+            info!(topic = %name, partition, "Partition assigned");
+            self.partitions.push(Partition {
+                topic,
+                partition,
+                pipeline,
+                exported: Exported::default(),
+                next: start,
+                saved: start,
+            });
+        }
+    }
+
+    /// Lets partitions go: their work is flushed, checkpointed and
+    /// committed first unless the assignment is already lost.
+    fn release(&mut self, tpl: &TopicPartitionList, commit: bool) {
+        if commit {
+            // The next owner reads the committed offsets when its
+            // assignment starts: wait for the commit (bounded, in case the
+            // broker is gone; the checkpoints cover the offsets).
+            let ticket = self.checkpoint_and_commit();
+            if let (Some(ticket), Some(committer)) = (ticket, &self.committer) {
+                if !committer.wait(ticket, BROKER_WAIT) {
+                    warn!("The commit of released partitions is not confirmed yet");
+                }
+            }
+        } else {
+            self.sync_log();
+        }
+        self.export();
+        let topics = &self.source.topics;
+        let (gone, kept): (Vec<Partition>, Vec<Partition>) = std::mem::take(&mut self.partitions)
+            .into_iter()
+            .partition(|p| tpl.find_partition(&topics[p.topic].name, p.partition).is_some());
+        self.partitions = kept;
+        // Their counters were exported just above.
+        for p in gone {
+            info!(topic = %topics[p.topic].name, partition = p.partition, "Partition released");
+        }
+    }
+
+    fn process(&mut self, message: &BorrowedMessage<'_>, now: Timestamp) {
+        let Some(index) = self.find(message.topic(), message.partition()) else { return };
+        let Worker { partitions, source, log, pending, consumed, .. } = self;
+        let part = &mut partitions[index];
+        consumed[part.topic].inc();
+        let payload = message.payload().unwrap_or_default();
+        let default_kind = source.topics[part.topic].kind.as_deref();
+        let result = part.pipeline.feed_or_kind(payload, default_kind);
+        for mut alert in part.pipeline.drain_alerts() {
+            alert.raised_at = Some(now);
+            if log.append(&alert) {
+                pending.push(alert);
+            } else {
+                self.exporter.metrics().alerts_replayed.inc();
+            }
+        }
+        part.next = Some(message.offset() + 1);
+        if let Err(err) = result {
+            self.reject(message, &err);
+        }
+    }
+
+    fn reject(&mut self, message: &BorrowedMessage<'_>, err: &DecodeError) {
+        self.rejected += 1;
+        let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+        if self.rejected <= LOGGED_REJECTIONS {
+            warn!(topic, partition, offset, reason = %err.reason, detail = %err.detail, "Message rejected");
+        } else {
+            debug!(topic, partition, offset, reason = %err.reason, detail = %err.detail, "Message rejected");
+        }
+        let Some(dead) = &self.dead_letters else { return };
+        let partition_text = partition.to_string();
+        let offset_text = offset.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "vigil-error-reason", value: Some(err.reason.as_str()) })
+            .insert(Header { key: "vigil-error-detail", value: Some(err.detail.as_str()) })
+            .insert(Header { key: "vigil-source-topic", value: Some(topic) })
+            .insert(Header { key: "vigil-source-partition", value: Some(partition_text.as_str()) })
+            .insert(Header { key: "vigil-source-offset", value: Some(offset_text.as_str()) });
+        let key = message.key().unwrap_or_default();
+        let payload = message.payload().unwrap_or_default();
+        let kafka = &self.exporter.metrics().kafka;
+        match dead.producer.send(&dead.topic, key, payload, Some(headers)) {
+            Ok(()) => kafka.dead_lettered.with_label_values(&[err.reason.as_str()]).inc(),
+            Err(err) => {
+                kafka.dead_letter_failures.inc();
+                warn!(%err, topic, partition, offset, "Could not queue a dead letter");
+            }
+        }
+    }
+
+    /// Writes queued alerts to the alert log, waits for the disk, then
+    /// hands them on. While the log cannot be written nothing is handed on
+    /// or committed, and vigil reports not ready.
+    fn sync_log(&mut self) -> bool {
+        if let Err(err) = self.log.sync() {
+            if self.log_ok {
+                error!(%err, "Writing the alert log failed; holding alerts and offsets until it works again");
+            }
+            self.log_ok = false;
+            return false;
+        }
+        self.log_ok = true;
+        for alert in self.pending.drain(..) {
+            for sink in &self.alerts_topic {
+                let key = format!("{}/{}", alert.rule, alert.group_text());
+                let body = serde_json::to_vec(&alert).expect("alerts serialize");
+                if let Err(err) = sink.producer.send(&sink.topic, key.as_bytes(), &body, None) {
+                    self.exporter.metrics().notifications.with_label_values(&[&sink.name, "failed"]).inc();
+                    warn!(%err, notifier = %sink.name, "Could not queue an alert for Kafka");
+                }
+            }
+            if self.out.blocking_send(alert).is_err() {
+                debug!("The output task is gone");
+            }
+        }
+        true
+    }
+
+    /// Checkpoints every partition that moved and submits its offset for
+    /// commit: the alert log is synced and dead letters confirmed first.
+    /// Returns the commit to wait for, if there is one.
+    fn checkpoint_and_commit(&mut self) -> Option<Ticket> {
+        self.last_checkpoint = Instant::now();
+        if !self.sync_log() {
+            return None;
+        }
+        if let Some(dead) = &self.dead_letters {
+            if dead.producer.in_flight() > 0 && !dead.producer.flush(BROKER_WAIT) {
+                warn!("Dead letters are not confirmed yet; offsets are committed later");
+                return None;
+            }
+        }
+        let started = Instant::now();
+        let mut offsets = Offsets::new();
+        let mut bytes = 0;
+        for part in &mut self.partitions {
+            let Some(next) = part.next.filter(|n| Some(*n) != part.saved) else { continue };
+            let topic = &self.source.topics[part.topic].name;
+            match self.store.save(topic, part.partition, next, part.pipeline.engine()) {
+                Ok(size) => bytes += size,
+                Err(err) => {
+                    // Committing without the checkpoint would let a restart
+                    // resume after events whose state is lost.
+                    error!(%err, "Writing a checkpoint failed; the partition's offset is not committed");
+                    continue;
+                }
+            }
+            part.saved = Some(next);
+            offsets.insert((topic.clone(), part.partition), next);
+        }
+        if offsets.is_empty() {
+            return None;
+        }
+        debug!(partitions = offsets.len(), bytes, "Checkpointed; committing");
+        let kafka = &self.exporter.metrics().kafka;
+        kafka.checkpoint_seconds.observe(started.elapsed().as_secs_f64());
+        kafka.checkpoint_bytes.set(bytes as i64);
+        self.committer.as_ref().map(|committer| committer.submit(offsets))
+    }
+
+    /// Commits again what a failed commit held.
+    fn recommit_after_failure(&mut self) {
+        if self.committer.as_ref().is_some_and(Committer::take_failure) {
+            for part in &mut self.partitions {
+                part.saved = None;
+            }
+        }
+    }
+
+    fn export(&mut self) {
+        self.last_export = Instant::now();
+        self.exporter.export(self.partitions.iter_mut().map(|p| (&p.pipeline, &mut p.exported)));
+    }
+}
+
+/// Runs the Kafka source until `stop` is set; then checkpoints, commits
+/// and leaves the group.
+pub fn run(
+    settings: &Settings,
+    source: &KafkaSource,
+    rules: RuleSet,
+    metrics: Arc<Metrics>,
+    out: mpsc::Sender<Alert>,
+    ready: Arc<AtomicBool>,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let log = AlertLog::open(&settings.alert_log_path())?;
+    let store = Store::new(settings.state_dir.join("checkpoints").join(&source.group_id));
+    let dead_letters = match &source.dead_letter_topic {
+        Some(topic) => Some(DeadLetters {
+            topic: topic.clone(),
+            producer: Producer::new(
+                &source.client,
+                Deliveries { sent: None, failed: metrics.kafka.dead_letter_failures.clone() },
+            )?,
+        }),
+        None => None,
+    };
+    let mut alerts_topic = Vec::new();
+    for notifier in &settings.notifiers {
+        let NotifierKind::Kafka { client, topic } = &notifier.kind;
+        let deliveries = Deliveries {
+            sent: Some(metrics.notifications.with_label_values(&[&notifier.name, "sent"])),
+            failed: metrics.notifications.with_label_values(&[&notifier.name, "failed"]),
+        };
+        let producer =
+            Producer::new(client, deliveries).with_context(|| format!("starting the `{}` notifier", notifier.name))?;
+        alerts_topic.push(AlertsTopic { name: notifier.name.clone(), topic: topic.clone(), producer });
+    }
+    let consumed = source.topics.iter().map(|t| metrics.kafka.messages.with_label_values(&[&t.name])).collect();
+    let worker = Worker {
+        rules,
+        settings: settings.clone(),
+        source: source.clone(),
+        partitions: Vec::new(),
+        store,
+        log,
+        pending: Vec::new(),
+        out,
+        alerts_topic,
+        dead_letters,
+        exporter: Exporter::new(metrics.clone()),
+        consumed,
+        rejected: 0,
+        last_checkpoint: Instant::now(),
+        last_export: Instant::now(),
+        log_ok: true,
+        committer: None,
+    };
+    let shared = Arc::new(Shared {
+        worker: Mutex::new(worker),
+        generation: AtomicU64::new(0),
+        ready,
+        connected: AtomicBool::new(false),
+        metrics: metrics.clone(),
+    });
+
+    let mut config = crate::kafka::client_config(&source.client)?;
+    config.set("group.id", &source.group_id);
+    config.set("enable.auto.commit", "false");
+    config.set("enable.auto.offset.store", "false");
+    // A short fetch wait: the broker answers within 10 ms even when little
+    // is new, so an alert does not wait for librdkafka's 500 ms default.
+    let defaults = [
+        ("auto.offset.reset", "earliest"),
+        ("statistics.interval.ms", "5000"),
+        ("client.id", "vigil"),
+        ("fetch.wait.max.ms", "10"),
+    ];
+    for (key, value) in defaults {
+        if config.get(key).is_none() {
+            config.set(key, value);
+        }
+    }
+    let consumer: Arc<BaseConsumer<Context>> = Arc::new(
+        config.create_with_context(Context { shared: shared.clone() }).context("creating the Kafka consumer")?,
+    );
+    shared.worker().committer = Some(Committer::start(consumer.clone(), metrics.kafka.commit_seconds.clone()));
+    let topics: Vec<&str> = source.topics.iter().map(|t| t.name.as_str()).collect();
+    consumer.subscribe(&topics).context("subscribing to the topics")?;
+    info!(brokers = %source.client.brokers, topics = ?topics, group = %source.group_id, "Consuming from Kafka");
+
+    let interval = Duration::from_micros(settings.checkpoint_interval.0.max(0) as u64);
+    let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(BATCH);
+    while !stop.load(Ordering::Relaxed) {
+        let mut generation = shared.generation.load(Ordering::SeqCst);
+        let mut timeout = POLL;
+        while batch.len() < BATCH {
+            let polled = consumer.poll(timeout);
+            timeout = Duration::ZERO;
+            let now_generation = shared.generation.load(Ordering::SeqCst);
+            if now_generation != generation {
+                // Fetched before the rebalance: librdkafka delivers these
+                // again from the offsets just assigned.
+                batch.clear();
+                generation = now_generation;
+            }
+            match polled {
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(err)) => {
+                    warn!(%err, "Kafka consumer error");
+                    break;
+                }
+                None => break,
+            }
+        }
+        if !batch.is_empty() {
+            shared.set_connected(true);
+        }
+        let mut worker = shared.worker();
+        if !batch.is_empty() {
+            let started = Instant::now();
+            let now = Timestamp(chrono::Utc::now().timestamp_micros());
+            for message in batch.drain(..) {
+                worker.process(&message, now);
+            }
+            metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        }
+        if worker.log.has_pending() || !worker.pending.is_empty() {
+            worker.sync_log();
+        }
+        worker.recommit_after_failure();
+        if worker.last_checkpoint.elapsed() >= interval {
+            worker.checkpoint_and_commit();
+        }
+        if worker.last_export.elapsed() >= EXPORT_EVERY {
+            worker.export();
+        }
+        let ready = shared.connected.load(Ordering::Relaxed) && worker.log_ok;
+        shared.ready.store(ready, Ordering::Relaxed);
+    }
+
+    info!("Stopping the Kafka source: checkpointing and committing");
+    {
+        let mut worker = shared.worker();
+        worker.checkpoint_and_commit();
+        worker.export();
+        if let Some(committer) = worker.committer.take() {
+            committer.stop(BROKER_WAIT);
+        }
+        for sink in &worker.alerts_topic {
+            if !sink.producer.flush(BROKER_WAIT) {
+                warn!(notifier = %sink.name, "Alerts for Kafka still unconfirmed at shutdown");
+            }
+        }
+    }
+    consumer.unsubscribe();
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! A running `vigil run`: its stdout lines, its admin address, signals.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::vigil;
+
+/// Starts the daemon with `config`; returns it, its stdout lines and the
+/// admin address it logged.
+pub fn start(config: &str, stdin: Stdio) -> (Child, mpsc::Receiver<String>, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.yml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = vigil()
+        .args(["run", "--config", path.to_str().unwrap()])
+        .env("RUST_LOG", std::env::var("VIGIL_TEST_LOG").unwrap_or_else(|_| "info".into()))
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // Shown with the output of a failing test.
+            eprintln!("vigil: {line}");
+            if let Some(rest) = line.split("http://").nth(1) {
+                let addr: String = rest.chars().take_while(|c| *c != '/' && !c.is_whitespace()).collect();
+                let _ = addr_tx.send(addr);
+            }
+        }
+    });
+    let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the daemon logs its admin address");
+    (child, lines, addr, dir)
+}
+
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response)
+}
+
+pub fn wait_for(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        match lines.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the daemon closed its output before a line with `{needle}`; saw:\n{}", seen.join("\n"))
+            }
+        }
+    }
+    panic!("no output line with `{needle}`; saw:\n{}", seen.join("\n"));
+}
+
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,275 @@
+//! The Kafka source against a real Kafka-protocol broker (tansu, started
+//! on loopback per test): alerts end to end, dead letters, the alerts
+//! topic, restarts, checkpoints, consumer groups and broker outages.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::daemon::{http_get, start, terminate, wait_for};
+use common::kafka::{Broker, Relay};
+
+fn login(user: &str, second: u32, outcome: &str) -> String {
+    format!(
+        r#"{{"ts":"2026-11-09T08:00:{second:02}Z","kind":"login","user":"{user}","outcome":"{outcome}","src_ip":"185.220.101.7"}}"#
+    )
+}
+
+fn config(broker: &Broker, state: &Path, extra_source: &str, rest: &str) -> String {
+    format!(
+        "source:\n  type: kafka\n  brokers: {}\n  group_id: vigil-test\n  {extra_source}\n  \
+         properties: {{session.timeout.ms: 6000, statistics.interval.ms: 500}}\n\
+         state: {{dir: {}, checkpoint_interval: 1s}}\nmetrics: {{listen: 127.0.0.1:0}}\noutput: {{format: json}}\n{rest}",
+        broker.addr,
+        state.display()
+    )
+}
+
+/// Polls `/metrics` until `series` appears.
+fn wait_metric(addr: &str, series: &str) -> String {
+    wait_metrics(addr, series, |m| m.contains(series))
+}
+
+/// Polls `/metrics` until `done` holds.
+fn wait_metrics(addr: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, metrics) = http_get(addr, "/metrics");
+        if done(&metrics) {
+            return metrics;
+        }
+        assert!(std::time::Instant::now() < deadline, "no `{what}` in:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn events_become_alerts_bad_messages_become_dead_letters() {
+    let broker = Broker::start();
+    broker.create_topic("events", 3);
+    broker.create_topic("logins", 2);
+    broker.create_topic("dead", 1);
+    broker.create_topic("alerts", 1);
+    let state = tempfile::tempdir().unwrap();
+    let config = config(
+        &broker,
+        state.path(),
+        "topics: [events, {name: logins, kind: login}]\n  dead_letter_topic: dead",
+        "limits: {max_event_bytes: 1024}\nnotifiers:\n  siem: {type: kafka, topic: alerts}\n",
+    );
+    let (mut child, lines, addr, _dir) = start(&config, Stdio::null());
+
+    // Failed logins without a `kind` on the logins topic: its default kind applies.
+    let burst: Vec<(&str, String)> =
+        (0..6).map(|i| ("alice", login("alice", i * 5, "failure").replace(r#""kind":"login","#, ""))).collect();
+    broker.produce("logins", &burst);
+    let big = format!(r#"{{"ts":"2026-11-09T08:00:00Z","kind":"login","pad":"{}"}}"#, "x".repeat(2000));
+    broker.produce(
+        "events",
+        &[
+            ("bob", login("bob", 1, "success")),
+            ("x", "not json".into()),
+            ("w", "{\"ts\":".into()),
+            ("y", r#"{"kind":"login"}"#.into()),
+            ("z", big),
+        ],
+    );
+
+    let mut seen = Vec::new();
+    wait_for(&lines, "auth.failed_login_burst", &mut seen);
+    let alert: serde_json::Value = serde_json::from_str(seen.last().unwrap()).unwrap();
+    assert_eq!(alert["group"]["user"], "alice");
+
+    let logged = std::fs::read_to_string(state.path().join("alerts.jsonl")).unwrap();
+    assert!(logged.contains(alert["id"].as_str().unwrap()), "the alert is in the alert log");
+
+    let produced = broker.read("alerts", 1, 1, Duration::from_secs(20));
+    assert_eq!(produced.len(), 1, "one alert on the alerts topic");
+    assert_eq!(String::from_utf8_lossy(&produced[0].key), "auth.failed_login_burst/user=alice");
+    let body: serde_json::Value = serde_json::from_slice(&produced[0].payload).unwrap();
+    assert_eq!(body["id"], alert["id"]);
+
+    let mut dead = broker.read("dead", 1, 4, Duration::from_secs(20));
+    assert_eq!(dead.len(), 4, "four dead letters: {dead:?}");
+    dead.sort_by_key(|r| r.key.clone());
+    let reason = |r: &common::kafka::Record| r.headers.iter().find(|h| h.0 == "vigil-error-reason").unwrap().1.clone();
+    assert_eq!(reason(&dead[0]), "invalid_json");
+    assert_eq!((reason(&dead[1]), dead[1].payload.as_slice()), ("not_an_object".into(), &b"not json"[..]));
+    assert_eq!(reason(&dead[2]), "missing_ts");
+    assert_eq!(reason(&dead[3]), "too_large");
+    assert_eq!(dead[3].payload.len(), 2000 + 53, "the original bytes");
+    assert!(dead[1].headers.iter().any(|h| h.0 == "vigil-source-topic" && h.1 == "events"));
+    assert_eq!(dead[1].key, b"x", "the original key");
+
+    let metrics = wait_metric(&addr, "vigil_kafka_dead_lettered_total{reason=\"too_large\"} 1");
+    for series in [
+        "vigil_kafka_messages_total{topic=\"logins\"} 6",
+        "vigil_kafka_messages_total{topic=\"events\"} 5",
+        "vigil_events_rejected_total{reason=\"not_an_object\"} 1",
+        "vigil_kafka_assigned_partitions 5",
+        "vigil_kafka_connected 1",
+    ] {
+        assert!(metrics.contains(series), "missing {series} in:\n{metrics}");
+    }
+    wait_metric(&addr, "vigil_kafka_consumer_lag_messages{partition=\"0\",topic=\"logins\"} 0");
+    wait_metric(&addr, "vigil_notifications_total{notifier=\"siem\",result=\"sent\"} 1");
+    wait_metrics(&addr, "a timed checkpoint", |m| metric_value(m, "vigil_checkpoint_seconds_count") > 0.0);
+    wait_metrics(&addr, "a counted assignment", |m| {
+        metric_value(m, "vigil_kafka_rebalances_total{event=\"assign\"}") > 0.0
+    });
+    wait_metrics(&addr, "timed commits", |m| metric_value(m, "vigil_kafka_commit_seconds_count") > 0.0);
+    assert_eq!(http_get(&addr, "/readyz").0, 200);
+    assert!(terminate(&mut child).success());
+}
+
+fn failures(user: &str, minute: u32, count: u32) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| {
+            let line = format!(
+                r#"{{"ts":"2026-11-09T09:{minute:02}:{:02}Z","kind":"login","user":"{user}","outcome":"failure","src_ip":"203.0.113.{minute}"}}"#,
+                i * 5
+            );
+            (user.to_owned(), line)
+        })
+        .collect()
+}
+
+/// The alert ids `vigil replay` raises for these events.
+fn replayed_ids(events: &[(String, String)]) -> Vec<String> {
+    let input: String = events.iter().map(|(_, line)| format!("{line}\n")).collect();
+    let output = common::run_with_stdin(&["replay", "-"], input.as_bytes());
+    assert!(output.status.success(), "{}", common::text(&output.stderr));
+    let mut ids: Vec<String> = common::text(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn logged_ids(state: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(state.join("alerts.jsonl")).unwrap_or_default();
+    let mut ids: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn metric_value(metrics: &str, series: &str) -> f64 {
+    metrics.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
+}
+
+#[test]
+fn sigkill_loses_no_alert_repeats_none_and_state_survives_the_restart() {
+    let broker = Broker::start();
+    broker.create_topic("events", 1);
+    let state = tempfile::tempdir().unwrap();
+    // Checkpoints every 5 s: the kill below lands between two of them.
+    let config = config(&broker, state.path(), "topics: [events]", "")
+        .replace("checkpoint_interval: 1s", "checkpoint_interval: 5s");
+
+    // mallory's burst straddles the restart; trudy's lies after the first
+    // checkpoint, so it is read again after the kill.
+    let part_a = failures("mallory", 0, 3);
+    let part_b1 = failures("trudy", 1, 6);
+    let part_b2 = failures("mallory", 2, 3);
+
+    let (mut first, lines, addr, _dir) = start(&config, Stdio::null());
+    broker.produce("events", &part_a);
+    wait_metric(&addr, "vigil_kafka_messages_total{topic=\"events\"} 3");
+    wait_metrics(&addr, "a checkpoint", |m| metric_value(m, "vigil_checkpoint_bytes") > 0.0);
+    broker.produce("events", &part_b1);
+    let mut seen = Vec::new();
+    wait_for(&lines, "trudy", &mut seen);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(logged_ids(state.path()).len(), 1, "trudy's alert was logged before it was shown");
+
+    let (mut second, lines, addr, _dir) = start(&config, Stdio::null());
+    broker.produce("events", &part_b2);
+    let mut seen = Vec::new();
+    wait_for(&lines, "mallory", &mut seen);
+    let metrics = wait_metric(&addr, "vigil_alerts_replayed_total 1");
+    assert!(metrics.contains("vigil_checkpoint_restores_total{outcome=\"restored\"} 1"), "{metrics}");
+    assert!(terminate(&mut second).success());
+
+    let all: Vec<(String, String)> = [part_a, part_b1, part_b2].concat();
+    let expected = replayed_ids(&all);
+    assert_eq!(expected.len(), 2);
+    assert_eq!(logged_ids(state.path()), expected, "every alert once, none lost");
+    assert!(!seen.iter().any(|l| l.contains("trudy")), "trudy's alert is not shown twice: {seen:?}");
+}
+
+#[test]
+fn two_instances_split_the_partitions_and_raise_what_one_would() {
+    let broker = Broker::start();
+    broker.create_topic("events", 4);
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut a, _lines_a, addr_a, _dir_a) =
+        start(&config(&broker, state_a.path(), "topics: [events]", ""), Stdio::null());
+    wait_metric(&addr_a, "vigil_kafka_assigned_partitions 4");
+    let (mut b, _lines_b, addr_b, _dir_b) =
+        start(&config(&broker, state_b.path(), "topics: [events]", ""), Stdio::null());
+    wait_metric(&addr_b, "vigil_kafka_assigned_partitions 2");
+    wait_metric(&addr_a, "vigil_kafka_assigned_partitions 2");
+
+    let users: Vec<String> = (0..12).map(|i| format!("user{i}")).collect();
+    let mut events = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        events.extend(failures(user, i as u32, if i % 3 == 0 { 2 } else { 6 }));
+    }
+    broker.produce("events", &events);
+    let expected = replayed_ids(&events);
+    assert_eq!(expected.len(), 8);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut union;
+    loop {
+        union = [logged_ids(state_a.path()), logged_ids(state_b.path())].concat();
+        union.sort();
+        if union.len() >= expected.len() || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(union, expected, "together exactly the alerts of one instance");
+    assert!(!logged_ids(state_a.path()).is_empty() && !logged_ids(state_b.path()).is_empty(), "both did work");
+    assert!(terminate(&mut a).success());
+    assert!(terminate(&mut b).success());
+}
+
+#[test]
+fn a_broker_outage_makes_vigil_unready_and_it_carries_on_when_the_broker_returns() {
+    // vigil reaches the broker through a relay, like a stable DNS name;
+    // the outage stops the broker process and cuts it off.
+    let relay = Relay::start();
+    let broker = Broker::behind(&relay);
+    broker.create_topic("events", 1);
+    let state = tempfile::tempdir().unwrap();
+    let (mut child, lines, addr, _dir) = start(&config(&broker, state.path(), "topics: [events]", ""), Stdio::null());
+    broker.produce("events", &failures("alice", 0, 6));
+    let mut seen = Vec::new();
+    wait_for(&lines, "alice", &mut seen);
+    assert_eq!(http_get(&addr, "/readyz").0, 200);
+
+    broker.pause(&relay);
+    wait_metric(&addr, "vigil_kafka_connected 0");
+    assert_eq!(http_get(&addr, "/readyz").0, 503);
+    assert_eq!(http_get(&addr, "/healthz").0, 200, "alive all along");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "vigil keeps running without a broker");
+
+    broker.resume(&relay);
+    wait_metric(&addr, "vigil_kafka_connected 1");
+    broker.produce("events", &failures("bob", 5, 6));
+    wait_for(&lines, "bob", &mut seen);
+    // Alice's six and bob's six, each read once.
+    wait_metric(&addr, "vigil_kafka_messages_total{topic=\"events\"} 12");
+    assert_eq!(http_get(&addr, "/readyz").0, 200);
+    assert_eq!(seen.len(), 2, "one alert each: {seen:?}");
+    assert!(terminate(&mut child).success());
+}
