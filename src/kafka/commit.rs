@@ -58,7 +58,8 @@ pub struct Committer {
 
 impl Committer {
     pub fn start<C: ConsumerContext + 'static>(consumer: Arc<BaseConsumer<C>>, latency: Histogram) -> Committer {
-        let shared = Arc::new(Shared { state: Mutex::default(), changed: Condvar::new(), failed: AtomicBool::new(false) });
+        let shared =
+            Arc::new(Shared { state: Mutex::default(), changed: Condvar::new(), failed: AtomicBool::new(false) });
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-commit".into())
