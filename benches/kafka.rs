@@ -39,9 +39,10 @@ fn settings(broker: &broker::Broker, topic: &str, state: &std::path::Path) -> (S
                 .collect(),
             ..KafkaClient::default()
         },
-        topics: vec![Topic { name: topic.into(), kind: None }],
+        topics: vec![Topic { name: topic.into(), kind: None, key: Vec::new() }],
         group_id: format!("bench-{topic}"),
         dead_letter_topic: None,
+        rekey: None,
     };
     let settings = Settings {
         source: Source::Kafka(Box::new(source.clone())),

@@ -20,7 +20,7 @@ use crate::engine::{Engine, RestoreReport, Restored, Snapshot};
 
 const MAGIC: &[u8; 8] = b"VIGILCK\0";
 /// Bumped whenever the layout of detector state changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const HEADER: usize = MAGIC.len() + 4 + 8;
 
 #[derive(Debug, Error)]
@@ -41,19 +41,32 @@ struct Body<'a> {
     /// The next source offset to read: every event before it is in the state.
     offset: i64,
     engine: Snapshot<'a>,
+    marks: &'a [SourceMark],
 }
 
 #[derive(Deserialize)]
 struct RestoredBody {
     offset: i64,
     engine: Restored,
+    marks: Vec<SourceMark>,
+}
+
+/// For a partition of a re-keyed topic: the last offset of a source
+/// partition whose event is in the state. Events re-keyed again after a
+/// crash are recognised by it and dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceMark {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// A checkpoint that was read and applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resumed {
     pub offset: i64,
     pub report: RestoreReport,
+    pub marks: Vec<SourceMark>,
 }
 
 /// A directory of checkpoints, one per source partition.
@@ -77,10 +90,17 @@ impl Store {
     }
 
     /// Writes the engine's state as of `offset`; returns the bytes written.
-    pub fn save(&self, topic: &str, partition: i32, offset: i64, engine: &Engine) -> Result<u64, CheckpointError> {
+    pub fn save(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        engine: &Engine,
+        marks: &[SourceMark],
+    ) -> Result<u64, CheckpointError> {
         let path = self.path(topic, partition);
         let io_err = |source| CheckpointError::Io { path: path.clone(), source };
-        let body = postcard::to_stdvec(&Body { offset, engine: engine.snapshot() })
+        let body = postcard::to_stdvec(&Body { offset, engine: engine.snapshot(), marks })
             .map_err(|source| CheckpointError::Codec { path: path.clone(), source })?;
         let mut bytes = Vec::with_capacity(HEADER + body.len());
         bytes.extend_from_slice(MAGIC);
@@ -117,7 +137,7 @@ impl Store {
         let restored: RestoredBody =
             postcard::from_bytes(body).map_err(|source| CheckpointError::Codec { path, source })?;
         let report = engine.restore(restored.engine);
-        Ok(Some(Resumed { offset: restored.offset, report }))
+        Ok(Some(Resumed { offset: restored.offset, report, marks: restored.marks }))
     }
 }
 
@@ -152,12 +172,14 @@ mod tests {
         let store = Store::new(dir.path());
         let mut before = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
         assert_eq!(feed(&mut before, 0..2), 0);
-        let bytes = store.save("events", 3, 42, before.engine()).unwrap();
+        let marks = [SourceMark { topic: "logins".into(), partition: 1, offset: 7 }];
+        let bytes = store.save("events", 3, 42, before.engine(), &marks).unwrap();
         assert!(bytes > HEADER as u64);
 
         let mut after = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
         let resumed = store.load("events", 3, after.engine_mut()).unwrap().unwrap();
-        assert_eq!(resumed, Resumed { offset: 42, report: RestoreReport { rules: 1, dropped: 0 } });
+        let report = RestoreReport { rules: 1, dropped: 0 };
+        assert_eq!(resumed, Resumed { offset: 42, report, marks: marks.to_vec() });
         assert_eq!(feed(&mut after, 2..4), 1, "the two failures before the restart count");
 
         let mut blind = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
@@ -171,7 +193,7 @@ mod tests {
         let store = Store::new(dir.path());
         let mut pipeline = Pipeline::new(&rules(RULE), Span::from_secs(60), 1 << 20);
         feed(&mut pipeline, 0..3);
-        store.save("events", 0, 3, pipeline.engine()).unwrap();
+        store.save("events", 0, 3, pipeline.engine(), &[]).unwrap();
 
         let changed = rules(&RULE.replace("threshold: 4", "threshold: 5"));
         let mut other = Pipeline::new(&changed, Span::from_secs(60), 1 << 20);
@@ -203,7 +225,7 @@ mod tests {
             let mut ids = Vec::new();
             for (i, (_, line)) in stream.events.iter().enumerate() {
                 if cuts.contains(&i) {
-                    store.save("t", 0, i as i64, pipeline.engine()).unwrap();
+                    store.save("t", 0, i as i64, pipeline.engine(), &[]).unwrap();
                     pipeline = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
                     let resumed = store.load("t", 0, pipeline.engine_mut()).unwrap().unwrap();
                     assert_eq!(resumed.offset, i as i64);

@@ -22,7 +22,10 @@
 //! source:
 //!   type: kafka
 //!   brokers: [kafka-0:9092, kafka-1:9092]
-//!   topics: [events, {name: logins, kind: login}]   # kind: for events without one
+//!   topics: [events, {name: logins, kind: login, key: [user]}]
+//!                         # kind: for events without one; key: the fields
+//!                         # producers key the topic's records by
+//!   rekey: {topic_prefix: vigil-rekey, partitions: 6}  # for rules grouped otherwise
 //!   group_id: vigil
 //!   dead_letter_topic: vigil-dead-letters
 //!   tls: {ca: /etc/kafka/ca.pem, cert: /etc/kafka/client.pem, key: /etc/kafka/client.key}
@@ -67,6 +70,7 @@ pub struct SourceSpec {
     pub topics: Option<Spanned<Vec<TopicSpec>>>,
     pub group_id: Option<Spanned<String>>,
     pub dead_letter_topic: Option<String>,
+    pub rekey: Option<Spanned<RekeySpec>>,
     pub tls: Option<TlsSpec>,
     pub sasl: Option<Spanned<SaslSpec>>,
     pub properties: Option<BTreeMap<String, Spanned<Scalar>>>,
@@ -83,7 +87,24 @@ pub enum OneOrMany {
 #[serde(untagged)]
 pub enum TopicSpec {
     Name(String),
-    Detailed { name: String, kind: Option<String> },
+    Detailed(TopicDetail),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicDetail {
+    pub name: String,
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub key: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RekeySpec {
+    pub topic_prefix: Option<Spanned<String>>,
+    pub partitions: Option<Spanned<i32>>,
+    pub replication_factor: Option<Spanned<i32>>,
 }
 
 /// A librdkafka property value as YAML writes it.
@@ -215,6 +236,20 @@ pub struct Topic {
     pub name: String,
     /// The `kind` of events on this topic that carry none.
     pub kind: Option<String>,
+    /// The event fields producers key this topic's records by (empty:
+    /// not declared, every rule is taken to be aligned with the key).
+    pub key: Vec<String>,
+}
+
+/// Re-keying through internal topics, for rules whose groups do not
+/// follow a topic's key (see `kafka::rekey`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rekey {
+    pub topic_prefix: String,
+    /// Partitions of each internal topic vigil creates.
+    pub partitions: i32,
+    /// -1: the broker's default.
+    pub replication_factor: i32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +258,7 @@ pub struct KafkaSource {
     pub topics: Vec<Topic>,
     pub group_id: String,
     pub dead_letter_topic: Option<String>,
+    pub rekey: Option<Rekey>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -272,6 +308,8 @@ pub struct Settings {
 pub const DEFAULT_CHECKPOINT_INTERVAL: Span = Span(30_000_000);
 pub const DEFAULT_STATE_DIR: &str = "vigil-state";
 pub const DEFAULT_GROUP_ID: &str = "vigil";
+pub const DEFAULT_REKEY_PREFIX: &str = "vigil-rekey";
+pub const DEFAULT_REKEY_PARTITIONS: i32 = 6;
 
 impl Settings {
     pub fn alert_log_path(&self) -> PathBuf {
@@ -375,6 +413,7 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
                 ("group_id", s.group_id.as_ref().map(Loc::of)),
                 ("sasl", s.sasl.as_ref().map(Loc::of)),
                 ("dead_letter_topic", s.dead_letter_topic.as_ref().map(|_| at_source)),
+                ("rekey", s.rekey.as_ref().map(Loc::of)),
                 ("tls", s.tls.as_ref().map(|_| at_source)),
                 ("properties", s.properties.as_ref().map(|_| at_source)),
             ];
@@ -538,8 +577,8 @@ fn kafka_source(source: &Spanned<SourceSpec>, base: &Path, sink: &mut Sink) -> K
             .value
             .iter()
             .map(|t| match t {
-                TopicSpec::Name(name) => Topic { name: name.clone(), kind: None },
-                TopicSpec::Detailed { name, kind } => Topic { name: name.clone(), kind: kind.clone() },
+                TopicSpec::Name(name) => Topic { name: name.clone(), kind: None, key: Vec::new() },
+                TopicSpec::Detailed(t) => Topic { name: t.name.clone(), kind: t.kind.clone(), key: t.key.clone() },
             })
             .collect(),
         Some(topics) => {
@@ -553,14 +592,35 @@ fn kafka_source(source: &Spanned<SourceSpec>, base: &Path, sink: &mut Sink) -> K
     };
     if let Some(topics_at) = &s.topics {
         for topic in &topics {
-            let valid = !topic.name.is_empty()
-                && topic.name.len() <= 249
-                && topic.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if !valid {
+            if !is_topic_name(&topic.name) {
                 sink.error(topics_at, format!("`{}` is not a Kafka topic name ([a-zA-Z0-9._-], 1-249)", topic.name));
+            }
+            if topic.key.iter().any(String::is_empty) {
+                sink.error(topics_at, format!("topic `{}`: a `key` field name is empty", topic.name));
             }
         }
     }
+    let rekey = s.rekey.as_ref().map(|spec| {
+        let r = &spec.value;
+        if !topics.iter().any(|t| !t.key.is_empty()) {
+            sink.error(spec, "`rekey` needs a topic with a `key` (the fields its producers key records by)");
+        }
+        let topic_prefix = r.topic_prefix.as_ref().map_or(DEFAULT_REKEY_PREFIX.to_owned(), |p| p.value.clone());
+        if let Some(prefix) = &r.topic_prefix {
+            if !is_topic_name(&prefix.value) || prefix.value.len() > 200 {
+                sink.error(prefix, "`topic_prefix` must be a Kafka topic name ([a-zA-Z0-9._-], 1-200)");
+            }
+        }
+        let partitions = r.partitions.as_ref().map_or(DEFAULT_REKEY_PARTITIONS, |p| p.value);
+        if let Some(p) = r.partitions.as_ref().filter(|p| !(1..=10_000).contains(&p.value)) {
+            sink.error(p, "`partitions` must be from 1 to 10000");
+        }
+        let replication_factor = r.replication_factor.as_ref().map_or(-1, |p| p.value);
+        if let Some(f) = r.replication_factor.as_ref().filter(|f| f.value == 0 || f.value < -1) {
+            sink.error(f, "`replication_factor` must be at least 1 (or -1 for the broker's default)");
+        }
+        Rekey { topic_prefix, partitions, replication_factor }
+    });
     let tls = s.tls.as_ref().map(|t| Tls {
         ca: t.ca.as_ref().map(|p| base.join(p)),
         cert: t.cert.as_ref().map(|p| base.join(p)),
@@ -594,7 +654,12 @@ fn kafka_source(source: &Spanned<SourceSpec>, base: &Path, sink: &mut Sink) -> K
         topics,
         group_id: s.group_id.as_ref().map_or(DEFAULT_GROUP_ID.to_owned(), |g| g.value.clone()),
         dead_letter_topic: s.dead_letter_topic.clone(),
+        rekey,
     }
+}
+
+fn is_topic_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 249 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 #[cfg(test)]
@@ -639,7 +704,7 @@ mod tests {
         let s = parse(Path::new("c.yml"), text, Path::new("/etc/vigil")).unwrap();
         let Source::Kafka(kafka) = &s.source else { panic!("{:?}", s.source) };
         assert_eq!(kafka.client.brokers, "a:9092,b:9092");
-        assert_eq!(kafka.topics[1], Topic { name: "logins".into(), kind: Some("login".into()) });
+        assert_eq!(kafka.topics[1], Topic { name: "logins".into(), kind: Some("login".into()), key: Vec::new() });
         assert_eq!(kafka.group_id, DEFAULT_GROUP_ID);
         assert_eq!(kafka.client.sasl.as_ref().unwrap().password, Secret::Env("KAFKA_PASSWORD".into()));
         assert_eq!(kafka.client.properties, vec![("fetch.wait.max.ms".to_owned(), "20".to_owned())]);
@@ -661,5 +726,28 @@ mod tests {
         let err =
             parse(Path::new("c.yml"), "source: {type: file, path: x, brokers: a:1}\n", Path::new(".")).unwrap_err();
         assert!(err.to_string().contains("`brokers` applies to kafka sources only"), "{err}");
+    }
+
+    #[test]
+    fn reads_rekeying_and_refuses_it_without_a_keyed_topic() {
+        let text = "source:\n  type: kafka\n  brokers: a:9092\n  topics: [{name: logins, key: [user]}, events]\n  \
+            rekey: {partitions: 12}\n";
+        let s = parse(Path::new("c.yml"), text, Path::new(".")).unwrap();
+        let Source::Kafka(kafka) = &s.source else { panic!("{:?}", s.source) };
+        assert_eq!(kafka.topics[0].key, ["user"]);
+        let expected = Rekey { topic_prefix: DEFAULT_REKEY_PREFIX.into(), partitions: 12, replication_factor: -1 };
+        assert_eq!(kafka.rekey, Some(expected));
+
+        let bad = "source:\n  type: kafka\n  brokers: a:9092\n  topics: [events]\n  \
+            rekey: {topic_prefix: a/b, partitions: 0, replication_factor: 0}\n";
+        let err = parse(Path::new("c.yml"), bad, Path::new(".")).unwrap_err().to_string();
+        for needle in [
+            "c.yml:5:10: `rekey` needs a topic with a `key`",
+            "c.yml:5:25: `topic_prefix` must be a Kafka topic name",
+            "c.yml:5:42: `partitions` must be from 1 to 10000",
+            "c.yml:5:65: `replication_factor` must be at least 1",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
     }
 }

@@ -110,7 +110,13 @@ impl RuleSet {
     /// A rule set holding only `rule`, sharing this set's schema: what an
     /// inline test runs against.
     pub fn only(&self, rule: &Arc<Rule>) -> RuleSet {
-        RuleSet { rules: vec![rule.clone()], schema: self.schema.clone(), lists: self.lists.clone() }
+        self.subset(|r| Arc::ptr_eq(r, rule))
+    }
+
+    /// The rules `keep` selects, sharing this set's schema and lists.
+    pub fn subset(&self, keep: impl Fn(&Arc<Rule>) -> bool) -> RuleSet {
+        let rules = self.rules.iter().filter(|r| keep(r)).cloned().collect();
+        RuleSet { rules, schema: self.schema.clone(), lists: self.lists.clone() }
     }
 }
 

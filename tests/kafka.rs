@@ -242,6 +242,91 @@ fn two_instances_split_the_partitions_and_raise_what_one_would() {
     assert!(terminate(&mut b).success());
 }
 
+/// (rule, group) of each alert in JSON lines, sorted.
+fn fingerprints(lines: &str) -> Vec<String> {
+    let mut prints: Vec<String> = lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["fingerprint"].as_str().unwrap().to_owned())
+        .collect();
+    prints.sort();
+    prints
+}
+
+#[test]
+fn rekeying_lets_a_rule_grouped_by_address_see_the_partitions_of_every_user() {
+    let broker = Broker::start();
+    broker.create_topic("logins", 4);
+    let source = "topics: [{name: logins, kind: login, key: [user]}]\n  \
+                  rekey: {topic_prefix: vigil-rekey, partitions: 2}";
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut a, _lines_a, addr_a, _dir_a) = start(&config(&broker, state_a.path(), source, ""), Stdio::null());
+    // Every stream (the source topic and each internal topic) has a
+    // messages series from the start.
+    let metrics = wait_metric(&addr_a, "vigil_kafka_messages_total{topic=\"vigil-rekey.src_ip\"} 0");
+    let internal = metrics.lines().filter(|l| l.starts_with("vigil_kafka_messages_total{topic=\"vigil-rekey.")).count();
+    let all = 4 + 2 * internal;
+    wait_metric(&addr_a, &format!("vigil_kafka_assigned_partitions {all}"));
+    let (mut b, _lines_b, addr_b, _dir_b) = start(&config(&broker, state_b.path(), source, ""), Stdio::null());
+    wait_metrics(&addr_b, "a share of the partitions", |m| {
+        let (in_a, in_b) = (metric_value(&http_get(&addr_a, "/metrics").1, "vigil_kafka_assigned_partitions"), {
+            metric_value(m, "vigil_kafka_assigned_partitions")
+        });
+        in_b > 0.0 && in_a + in_b == all as f64
+    });
+
+    // One address tries one password on twelve users; the records are
+    // keyed by user, so they spread over the four partitions. Mallory's
+    // burst is grouped by user, as the topic is keyed. No record carries
+    // a kind: the topic's default travels with the re-keyed copies.
+    let mut events: Vec<(String, String)> = (0..12)
+        .map(|i| {
+            let user = format!("u{i:02}");
+            let line = format!(
+                r#"{{"ts":"2026-11-09T08:20:{:02}Z","user":"{user}","outcome":"failure","src_ip":"45.155.205.33"}}"#,
+                i * 4
+            );
+            (user, line)
+        })
+        .collect();
+    events.extend((0..6).map(|i| {
+        let line = format!(
+            r#"{{"ts":"2026-11-09T08:21:{:02}Z","user":"mallory","outcome":"failure","src_ip":"198.51.100.7"}}"#,
+            i * 5
+        );
+        ("mallory".to_owned(), line)
+    }));
+    broker.produce("logins", &events);
+
+    let replay_input: String =
+        events.iter().map(|(_, line)| line.replacen('{', r#"{"kind":"login","#, 1) + "\n").collect();
+    let output = common::run_with_stdin(&["replay", "-"], replay_input.as_bytes());
+    assert!(output.status.success(), "{}", common::text(&output.stderr));
+    let replayed = common::text(&output.stdout);
+    let expected = fingerprints(&replayed);
+    assert!(replayed.contains("auth.password_spraying") && replayed.contains("auth.failed_login_burst"), "{replayed}");
+
+    let logged = |state: &Path| std::fs::read_to_string(state.join("alerts.jsonl")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut union;
+    loop {
+        union = fingerprints(&(logged(state_a.path()) + &logged(state_b.path())));
+        if union.len() >= expected.len() || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(union, expected, "together the alerts of one instance, each once");
+    let copied: f64 = [&addr_a, &addr_b]
+        .iter()
+        .map(|addr| {
+            metric_value(&http_get(addr, "/metrics").1, "vigil_kafka_rekeyed_total{topic=\"vigil-rekey.src_ip\"}")
+        })
+        .sum();
+    assert_eq!(copied, 18.0, "every failed login copied once to the address topic");
+    assert!(terminate(&mut a).success());
+    assert!(terminate(&mut b).success());
+}
+
 #[test]
 fn a_broker_outage_makes_vigil_unready_and_it_carries_on_when_the_broker_returns() {
     // vigil reaches the broker through a relay, like a stable DNS name;

@@ -47,11 +47,12 @@ use tracing::{debug, error, info, warn};
 
 use crate::alert::Alert;
 use crate::alert_log::AlertLog;
-use crate::checkpoint::Store;
+use crate::checkpoint::{SourceMark, Store};
 use crate::config::{KafkaSource, NotifierKind, Settings};
 use crate::event::DecodeError;
 use crate::kafka::commit::{Committer, Offsets, Ticket};
 use crate::kafka::producer::{Deliveries, Producer};
+use crate::kafka::rekey::{self, Origin, Plan, Rekeyer, Stream};
 use crate::pipeline::Pipeline;
 use crate::ruleset::RuleSet;
 use crate::telemetry::metrics::{Exported, Exporter, Metrics};
@@ -76,6 +77,8 @@ struct Partition {
     next: Option<i64>,
     /// The offset the last checkpoint and commit cover.
     saved: Option<i64>,
+    /// For a re-keyed topic: the last offset taken from each source partition.
+    marks: Vec<SourceMark>,
 }
 
 /// A produced copy of every alert, for a SIEM.
@@ -92,9 +95,10 @@ struct DeadLetters {
 
 /// Everything the loop and the rebalance callback share.
 struct Worker {
-    rules: RuleSet,
     settings: Settings,
-    source: KafkaSource,
+    /// The consumed topics (source, then internal re-keyed ones) and their rules.
+    streams: Vec<Stream>,
+    rekeyer: Option<Rekeyer>,
     partitions: Vec<Partition>,
     store: Store,
     log: AlertLog,
@@ -224,7 +228,7 @@ impl ConsumerContext for Context {
 
 impl Worker {
     fn find(&self, topic: &str, partition: i32) -> Option<usize> {
-        let t = self.source.topics.iter().position(|t| t.name == topic)?;
+        let t = self.streams.iter().position(|t| t.name == topic)?;
         self.partitions.iter().position(|p| p.topic == t && p.partition == partition)
     }
 
@@ -239,7 +243,7 @@ impl Worker {
         let assigned: Vec<(String, i32)> =
             tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
         for (name, partition) in assigned {
-            let Some(topic) = self.source.topics.iter().position(|t| t.name == name) else { continue };
+            let Some(topic) = self.streams.iter().position(|t| t.name == name) else { continue };
             if self.find(&name, partition).is_some() {
                 continue;
             }
@@ -250,8 +254,10 @@ impl Worker {
                     _ => None,
                 })
                 .unwrap_or(-1);
-            let mut pipeline = Pipeline::new(&self.rules, self.settings.lateness, self.settings.max_event_bytes);
+            let rules = &self.streams[topic].rules;
+            let mut pipeline = Pipeline::new(rules, self.settings.lateness, self.settings.max_event_bytes);
             let mut start = None;
+            let mut marks = Vec::new();
             match self.store.load(&name, partition, pipeline.engine_mut()) {
                 Ok(Some(resumed)) if resumed.offset >= committed => {
                     info!(
@@ -260,6 +266,7 @@ impl Worker {
                     );
                     restores.with_label_values(&["restored"]).inc();
                     start = Some(resumed.offset);
+                    marks = resumed.marks;
                 }
                 Ok(Some(resumed)) => {
                     warn!(
@@ -268,7 +275,7 @@ impl Worker {
                          without sharing it); the partition starts with empty state"
                     );
                     restores.with_label_values(&["stale"]).inc();
-                    pipeline = Pipeline::new(&self.rules, self.settings.lateness, self.settings.max_event_bytes);
+                    pipeline = Pipeline::new(rules, self.settings.lateness, self.settings.max_event_bytes);
                 }
                 Ok(None) => {
                     restores.with_label_values(&["missing"]).inc();
@@ -291,6 +298,7 @@ impl Worker {
                 exported: Exported::default(),
                 next: start,
                 saved: start,
+                marks,
             });
         }
     }
@@ -312,7 +320,7 @@ impl Worker {
             self.sync_log();
         }
         self.export();
-        let topics = &self.source.topics;
+        let topics = &self.streams;
         let (gone, kept): (Vec<Partition>, Vec<Partition>) = std::mem::take(&mut self.partitions)
             .into_iter()
             .partition(|p| tpl.find_partition(&topics[p.topic].name, p.partition).is_some());
@@ -325,11 +333,24 @@ impl Worker {
 
     fn process(&mut self, message: &BorrowedMessage<'_>, now: Timestamp) {
         let Some(index) = self.find(message.topic(), message.partition()) else { return };
-        let Worker { partitions, source, log, pending, consumed, .. } = self;
+        let Worker { partitions, streams, rekeyer, log, pending, consumed, .. } = self;
         let part = &mut partitions[index];
         consumed[part.topic].inc();
+        part.next = Some(message.offset() + 1);
+        let stream = &streams[part.topic];
+        let mut default_kind = stream.kind.as_deref();
+        if stream.rekeyed {
+            if let Some(origin) = Origin::of(message) {
+                if !origin.advance(&mut part.marks) {
+                    self.exporter.metrics().kafka.rekey_duplicates.inc();
+                    return;
+                }
+                default_kind = origin.kind;
+            }
+        } else if let Some(rekeyer) = rekeyer {
+            rekeyer.copy(message, default_kind);
+        }
         let payload = message.payload().unwrap_or_default();
-        let default_kind = source.topics[part.topic].kind.as_deref();
         let result = part.pipeline.feed_or_kind(payload, default_kind);
         for mut alert in part.pipeline.drain_alerts() {
             alert.raised_at = Some(now);
@@ -339,7 +360,6 @@ impl Worker {
                 self.exporter.metrics().alerts_replayed.inc();
             }
         }
-        part.next = Some(message.offset() + 1);
         if let Err(err) = result {
             self.reject(message, &err);
         }
@@ -416,13 +436,19 @@ impl Worker {
                 return None;
             }
         }
+        if let Some(rekeyer) = &self.rekeyer {
+            if rekeyer.producer.in_flight() > 0 && !rekeyer.producer.flush(BROKER_WAIT) {
+                warn!("Re-keyed events are not confirmed yet; offsets are committed later");
+                return None;
+            }
+        }
         let started = Instant::now();
         let mut offsets = Offsets::new();
         let mut bytes = 0;
         for part in &mut self.partitions {
             let Some(next) = part.next.filter(|n| Some(*n) != part.saved) else { continue };
-            let topic = &self.source.topics[part.topic].name;
-            match self.store.save(topic, part.partition, next, part.pipeline.engine()) {
+            let topic = &self.streams[part.topic].name;
+            match self.store.save(topic, part.partition, next, part.pipeline.engine(), &part.marks) {
                 Ok(size) => bytes += size,
                 Err(err) => {
                     // Committing without the checkpoint would let a restart
@@ -493,11 +519,32 @@ pub fn run(
             Producer::new(client, deliveries).with_context(|| format!("starting the `{}` notifier", notifier.name))?;
         alerts_topic.push(AlertsTopic { name: notifier.name.clone(), topic: topic.clone(), producer });
     }
-    let consumed = source.topics.iter().map(|t| metrics.kafka.messages.with_label_values(&[&t.name])).collect();
+    let plan = Plan::new(&rules, source);
+    if !plan.misaligned.is_empty() {
+        warn!(
+            rules = ?plan.misaligned,
+            "These rules group by fields the topics are not keyed by: each partition sees only part of a \
+             group's events. Configure `rekey` (docs/operations.md, \"Keying\")"
+        );
+    }
+    let rekeyer = match &source.rekey {
+        Some(rekey) if !plan.targets.is_empty() => {
+            let internal: Vec<&str> = plan.targets.iter().map(|t| t.topic.as_str()).collect();
+            rekey::create_topics(source, rekey, &internal)?;
+            let failed = metrics.kafka.rekey_failures.clone();
+            let producer = Producer::new(&source.client, Deliveries { sent: None, failed })?;
+            let sent = internal.iter().map(|t| metrics.kafka.rekeyed.with_label_values(&[t])).collect();
+            Some(Rekeyer::new(producer, &rules, plan.targets.clone(), sent, settings.max_event_bytes))
+        }
+        _ => None,
+    };
+    let streams = plan.streams;
+    let consumed = streams.iter().map(|t| metrics.kafka.messages.with_label_values(&[&t.name])).collect();
+    let topics: Vec<String> = streams.iter().map(|t| t.name.clone()).collect();
     let worker = Worker {
-        rules,
         settings: settings.clone(),
-        source: source.clone(),
+        streams,
+        rekeyer,
         partitions: Vec::new(),
         store,
         log,
@@ -542,7 +589,7 @@ pub fn run(
         config.create_with_context(Context { shared: shared.clone() }).context("creating the Kafka consumer")?,
     );
     shared.worker().committer = Some(Committer::start(consumer.clone(), metrics.kafka.commit_seconds.clone()));
-    let topics: Vec<&str> = source.topics.iter().map(|t| t.name.as_str()).collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribing to the topics")?;
     info!(brokers = %source.client.brokers, topics = ?topics, group = %source.group_id, "Consuming from Kafka");
 

@@ -8,6 +8,7 @@
 mod commit;
 pub mod consumer;
 pub mod producer;
+pub mod rekey;
 
 use anyhow::{Context, Result};
 use rdkafka::ClientConfig;

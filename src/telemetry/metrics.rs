@@ -46,6 +46,9 @@ pub struct KafkaMetrics {
     pub checkpoint_seconds: Histogram,
     pub checkpoint_bytes: IntGauge,
     pub checkpoint_restores: IntCounterVec,
+    pub rekeyed: IntCounterVec,
+    pub rekey_duplicates: IntCounter,
+    pub rekey_failures: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -87,6 +90,22 @@ impl KafkaMetrics {
                 registry,
                 "vigil_kafka_dead_letter_failures_total",
                 "Dead letters the broker did not accept (the message is then only counted).",
+            ),
+            rekeyed: counter_vec(
+                registry,
+                "vigil_kafka_rekeyed_total",
+                "Events copied to an internal re-keying topic, by topic.",
+                &["topic"],
+            ),
+            rekey_duplicates: counter(
+                registry,
+                "vigil_kafka_rekey_duplicates_total",
+                "Re-keyed copies dropped because their source offset was already taken (copied again after a crash).",
+            ),
+            rekey_failures: counter(
+                registry,
+                "vigil_kafka_rekey_failures_total",
+                "Re-keyed copies the broker did not accept after librdkafka's retries.",
             ),
             consumer_lag: gauge_vec(
                 registry,

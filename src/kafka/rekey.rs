@@ -1,0 +1,343 @@
+//! Re-keying: rules whose groups do not follow a topic's key.
+//!
+//! Kafka keeps the records of one key in one partition, and each partition
+//! has its own pipeline, so a rule sees all of a group's events only if
+//! the group fields include every field the topic is keyed by. A topic
+//! keyed by `user` serves `group_by: [user]` and `[user, device]`, but
+//! password spraying (`group_by: [src_ip]`) would see each address's
+//! failures split over the partitions of many users.
+//!
+//! With `rekey` configured, such rules leave the source topics' pipelines.
+//! vigil produces the events they may match, unchanged, to an internal
+//! topic keyed by their group fields (`<prefix>.<fields>`, one per distinct
+//! `group_by`), consumes those topics in the same group, and runs the rules
+//! there, as Kafka Streams does with its repartition topics.
+//!
+//! Delivery: a source offset is committed only after its re-keyed copies
+//! are acknowledged (idempotent producer, `acks=all`). Each copy carries
+//! its source topic, partition and offset; a re-keyed partition remembers
+//! the last source offset it took from each source partition (in its
+//! checkpoint), so copies produced again after a crash are dropped rather
+//! than counted twice.
+//!
+//! Limits: events of one group reach the internal partition from several
+//! source partitions, so their order there is only as good as the
+//! consumers' progress; `lateness` must cover the skew. A copy that fails
+//! delivery after librdkafka's retries (`message.timeout.ms`) is counted,
+//! not retried, and its event is missing for the re-keyed rules.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use prometheus::IntCounter;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::Message;
+use tracing::{info, warn};
+
+use crate::alert::KEY_SEPARATOR;
+use crate::checkpoint::SourceMark;
+use crate::config::{KafkaSource, Rekey};
+use crate::event::{Decoder, FieldId};
+use crate::kafka::producer::Producer;
+use crate::ruleset::{Rule, RuleSet};
+
+/// Header naming the topic a re-keyed copy (or a dead letter) came from.
+pub const SOURCE_TOPIC: &str = "vigil-source-topic";
+pub const SOURCE_PARTITION: &str = "vigil-source-partition";
+pub const SOURCE_OFFSET: &str = "vigil-source-offset";
+/// Header with the source topic's default kind, for events without one.
+pub const KIND: &str = "vigil-kind";
+
+/// What a consumed topic feeds, and with which rules.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub name: String,
+    /// The `kind` of events on this topic that carry none.
+    pub kind: Option<String>,
+    pub rules: RuleSet,
+    /// An internal topic of re-keyed copies.
+    pub rekeyed: bool,
+}
+
+/// An internal topic and the events copied to it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub topic: String,
+    group_by: Vec<FieldId>,
+    /// Kinds its rules can match (lower case); `None`: any.
+    kinds: Option<Vec<String>>,
+}
+
+/// The routing of rules to topics.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Source topics first, in the configured order, then internal ones.
+    pub streams: Vec<Stream>,
+    pub targets: Vec<Target>,
+    /// Rules that see only part of their groups' events (no `rekey`).
+    pub misaligned: Vec<Arc<str>>,
+}
+
+impl Plan {
+    pub fn new(rules: &RuleSet, source: &KafkaSource) -> Plan {
+        let misaligned = |rule: &Rule| {
+            source.topics.iter().any(|t| !t.key.iter().all(|k| rule.group_by.iter().any(|(name, _)| **name == **k)))
+        };
+        let Some(rekey) = &source.rekey else {
+            return Plan {
+                streams: source.topics.iter().map(|t| stream(t.name.clone(), t.kind.clone(), rules.clone())).collect(),
+                targets: Vec::new(),
+                misaligned: rules.rules.iter().filter(|r| misaligned(r)).map(|r| r.id.clone()).collect(),
+            };
+        };
+        let aligned = rules.subset(|r| !misaligned(r));
+        let mut streams: Vec<Stream> =
+            source.topics.iter().map(|t| stream(t.name.clone(), t.kind.clone(), aligned.clone())).collect();
+        // One internal topic per distinct group_by, in rule order.
+        let mut by_fields: BTreeMap<Vec<String>, Vec<Arc<Rule>>> = BTreeMap::new();
+        for rule in rules.rules.iter().filter(|r| misaligned(r)) {
+            let fields = rule.group_by.iter().map(|(name, _)| name.to_string()).collect();
+            by_fields.entry(fields).or_default().push(rule.clone());
+        }
+        let mut targets = Vec::new();
+        for (fields, members) in by_fields {
+            let topic = internal_topic(rekey, &fields);
+            let kinds = members
+                .iter()
+                .map(|r| r.filter.required_kinds())
+                .collect::<Option<Vec<Vec<String>>>>()
+                .map(|k| k.concat().into_iter().map(|k| k.to_ascii_lowercase()).collect());
+            targets.push(Target {
+                topic: topic.clone(),
+                group_by: members[0].group_by.iter().map(|g| g.1).collect(),
+                kinds,
+            });
+            let mut stream = stream(topic, None, rules.subset(|r| members.iter().any(|m| Arc::ptr_eq(m, r))));
+            stream.rekeyed = true;
+            streams.push(stream);
+        }
+        Plan { streams, targets, misaligned: Vec::new() }
+    }
+}
+
+fn stream(name: String, kind: Option<String>, rules: RuleSet) -> Stream {
+    Stream { name, kind, rules, rekeyed: false }
+}
+
+/// `<prefix>.<field>__<field>`, or `<prefix>._all` for rules without
+/// groups; characters a topic name cannot hold become `_`.
+fn internal_topic(rekey: &Rekey, fields: &[String]) -> String {
+    let suffix = if fields.is_empty() { "_all".to_owned() } else { fields.join("__") };
+    let suffix: String =
+        suffix.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let mut name = format!("{}.{suffix}", rekey.topic_prefix);
+    name.truncate(249);
+    name
+}
+
+/// Creates the internal topics that do not exist yet.
+pub fn create_topics(source: &KafkaSource, rekey: &Rekey, topics: &[&str]) -> Result<()> {
+    let config = crate::kafka::client_config(&source.client)?;
+    let admin: AdminClient<DefaultClientContext> = config.create().context("creating a Kafka admin client")?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, rekey.partitions, TopicReplication::Fixed(rekey.replication_factor)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let results =
+        runtime.block_on(admin.create_topics(&new, &options)).context("creating the internal topics for re-keying")?;
+    for result in results {
+        match result {
+            Ok(topic) => info!(%topic, partitions = rekey.partitions, "Created an internal topic for re-keying"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("creating the internal topic {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Copies source events to the internal topics.
+pub struct Rekeyer {
+    pub producer: Producer,
+    decoder: Decoder,
+    targets: Vec<Target>,
+    sent: Vec<IntCounter>,
+    key: String,
+}
+
+impl Rekeyer {
+    pub fn new(producer: Producer, rules: &RuleSet, targets: Vec<Target>, sent: Vec<IntCounter>, max: usize) -> Self {
+        Rekeyer {
+            producer,
+            decoder: Decoder::with_max_bytes(rules.schema.clone(), max),
+            targets,
+            sent,
+            key: String::new(),
+        }
+    }
+
+    /// Copies a source message to every internal topic whose rules may
+    /// match it. A message that does not decode was already rejected by
+    /// the source's pipeline and is not copied.
+    pub fn copy(&mut self, message: &BorrowedMessage<'_>, default_kind: Option<&str>) {
+        let payload = message.payload().unwrap_or_default();
+        let Ok(event) = self.decoder.decode_bytes_or_kind(payload, default_kind) else { return };
+        for (target, sent) in self.targets.iter().zip(&self.sent) {
+            if let Some(kinds) = &target.kinds {
+                if !kinds.iter().any(|k| k.eq_ignore_ascii_case(event.kind)) {
+                    continue;
+                }
+            }
+            self.key.clear();
+            let grouped = target.group_by.iter().enumerate().all(|(i, field)| {
+                if i > 0 {
+                    self.key.push(KEY_SEPARATOR);
+                }
+                event.get(*field).write_text(&mut self.key)
+            });
+            if !grouped {
+                continue; // no rule of this topic could group it
+            }
+            let partition = message.partition().to_string();
+            let offset = message.offset().to_string();
+            let mut headers = OwnedHeaders::new_with_capacity(4)
+                .insert(Header { key: SOURCE_TOPIC, value: Some(message.topic()) })
+                .insert(Header { key: SOURCE_PARTITION, value: Some(partition.as_str()) })
+                .insert(Header { key: SOURCE_OFFSET, value: Some(offset.as_str()) });
+            if let Some(kind) = default_kind {
+                headers = headers.insert(Header { key: KIND, value: Some(kind) });
+            }
+            match self.producer.send(&target.topic, self.key.as_bytes(), payload, Some(headers)) {
+                Ok(()) => sent.inc(),
+                Err(err) => warn!(%err, topic = %target.topic, "Could not queue a re-keyed event"),
+            }
+        }
+    }
+}
+
+/// Where a re-keyed copy came from, from its headers.
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub kind: Option<&'a str>,
+}
+
+impl<'a> Origin<'a> {
+    pub fn of(message: &'a BorrowedMessage<'_>) -> Option<Origin<'a>> {
+        let headers = message.headers()?;
+        let (mut topic, mut partition, mut offset, mut kind) = (None, None, None, None);
+        for header in headers.iter() {
+            let value = header.value.and_then(|v| std::str::from_utf8(v).ok());
+            match header.key {
+                SOURCE_TOPIC => topic = value,
+                SOURCE_PARTITION => partition = value.and_then(|v| v.parse().ok()),
+                SOURCE_OFFSET => offset = value.and_then(|v| v.parse().ok()),
+                KIND => kind = value,
+                _ => {}
+            }
+        }
+        Some(Origin { topic: topic?, partition: partition?, offset: offset?, kind })
+    }
+
+    /// True if this copy is new to `marks` (and records it); false for a
+    /// copy produced again after a crash.
+    pub fn advance(&self, marks: &mut Vec<SourceMark>) -> bool {
+        match marks.iter_mut().find(|m| m.partition == self.partition && m.topic == self.topic) {
+            Some(mark) if self.offset <= mark.offset => false,
+            Some(mark) => {
+                mark.offset = self.offset;
+                true
+            }
+            None => {
+                marks.push(SourceMark { topic: self.topic.to_owned(), partition: self.partition, offset: self.offset });
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{KafkaClient, Topic};
+    use crate::ruleset::RuleSources;
+
+    fn rule(id: &str, group_by: &str, filter: &str) -> String {
+        format!(
+            "id: {id}\ntitle: t\nseverity: warning\nfilter: {filter}\n\
+             detect: {{type: threshold, group_by: {group_by}, window: 5m, threshold: 3}}\nalert: {{summary: s}}\n"
+        )
+    }
+
+    fn rules() -> RuleSet {
+        let text = [
+            rule("by_user", "[user]", "{kind: login}"),
+            rule("by_user_device", "[user, device]", "{kind: login}"),
+            rule("by_ip", "[src_ip]", "{kind: login}"),
+            rule("by_ip_any", "[src_ip]", "{outcome: failure}"),
+            rule("by_token", "[token]", "{kind: api_call}"),
+            rule("global", "[]", "{kind: message_volume}"),
+        ]
+        .join("---\n");
+        RuleSet::compile(&RuleSources { files: vec![("r.yml".into(), text)], lists: Vec::new() }).unwrap()
+    }
+
+    fn source(rekey: Option<Rekey>) -> KafkaSource {
+        KafkaSource {
+            client: KafkaClient::default(),
+            topics: vec![Topic { name: "logins".into(), kind: Some("login".into()), key: vec!["user".into()] }],
+            group_id: "vigil".into(),
+            dead_letter_topic: None,
+            rekey,
+        }
+    }
+
+    fn ids(rules: &RuleSet) -> Vec<&str> {
+        rules.rules.iter().map(|r| &*r.id).collect()
+    }
+
+    #[test]
+    fn rules_grouped_by_the_key_stay_and_the_others_are_rekeyed_by_their_fields() {
+        let rekey = Rekey { topic_prefix: "vigil-rekey".into(), partitions: 3, replication_factor: -1 };
+        let plan = Plan::new(&rules(), &source(Some(rekey)));
+        let names: Vec<&str> = plan.streams.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["logins", "vigil-rekey._all", "vigil-rekey.src_ip", "vigil-rekey.token"]);
+        assert_eq!(ids(&plan.streams[0].rules), ["by_user", "by_user_device"]);
+        assert!(!plan.streams[0].rekeyed && plan.streams[1..].iter().all(|s| s.rekeyed));
+        assert_eq!(ids(&plan.streams[2].rules), ["by_ip", "by_ip_any"]);
+        // by_ip_any matches any kind, so every kind is copied for src_ip.
+        let kinds: Vec<_> = plan.targets.iter().map(|t| t.kinds.clone()).collect();
+        assert_eq!(kinds, [Some(vec!["message_volume".to_owned()]), None, Some(vec!["api_call".to_owned()])]);
+        assert!(plan.misaligned.is_empty());
+    }
+
+    #[test]
+    fn without_rekey_every_rule_runs_on_the_topic_and_the_misaligned_are_named() {
+        let plan = Plan::new(&rules(), &source(None));
+        assert_eq!(plan.streams.len(), 1);
+        assert_eq!(plan.streams[0].rules.rules.len(), 6);
+        assert_eq!(
+            plan.misaligned.iter().map(|r| &**r).collect::<Vec<_>>(),
+            ["by_ip", "by_ip_any", "by_token", "global"]
+        );
+    }
+
+    #[test]
+    fn a_copy_produced_again_is_recognised() {
+        let mut marks = Vec::new();
+        let at = |offset| Origin { topic: "logins", partition: 2, offset, kind: None };
+        assert!(at(5).advance(&mut marks));
+        assert!(at(6).advance(&mut marks));
+        assert!(!at(6).advance(&mut marks), "the same copy again");
+        assert!(!at(3).advance(&mut marks), "an older copy, produced again after a crash");
+        assert!(Origin { topic: "logins", partition: 1, offset: 3, kind: None }.advance(&mut marks));
+        assert_eq!(marks.len(), 2);
+    }
+}
