@@ -8,9 +8,35 @@ use std::time::{Duration, Instant};
 
 use super::vigil;
 
+/// A running daemon; killed when dropped, so a failing test leaves no
+/// process behind.
+pub struct Daemon(Child);
+
+impl std::ops::Deref for Daemon {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts the daemon with `config`; returns it, its stdout lines and the
 /// admin address it logged.
-pub fn start(config: &str, stdin: Stdio) -> (Child, mpsc::Receiver<String>, String, tempfile::TempDir) {
+pub fn start(config: &str, stdin: Stdio) -> (Daemon, mpsc::Receiver<String>, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vigil.yml");
     std::fs::write(&path, config).unwrap();
@@ -43,6 +69,7 @@ pub fn start(config: &str, stdin: Stdio) -> (Child, mpsc::Receiver<String>, Stri
             }
         }
     });
+    let child = Daemon(child);
     let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the daemon logs its admin address");
     (child, lines, addr, dir)
 }
