@@ -11,7 +11,7 @@
 //! metrics: {listen: 127.0.0.1:9464}          # or enabled: false
 //! log: {format: text, level: info}
 //! limits: {max_event_bytes: 1048576}
-//! state: {dir: vigil-state, checkpoint_interval: 30s}
+//! state: {dir: vigil-state, checkpoint_interval: 30s}  # checkpoint_dir: shared
 //! notifiers:
 //!   siem: {type: kafka, topic: vigil-alerts}
 //! ```
@@ -143,6 +143,7 @@ pub struct SaslSpec {
 #[serde(deny_unknown_fields)]
 pub struct StateSpec {
     pub dir: Option<String>,
+    pub checkpoint_dir: Option<String>,
     pub checkpoint_interval: Option<Spanned<String>>,
 }
 
@@ -299,8 +300,11 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub max_event_bytes: usize,
-    /// The alert log and checkpoints.
+    /// The alert log and, unless `checkpoint_dir` is set, checkpoints.
     pub state_dir: PathBuf,
+    /// Checkpoints, if not under `state_dir`: a directory every replica
+    /// sees lets state follow partitions (the alert log stays per replica).
+    pub checkpoint_dir: Option<PathBuf>,
     pub checkpoint_interval: Span,
     pub notifiers: Vec<Notifier>,
 }
@@ -314,6 +318,10 @@ pub const DEFAULT_REKEY_PARTITIONS: i32 = 6;
 impl Settings {
     pub fn alert_log_path(&self) -> PathBuf {
         self.state_dir.join("alerts.jsonl")
+    }
+
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.checkpoint_dir.clone().unwrap_or_else(|| self.state_dir.join("checkpoints"))
     }
 }
 
@@ -336,6 +344,7 @@ impl Default for Settings {
             log_level: "info".into(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            checkpoint_dir: None,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             notifiers: Vec::new(),
         }
@@ -427,6 +436,9 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
     if let Some(state) = &spec.state {
         if let Some(dir) = &state.dir {
             settings.state_dir = base.join(dir);
+        }
+        if let Some(dir) = &state.checkpoint_dir {
+            settings.checkpoint_dir = Some(base.join(dir));
         }
         if let Some(interval) = &state.checkpoint_interval {
             match Span::parse(&interval.value) {
@@ -700,7 +712,8 @@ mod tests {
         let text =
             "source:\n  type: kafka\n  brokers: [a:9092, b:9092]\n  topics: [events, {name: logins, kind: login}]\n  \
             sasl: {mechanism: SCRAM-SHA-512, username: vigil, password_env: KAFKA_PASSWORD}\n  \
-            properties: {fetch.wait.max.ms: 20}\nstate: {dir: st}\nnotifiers:\n  siem: {type: kafka, topic: alerts}\n";
+            properties: {fetch.wait.max.ms: 20}\nstate: {dir: st, checkpoint_dir: /shared/ck}\nnotifiers:\n  \
+            siem: {type: kafka, topic: alerts}\n";
         let s = parse(Path::new("c.yml"), text, Path::new("/etc/vigil")).unwrap();
         let Source::Kafka(kafka) = &s.source else { panic!("{:?}", s.source) };
         assert_eq!(kafka.client.brokers, "a:9092,b:9092");
@@ -709,6 +722,8 @@ mod tests {
         assert_eq!(kafka.client.sasl.as_ref().unwrap().password, Secret::Env("KAFKA_PASSWORD".into()));
         assert_eq!(kafka.client.properties, vec![("fetch.wait.max.ms".to_owned(), "20".to_owned())]);
         assert_eq!(s.state_dir, PathBuf::from("/etc/vigil/st"));
+        assert_eq!(s.checkpoint_dir(), PathBuf::from("/shared/ck"));
+        assert_eq!(Settings::default().checkpoint_dir(), Path::new(DEFAULT_STATE_DIR).join("checkpoints"));
         assert_eq!(s.notifiers.len(), 1);
 
         let bad = "source:\n  type: kafka\n  brokers: a:9092\n  topics: [bad/topic]\n  \

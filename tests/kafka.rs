@@ -242,6 +242,56 @@ fn two_instances_split_the_partitions_and_raise_what_one_would() {
     assert!(terminate(&mut b).success());
 }
 
+#[test]
+fn a_partition_handed_over_in_a_rebalance_takes_its_state_along_through_shared_checkpoints() {
+    let broker = Broker::start();
+    broker.create_topic("events", 2);
+    let shared = tempfile::tempdir().unwrap();
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let with_shared = |state: &Path| {
+        config(&broker, state, "topics: [events]", "").replace(
+            "checkpoint_interval: 1s}",
+            &format!("checkpoint_interval: 1s, checkpoint_dir: {}}}", shared.path().display()),
+        )
+    };
+    let (mut a, _lines_a, addr_a, _dir_a) = start(&with_shared(state_a.path()), Stdio::null());
+    wait_metric(&addr_a, "vigil_kafka_assigned_partitions 2");
+    // Three of five failures each, one user per partition: no burst yet.
+    broker.produce_to("events", Some(0), &failures("alice", 0, 3));
+    broker.produce_to("events", Some(1), &failures("bob", 0, 3));
+    wait_metric(&addr_a, "vigil_kafka_messages_total{topic=\"events\"} 6");
+
+    // B joins: one partition moves, and A checkpoints and commits it on
+    // revoke. B restores that checkpoint from the shared directory.
+    let (mut b, _lines_b, addr_b, _dir_b) = start(&with_shared(state_b.path()), Stdio::null());
+    wait_metric(&addr_b, "vigil_kafka_assigned_partitions 1");
+    wait_metric(&addr_a, "vigil_kafka_assigned_partitions 1");
+    wait_metric(&addr_b, "vigil_checkpoint_restores_total{outcome=\"restored\"} 1");
+
+    let later = |user: &str| -> Vec<(String, String)> {
+        failures(user, 0, 5).into_iter().skip(3).collect() // the 4th and 5th failure
+    };
+    broker.produce_to("events", Some(0), &later("alice"));
+    broker.produce_to("events", Some(1), &later("bob"));
+    let logged = |state: &Path| std::fs::read_to_string(state.join("alerts.jsonl")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let (mut in_a, mut in_b);
+    loop {
+        (in_a, in_b) = (logged(state_a.path()), logged(state_b.path()));
+        if in_a.lines().count() + in_b.lines().count() >= 2 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1)); // nothing more comes
+    let (in_a, in_b) = (logged(state_a.path()), logged(state_b.path()));
+    assert_eq!(in_a.lines().count(), 1, "A: the burst of the partition it kept\n{in_a}");
+    assert_eq!(in_b.lines().count(), 1, "B: the burst whose first three failures A saw\n{in_b}");
+    assert!((in_a.clone() + &in_b).contains("alice") && (in_a + &in_b).contains("bob"));
+    assert!(terminate(&mut a).success());
+    assert!(terminate(&mut b).success());
+}
+
 /// (rule, group) of each alert in JSON lines, sorted.
 fn fingerprints(lines: &str) -> Vec<String> {
     let mut prints: Vec<String> = lines

@@ -497,7 +497,7 @@ pub fn run(
     stop: &AtomicBool,
 ) -> Result<()> {
     let log = AlertLog::open(&settings.alert_log_path())?;
-    let store = Store::new(settings.state_dir.join("checkpoints").join(&source.group_id));
+    let store = Store::new(settings.checkpoint_dir().join(&source.group_id));
     let dead_letters = match &source.dead_letter_topic {
         Some(topic) => Some(DeadLetters {
             topic: topic.clone(),

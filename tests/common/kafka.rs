@@ -125,6 +125,11 @@ impl Broker {
 
     /// Produces keyed records and waits until the broker has them all.
     pub fn produce<K: AsRef<[u8]>, P: AsRef<[u8]>>(&self, topic: &str, records: &[(K, P)]) {
+        self.produce_to(topic, None, records);
+    }
+
+    /// Like [`Broker::produce`], into one partition if given.
+    pub fn produce_to<K: AsRef<[u8]>, P: AsRef<[u8]>>(&self, topic: &str, partition: Option<i32>, records: &[(K, P)]) {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.addr)
             .set("linger.ms", "5")
@@ -133,6 +138,9 @@ impl Broker {
             .unwrap();
         for (key, payload) in records {
             let mut record = BaseRecord::to(topic).key(key.as_ref()).payload(payload.as_ref());
+            if let Some(partition) = partition {
+                record = record.partition(partition);
+            }
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
