@@ -136,27 +136,36 @@ fn failures(user: &str, minute: u32, count: u32) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The alerts `vigil replay` raises for these lines, as JSON lines.
+fn replay(input: &str) -> String {
+    let output = common::run_with_stdin(&["replay", "-"], input.as_bytes());
+    assert!(output.status.success(), "{}", common::text(&output.stderr));
+    common::text(&output.stdout)
+}
+
 /// The alert ids `vigil replay` raises for these events.
 fn replayed_ids(events: &[(String, String)]) -> Vec<String> {
     let input: String = events.iter().map(|(_, line)| format!("{line}\n")).collect();
-    let output = common::run_with_stdin(&["replay", "-"], input.as_bytes());
-    assert!(output.status.success(), "{}", common::text(&output.stderr));
-    let mut ids: Vec<String> = common::text(&output.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    ids
+    sorted_field(&replay(&input), "id")
+}
+
+/// The alert log of the instance with this state directory.
+fn alert_log(state: &Path) -> String {
+    std::fs::read_to_string(state.join("alerts.jsonl")).unwrap_or_default()
 }
 
 fn logged_ids(state: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(state.join("alerts.jsonl")).unwrap_or_default();
-    let mut ids: Vec<String> = text
+    sorted_field(&alert_log(state), "id")
+}
+
+/// A string field of each alert in JSON lines, sorted.
+fn sorted_field(lines: &str, field: &str) -> Vec<String> {
+    let mut values: Vec<String> = lines
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[field].as_str().unwrap().to_owned())
         .collect();
-    ids.sort();
-    ids
+    values.sort();
+    values
 }
 
 fn metric_value(metrics: &str, series: &str) -> f64 {
@@ -273,18 +282,17 @@ fn a_partition_handed_over_in_a_rebalance_takes_its_state_along_through_shared_c
     };
     broker.produce_to("events", Some(0), &later("alice"));
     broker.produce_to("events", Some(1), &later("bob"));
-    let logged = |state: &Path| std::fs::read_to_string(state.join("alerts.jsonl")).unwrap_or_default();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let (mut in_a, mut in_b);
     loop {
-        (in_a, in_b) = (logged(state_a.path()), logged(state_b.path()));
+        (in_a, in_b) = (alert_log(state_a.path()), alert_log(state_b.path()));
         if in_a.lines().count() + in_b.lines().count() >= 2 || std::time::Instant::now() > deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(1)); // nothing more comes
-    let (in_a, in_b) = (logged(state_a.path()), logged(state_b.path()));
+    let (in_a, in_b) = (alert_log(state_a.path()), alert_log(state_b.path()));
     assert_eq!(in_a.lines().count(), 1, "A: the burst of the partition it kept\n{in_a}");
     assert_eq!(in_b.lines().count(), 1, "B: the burst whose first three failures A saw\n{in_b}");
     assert!((in_a.clone() + &in_b).contains("alice") && (in_a + &in_b).contains("bob"));
@@ -294,12 +302,7 @@ fn a_partition_handed_over_in_a_rebalance_takes_its_state_along_through_shared_c
 
 /// (rule, group) of each alert in JSON lines, sorted.
 fn fingerprints(lines: &str) -> Vec<String> {
-    let mut prints: Vec<String> = lines
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["fingerprint"].as_str().unwrap().to_owned())
-        .collect();
-    prints.sort();
-    prints
+    sorted_field(lines, "fingerprint")
 }
 
 #[test]
@@ -349,17 +352,14 @@ fn rekeying_lets_a_rule_grouped_by_address_see_the_partitions_of_every_user() {
 
     let replay_input: String =
         events.iter().map(|(_, line)| line.replacen('{', r#"{"kind":"login","#, 1) + "\n").collect();
-    let output = common::run_with_stdin(&["replay", "-"], replay_input.as_bytes());
-    assert!(output.status.success(), "{}", common::text(&output.stderr));
-    let replayed = common::text(&output.stdout);
+    let replayed = replay(&replay_input);
     let expected = fingerprints(&replayed);
     assert!(replayed.contains("auth.password_spraying") && replayed.contains("auth.failed_login_burst"), "{replayed}");
 
-    let logged = |state: &Path| std::fs::read_to_string(state.join("alerts.jsonl")).unwrap_or_default();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut union;
     loop {
-        union = fingerprints(&(logged(state_a.path()) + &logged(state_b.path())));
+        union = fingerprints(&(alert_log(state_a.path()) + &alert_log(state_b.path())));
         if union.len() >= expected.len() || std::time::Instant::now() > deadline {
             break;
         }
