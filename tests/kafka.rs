@@ -300,6 +300,26 @@ fn a_partition_handed_over_in_a_rebalance_takes_its_state_along_through_shared_c
     assert!(terminate(&mut b).success());
 }
 
+#[test]
+fn vigil_stops_on_sigterm_while_the_broker_is_down() {
+    let relay = Relay::start();
+    let broker = Broker::behind(&relay);
+    broker.create_topic("events", 1);
+    let state = tempfile::tempdir().unwrap();
+    // No checkpoint before the shutdown, whose commit then waits for a
+    // broker that is gone.
+    let config = config(&broker, state.path(), "topics: [events]", "")
+        .replace("checkpoint_interval: 1s", "checkpoint_interval: 1h");
+    let (mut child, lines, addr, _dir) = start(&config, Stdio::null());
+    broker.produce("events", &failures("alice", 0, 6));
+    wait_for(&lines, "alice", &mut Vec::new());
+    broker.pause(&relay);
+    wait_metric(&addr, "vigil_kafka_connected 0");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(terminate(&mut child).success(), "a clean stop without the broker");
+    assert!(alert_log(state.path()).contains("alice"), "the alert is kept");
+}
+
 /// (rule, group) of each alert in JSON lines, sorted.
 fn fingerprints(lines: &str) -> Vec<String> {
     sorted_field(lines, "fingerprint")

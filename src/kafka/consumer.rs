@@ -104,7 +104,10 @@ struct Worker {
     log: AlertLog,
     /// Alerts queued in the log, sent on once it is synced.
     pending: Vec<Alert>,
-    out: mpsc::Sender<Alert>,
+    /// Dropped at shutdown: the output task ends when it is gone, even if
+    /// a commit thread stuck on an unreachable broker still holds the
+    /// consumer (and through its context, this worker).
+    out: Option<mpsc::Sender<Alert>>,
     alerts_topic: Vec<AlertsTopic>,
     dead_letters: Option<DeadLetters>,
     exporter: Exporter,
@@ -415,7 +418,8 @@ impl Worker {
                     warn!(%err, notifier = %sink.name, "Could not queue an alert for Kafka");
                 }
             }
-            if self.out.blocking_send(alert).is_err() {
+            let Some(out) = &self.out else { continue };
+            if out.blocking_send(alert).is_err() {
                 debug!("The output task is gone");
             }
         }
@@ -549,7 +553,7 @@ pub fn run(
         store,
         log,
         pending: Vec::new(),
-        out,
+        out: Some(out),
         alerts_topic,
         dead_letters,
         exporter: Exporter::new(metrics.clone()),
@@ -656,6 +660,7 @@ pub fn run(
         if let Some(committer) = worker.committer.take() {
             committer.stop(BROKER_WAIT);
         }
+        worker.out = None;
         for sink in &worker.alerts_topic {
             if !sink.producer.flush(BROKER_WAIT) {
                 warn!(notifier = %sink.name, "Alerts for Kafka still unconfirmed at shutdown");
