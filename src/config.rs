@@ -83,11 +83,32 @@ pub enum OneOrMany {
     Many(Vec<String>),
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// A topic: its name, or a map with the name and its options.
+#[derive(Debug)]
 pub enum TopicSpec {
     Name(String),
     Detailed(TopicDetail),
+}
+
+/// By hand rather than `untagged`, which would replace a map's own error
+/// (an unknown or misspelt field) with "did not match any variant".
+impl<'de> Deserialize<'de> for TopicSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = TopicSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a topic name or {name, kind, key}")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<TopicSpec, E> {
+                Ok(TopicSpec::Name(name.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<TopicSpec, A::Error> {
+                TopicDetail::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(TopicSpec::Detailed)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -752,6 +773,10 @@ mod tests {
         assert_eq!(kafka.topics[0].key, ["user"]);
         let expected = Rekey { topic_prefix: DEFAULT_REKEY_PREFIX.into(), partitions: 12, replication_factor: -1 };
         assert_eq!(kafka.rekey, Some(expected));
+
+        let typo = "source: {type: kafka, brokers: a:9092, topics: [{name: logins, keys: [user]}]}\n";
+        let err = parse(Path::new("c.yml"), typo, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("unknown field `keys`"), "{err}");
 
         let bad = "source:\n  type: kafka\n  brokers: a:9092\n  topics: [events]\n  \
             rekey: {topic_prefix: a/b, partitions: 0, replication_factor: 0}\n";
