@@ -382,9 +382,9 @@ impl Worker {
         let headers = OwnedHeaders::new()
             .insert(Header { key: "vigil-error-reason", value: Some(err.reason.as_str()) })
             .insert(Header { key: "vigil-error-detail", value: Some(err.detail.as_str()) })
-            .insert(Header { key: "vigil-source-topic", value: Some(topic) })
-            .insert(Header { key: "vigil-source-partition", value: Some(partition_text.as_str()) })
-            .insert(Header { key: "vigil-source-offset", value: Some(offset_text.as_str()) });
+            .insert(Header { key: rekey::SOURCE_TOPIC, value: Some(topic) })
+            .insert(Header { key: rekey::SOURCE_PARTITION, value: Some(partition_text.as_str()) })
+            .insert(Header { key: rekey::SOURCE_OFFSET, value: Some(offset_text.as_str()) });
         let key = message.key().unwrap_or_default();
         let payload = message.payload().unwrap_or_default();
         let kafka = &self.exporter.metrics().kafka;
@@ -434,15 +434,14 @@ impl Worker {
         if !self.sync_log() {
             return None;
         }
-        if let Some(dead) = &self.dead_letters {
-            if dead.producer.in_flight() > 0 && !dead.producer.flush(BROKER_WAIT) {
-                warn!("Dead letters are not confirmed yet; offsets are committed later");
-                return None;
-            }
-        }
-        if let Some(rekeyer) = &self.rekeyer {
-            if rekeyer.producer.in_flight() > 0 && !rekeyer.producer.flush(BROKER_WAIT) {
-                warn!("Re-keyed events are not confirmed yet; offsets are committed later");
+        // What the offsets cover must be on the broker before they are.
+        let producers = [
+            self.dead_letters.as_ref().map(|d| (&d.producer, "Dead letters")),
+            self.rekeyer.as_ref().map(|r| (&r.producer, "Re-keyed events")),
+        ];
+        for (producer, what) in producers.into_iter().flatten() {
+            if producer.in_flight() > 0 && !producer.flush(BROKER_WAIT) {
+                warn!("{what} are not confirmed yet; offsets are committed later");
                 return None;
             }
         }

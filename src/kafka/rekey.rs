@@ -27,6 +27,7 @@
 //! not retried, and its event is missing for the re-keyed rules.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ use crate::event::{Decoder, FieldId};
 use crate::kafka::producer::Producer;
 use crate::ruleset::{Rule, RuleSet};
 
-/// Header naming the topic a re-keyed copy (or a dead letter) came from.
+/// Headers naming where a re-keyed copy (or a dead letter) came from.
 pub const SOURCE_TOPIC: &str = "vigil-source-topic";
 pub const SOURCE_PARTITION: &str = "vigil-source-partition";
 pub const SOURCE_OFFSET: &str = "vigil-source-offset";
@@ -169,6 +170,8 @@ pub struct Rekeyer {
     targets: Vec<Target>,
     sent: Vec<IntCounter>,
     key: String,
+    /// The source partition and offset as text, header values.
+    origin: String,
 }
 
 impl Rekeyer {
@@ -179,6 +182,7 @@ impl Rekeyer {
             targets,
             sent,
             key: String::new(),
+            origin: String::new(),
         }
     }
 
@@ -188,6 +192,11 @@ impl Rekeyer {
     pub fn copy(&mut self, message: &BorrowedMessage<'_>, default_kind: Option<&str>) {
         let payload = message.payload().unwrap_or_default();
         let Ok(event) = self.decoder.decode_bytes_or_kind(payload, default_kind) else { return };
+        self.origin.clear();
+        let _ = write!(self.origin, "{}", message.partition());
+        let split = self.origin.len();
+        let _ = write!(self.origin, "{}", message.offset());
+        let (partition, offset) = self.origin.split_at(split);
         for (target, sent) in self.targets.iter().zip(&self.sent) {
             if let Some(kinds) = &target.kinds {
                 if !kinds.iter().any(|k| k.eq_ignore_ascii_case(event.kind)) {
@@ -204,12 +213,10 @@ impl Rekeyer {
             if !grouped {
                 continue; // no rule of this topic could group it
             }
-            let partition = message.partition().to_string();
-            let offset = message.offset().to_string();
             let mut headers = OwnedHeaders::new_with_capacity(4)
                 .insert(Header { key: SOURCE_TOPIC, value: Some(message.topic()) })
-                .insert(Header { key: SOURCE_PARTITION, value: Some(partition.as_str()) })
-                .insert(Header { key: SOURCE_OFFSET, value: Some(offset.as_str()) });
+                .insert(Header { key: SOURCE_PARTITION, value: Some(partition) })
+                .insert(Header { key: SOURCE_OFFSET, value: Some(offset) });
             if let Some(kind) = default_kind {
                 headers = headers.insert(Header { key: KIND, value: Some(kind) });
             }
