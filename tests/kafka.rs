@@ -154,6 +154,19 @@ fn alert_log(state: &Path) -> String {
     std::fs::read_to_string(state.join("alerts.jsonl")).unwrap_or_default()
 }
 
+/// The alert logs of these instances together, once they hold `count`
+/// alerts (or after 30 s).
+fn alert_logs(states: &[&Path], count: usize) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs: String = states.iter().map(|state| alert_log(state)).collect();
+        if logs.lines().count() >= count || std::time::Instant::now() > deadline {
+            return logs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn logged_ids(state: &Path) -> Vec<String> {
     sorted_field(&alert_log(state), "id")
 }
@@ -235,16 +248,7 @@ fn two_instances_split_the_partitions_and_raise_what_one_would() {
     let expected = replayed_ids(&events);
     assert_eq!(expected.len(), 8);
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut union;
-    loop {
-        union = [logged_ids(state_a.path()), logged_ids(state_b.path())].concat();
-        union.sort();
-        if union.len() >= expected.len() || std::time::Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let union = sorted_field(&alert_logs(&[state_a.path(), state_b.path()], expected.len()), "id");
     assert_eq!(union, expected, "together exactly the alerts of one instance");
     assert!(!logged_ids(state_a.path()).is_empty() && !logged_ids(state_b.path()).is_empty(), "both did work");
     assert!(terminate(&mut a).success());
@@ -282,15 +286,7 @@ fn a_partition_handed_over_in_a_rebalance_takes_its_state_along_through_shared_c
     };
     broker.produce_to("events", Some(0), &later("alice"));
     broker.produce_to("events", Some(1), &later("bob"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let (mut in_a, mut in_b);
-    loop {
-        (in_a, in_b) = (alert_log(state_a.path()), alert_log(state_b.path()));
-        if in_a.lines().count() + in_b.lines().count() >= 2 || std::time::Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    alert_logs(&[state_a.path(), state_b.path()], 2);
     std::thread::sleep(Duration::from_secs(1)); // nothing more comes
     let (in_a, in_b) = (alert_log(state_a.path()), alert_log(state_b.path()));
     assert_eq!(in_a.lines().count(), 1, "A: the burst of the partition it kept\n{in_a}");
@@ -376,15 +372,7 @@ fn rekeying_lets_a_rule_grouped_by_address_see_the_partitions_of_every_user() {
     let expected = fingerprints(&replayed);
     assert!(replayed.contains("auth.password_spraying") && replayed.contains("auth.failed_login_burst"), "{replayed}");
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut union;
-    loop {
-        union = fingerprints(&(alert_log(state_a.path()) + &alert_log(state_b.path())));
-        if union.len() >= expected.len() || std::time::Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let union = fingerprints(&alert_logs(&[state_a.path(), state_b.path()], expected.len()));
     assert_eq!(union, expected, "together the alerts of one instance, each once");
     let copied: f64 = [&addr_a, &addr_b]
         .iter()
