@@ -76,7 +76,10 @@ fn start(
     let thread_stop = stop.clone();
     let handle = std::thread::spawn(move || {
         let ready = Arc::new(AtomicBool::new(false));
-        vigil::kafka::consumer::run(&settings, &source, rules, metrics, tx, ready, &thread_stop).expect("kafka run");
+        let log = vigil::alert_log::AlertLog::open(&settings.alert_log_dir(), settings.alert_log).expect("alert log");
+        let output = vigil::kafka::consumer::AlertOutput { log, console: tx };
+        vigil::kafka::consumer::run(&settings, &source, rules, metrics, output, ready, &thread_stop)
+            .expect("kafka run");
     });
     (rx, stop, handle)
 }

@@ -10,8 +10,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::detect::Firing;
@@ -23,13 +24,15 @@ use crate::time::Timestamp;
 /// The separator of group values inside a group key.
 pub const KEY_SEPARATOR: char = '\u{1f}';
 
-#[derive(Debug, Clone, Serialize)]
+/// Serialized to the alert log and read back from it by the notifiers, so
+/// both directions must agree (a test pins the round trip).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Alert {
     pub id: String,
     pub rule: Arc<str>,
     pub title: Arc<str>,
     pub severity: Severity,
-    #[serde(serialize_with = "group_as_map")]
+    #[serde(serialize_with = "group_as_map", deserialize_with = "group_from_map")]
     pub group: Vec<(Arc<str>, String)>,
     pub summary: String,
     pub ts: Timestamp,
@@ -44,10 +47,12 @@ pub struct Alert {
     pub observed: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<f64>,
+    #[serde(default = "no_tags")]
     pub tags: Arc<[String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runbook: Option<Arc<str>>,
     pub fingerprint: String,
+    #[serde(default)]
     pub evidence: Vec<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raised_at: Option<Timestamp>,
@@ -59,6 +64,29 @@ fn group_as_map<S: Serializer>(group: &[(Arc<str>, String)], serializer: S) -> R
         map.serialize_entry(&**name, value)?;
     }
     map.end()
+}
+
+/// Keeps the order of the JSON object, which is the rule's `group_by` order.
+fn group_from_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(Arc<str>, String)>, D::Error> {
+    struct Pairs;
+    impl<'de> Visitor<'de> for Pairs {
+        type Value = Vec<(Arc<str>, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of group fields to values")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::new();
+            while let Some((name, value)) = map.next_entry::<String, String>()? {
+                pairs.push((name.into(), value));
+            }
+            Ok(pairs)
+        }
+    }
+    deserializer.deserialize_map(Pairs)
+}
+
+fn no_tags() -> Arc<[String]> {
+    Arc::from(Vec::new())
 }
 
 /// The fingerprint of a rule and group: stable across runs and versions.

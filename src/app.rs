@@ -4,13 +4,17 @@
 //! slows the one before it instead of growing memory:
 //!
 //! ```text
-//! source thread ──batches──▶ engine thread ──alerts──▶ output task
-//!                             └─ metrics exporter (per batch)
+//! source thread ──batches──▶ engine thread ──alerts──▶ output task ──▶ alert log ──▶ notifier tasks
+//!                             └─ metrics exporter (per batch)   └─ console
 //! ```
+//!
+//! (With Kafka, one thread consumes, detects and writes the alert log; see
+//! `kafka::consumer`.)
 //!
 //! Shutdown (SIGINT/SIGTERM, or the end of a finite input): the source stops,
 //! its channel closes, the engine drains what it received, the output task
-//! writes every alert and flushes, then the process exits.
+//! logs and prints every alert, the notifiers get a grace period to deliver
+//! what the log holds, then the process exits.
 
 use std::io::{self, BufReader, IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,9 +26,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::alert::Alert;
+use crate::alert_log::AlertLog;
 use crate::config::{OutputFormat, Settings, Source};
 use crate::event::Reason;
 use crate::notify::console::{self, Style};
+use crate::notify::Notifiers;
 use crate::pipeline::Pipeline;
 use crate::ruleset::RuleSet;
 use crate::source::demo::{self, DemoSpec};
@@ -147,12 +153,20 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
         });
     }
 
+    let log = AlertLog::open(&settings.alert_log_dir(), settings.alert_log)?;
+    let notifiers = Notifiers::start(&settings, &rules, log.outbox(), &metrics)?;
     let daemon = Daemon { metrics, ready, stopping, stop_tx };
-    match &settings.source {
-        Source::Kafka(source) => run_kafka(&settings, (**source).clone(), rules, daemon).await,
-        _ => run_local(settings, rules, daemon).await,
-    }
+    let result = match &settings.source {
+        Source::Kafka(source) => run_kafka(&settings, (**source).clone(), rules, log, daemon).await,
+        _ => run_local(settings, rules, log, daemon).await,
+    };
+    notifiers.finish(DELIVERY_GRACE).await;
+    result
 }
+
+/// How long the notifiers may go on delivering at shutdown; what is left
+/// is delivered at the next start.
+const DELIVERY_GRACE: Duration = Duration::from_secs(10);
 
 /// What the daemon's stages share: metrics, readiness and the stop signals.
 struct Daemon {
@@ -170,19 +184,21 @@ async fn run_kafka(
     settings: &Settings,
     source: crate::config::KafkaSource,
     rules: RuleSet,
+    log: AlertLog,
     daemon: Daemon,
 ) -> Result<()> {
     let Daemon { metrics, ready, stopping, stop_tx } = daemon;
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(4096);
-    let output = tokio::spawn(write_alerts(settings.clone(), alert_rx));
+    let output = tokio::spawn(write_alerts(settings.clone(), alert_rx, None));
     let (done_tx, mut done) = tokio::sync::oneshot::channel();
     let thread_settings = settings.clone();
     let thread_stop = stopping.clone();
     std::thread::Builder::new()
         .name("vigil-kafka".into())
         .spawn(move || {
+            let output = crate::kafka::consumer::AlertOutput { log, console: alert_tx };
             let result =
-                crate::kafka::consumer::run(&thread_settings, &source, rules, metrics, alert_tx, ready, &thread_stop);
+                crate::kafka::consumer::run(&thread_settings, &source, rules, metrics, output, ready, &thread_stop);
             let _ = done_tx.send(result);
         })
         .context("starting the Kafka thread")?;
@@ -206,7 +222,7 @@ async fn run_kafka(
 }
 
 /// The daemon on the demo stream, a file or stdin.
-async fn run_local(settings: Settings, rules: RuleSet, daemon: Daemon) -> Result<()> {
+async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Daemon) -> Result<()> {
     let Daemon { metrics, ready, stopping, stop_tx } = daemon;
     let (feed_tx, feed_rx) = mpsc::channel::<Feed>(64);
     let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
@@ -232,7 +248,7 @@ async fn run_local(settings: Settings, rules: RuleSet, daemon: Daemon) -> Result
         .spawn(move || detect(rules, &engine_settings, feed_rx, &recycle_tx, alert_tx, engine_metrics))
         .context("starting the engine thread")?;
 
-    let output = tokio::spawn(write_alerts(settings.clone(), alert_rx));
+    let output = tokio::spawn(write_alerts(settings.clone(), alert_rx, Some((log, metrics.clone()))));
     ready.store(true, Ordering::Relaxed);
     info!(source = ?settings.source, "vigil is running");
 
@@ -404,7 +420,13 @@ fn detect(
     }
 }
 
-async fn write_alerts(settings: Settings, mut rx: mpsc::Receiver<Alert>) -> Result<()> {
+/// Prints each alert; with a `log` (the local daemon), first appends it
+/// to the alert log, fsynced before the notifiers see it.
+async fn write_alerts(
+    settings: Settings,
+    mut rx: mpsc::Receiver<Alert>,
+    mut log: Option<(AlertLog, Arc<Metrics>)>,
+) -> Result<()> {
     let to_file = settings.output_path.is_some();
     let mut out: Box<dyn Write + Send> = match &settings.output_path {
         Some(path) => Box::new(io::BufWriter::new(
@@ -424,15 +446,26 @@ async fn write_alerts(settings: Settings, mut rx: mpsc::Receiver<Alert>) -> Resu
         OutputFormat::Auto => Style::Json,
     };
     while let Some(alert) = rx.recv().await {
+        if let Some((log, metrics)) = &mut log {
+            if !log.append(&alert) {
+                metrics.alerts_replayed.inc();
+            }
+        }
         if !terminal {
             info!(rule = %alert.rule, severity = %alert.severity, group = %alert.group_text(), "Alert");
         }
         console::write(&mut out, &alert, style)?;
         if rx.is_empty() {
             out.flush()?;
+            if let Some((log, _)) = &mut log {
+                tokio::task::block_in_place(|| log.sync())?;
+            }
         }
     }
     out.flush()?;
+    if let Some((log, _)) = &mut log {
+        log.sync()?;
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::alert_log;
 use common::daemon::{http_get, start, terminate, wait_for};
 use common::kafka::{Broker, Relay};
 
@@ -82,7 +83,7 @@ fn events_become_alerts_bad_messages_become_dead_letters() {
     let alert: serde_json::Value = serde_json::from_str(seen.last().unwrap()).unwrap();
     assert_eq!(alert["group"]["user"], "alice");
 
-    let logged = std::fs::read_to_string(state.path().join("alerts.jsonl")).unwrap();
+    let logged = alert_log(state.path());
     assert!(logged.contains(alert["id"].as_str().unwrap()), "the alert is in the alert log");
 
     let produced = broker.read("alerts", 1, 1, Duration::from_secs(20));
@@ -147,11 +148,6 @@ fn replay(input: &str) -> String {
 fn replayed_ids(events: &[(String, String)]) -> Vec<String> {
     let input: String = events.iter().map(|(_, line)| format!("{line}\n")).collect();
     sorted_field(&replay(&input), "id")
-}
-
-/// The alert log of the instance with this state directory.
-fn alert_log(state: &Path) -> String {
-    std::fs::read_to_string(state.join("alerts.jsonl")).unwrap_or_default()
 }
 
 /// The alert logs of these instances together, once they hold `count`

@@ -48,7 +48,7 @@ use tracing::{debug, error, info, warn};
 use crate::alert::Alert;
 use crate::alert_log::AlertLog;
 use crate::checkpoint::{SourceMark, Store};
-use crate::config::{KafkaSource, NotifierKind, Settings};
+use crate::config::{KafkaSource, Settings};
 use crate::event::DecodeError;
 use crate::kafka::commit::{Committer, Offsets, Ticket};
 use crate::kafka::producer::{Deliveries, Producer};
@@ -81,13 +81,6 @@ struct Partition {
     marks: Vec<SourceMark>,
 }
 
-/// A produced copy of every alert, for a SIEM.
-struct AlertsTopic {
-    name: String,
-    topic: String,
-    producer: Producer,
-}
-
 struct DeadLetters {
     topic: String,
     producer: Producer,
@@ -108,7 +101,6 @@ struct Worker {
     /// a commit thread stuck on an unreachable broker still holds the
     /// consumer (and through its context, this worker).
     out: Option<mpsc::Sender<Alert>>,
-    alerts_topic: Vec<AlertsTopic>,
     dead_letters: Option<DeadLetters>,
     exporter: Exporter,
     consumed: Vec<IntCounter>,
@@ -410,14 +402,6 @@ impl Worker {
         }
         self.log_ok = true;
         for alert in self.pending.drain(..) {
-            for sink in &self.alerts_topic {
-                let key = format!("{}/{}", alert.rule, alert.group_text());
-                let body = serde_json::to_vec(&alert).expect("alerts serialize");
-                if let Err(err) = sink.producer.send(&sink.topic, key.as_bytes(), &body, None) {
-                    self.exporter.metrics().notifications.with_label_values(&[&sink.name, "failed"]).inc();
-                    warn!(%err, notifier = %sink.name, "Could not queue an alert for Kafka");
-                }
-            }
             let Some(out) = &self.out else { continue };
             if out.blocking_send(alert).is_err() {
                 debug!("The output task is gone");
@@ -488,6 +472,13 @@ impl Worker {
     }
 }
 
+/// Where the loop's alerts go: the alert log first (the notifiers read it),
+/// then the console output task.
+pub struct AlertOutput {
+    pub log: AlertLog,
+    pub console: mpsc::Sender<Alert>,
+}
+
 /// Runs the Kafka source until `stop` is set; then checkpoints, commits
 /// and leaves the group.
 pub fn run(
@@ -495,11 +486,11 @@ pub fn run(
     source: &KafkaSource,
     rules: RuleSet,
     metrics: Arc<Metrics>,
-    out: mpsc::Sender<Alert>,
+    output: AlertOutput,
     ready: Arc<AtomicBool>,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let log = AlertLog::open(&settings.alert_log_path())?;
+    let AlertOutput { log, console: out } = output;
     let store = Store::new(settings.checkpoint_dir().join(&source.group_id));
     let dead_letters = match &source.dead_letter_topic {
         Some(topic) => Some(DeadLetters {
@@ -511,17 +502,6 @@ pub fn run(
         }),
         None => None,
     };
-    let mut alerts_topic = Vec::new();
-    for notifier in &settings.notifiers {
-        let NotifierKind::Kafka { client, topic } = &notifier.kind;
-        let deliveries = Deliveries {
-            sent: Some(metrics.notifications.with_label_values(&[&notifier.name, "sent"])),
-            failed: metrics.notifications.with_label_values(&[&notifier.name, "failed"]),
-        };
-        let producer =
-            Producer::new(client, deliveries).with_context(|| format!("starting the `{}` notifier", notifier.name))?;
-        alerts_topic.push(AlertsTopic { name: notifier.name.clone(), topic: topic.clone(), producer });
-    }
     let plan = Plan::new(&rules, source);
     if !plan.misaligned.is_empty() {
         warn!(
@@ -553,7 +533,6 @@ pub fn run(
         log,
         pending: Vec::new(),
         out: Some(out),
-        alerts_topic,
         dead_letters,
         exporter: Exporter::new(metrics.clone()),
         consumed,
@@ -660,11 +639,6 @@ pub fn run(
             committer.stop(BROKER_WAIT);
         }
         worker.out = None;
-        for sink in &worker.alerts_topic {
-            if !sink.producer.flush(BROKER_WAIT) {
-                warn!(notifier = %sink.name, "Alerts for Kafka still unconfirmed at shutdown");
-            }
-        }
     }
     consumer.unsubscribe();
     Ok(())

@@ -15,18 +15,6 @@ use rdkafka::ClientConfig;
 
 use crate::config::{KafkaClient, Secret};
 
-/// Reads a credential: a plain value, an environment variable or a file
-/// (its trailing newline dropped).
-pub fn resolve(secret: &Secret) -> Result<String> {
-    match secret {
-        Secret::Value(value) => Ok(value.clone()),
-        Secret::Env(var) => std::env::var(var).with_context(|| format!("reading the environment variable {var}")),
-        Secret::File(path) => std::fs::read_to_string(path)
-            .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
-            .with_context(|| format!("reading the secret file {}", path.display())),
-    }
-}
-
 /// The librdkafka configuration of a client: brokers, TLS, SASL, then the
 /// user's pass-through properties (which win).
 pub fn client_config(client: &KafkaClient) -> Result<ClientConfig> {
@@ -48,13 +36,13 @@ pub fn client_config(client: &KafkaClient) -> Result<ClientConfig> {
             }
         }
         if let Some(password) = &tls.key_password {
-            config.set("ssl.key.password", resolve(password).context("the TLS key password")?);
+            config.set("ssl.key.password", Secret::read(password).context("the TLS key password")?);
         }
     }
     if let Some(sasl) = &client.sasl {
         config.set("sasl.mechanisms", &sasl.mechanism);
-        config.set("sasl.username", resolve(&sasl.username).context("the SASL user name")?);
-        config.set("sasl.password", resolve(&sasl.password).context("the SASL password")?);
+        config.set("sasl.username", Secret::read(&sasl.username).context("the SASL user name")?);
+        config.set("sasl.password", Secret::read(&sasl.password).context("the SASL password")?);
     }
     for (key, value) in &client.properties {
         config.set(key, value);

@@ -1,5 +1,127 @@
-//! Where alerts go. For now the console (stdout or a file): text for a
-//! person at a terminal, JSON lines for everything else. Email, webhooks and
-//! routing arrive as further notifiers beside this one.
+//! Where alerts go.
+//!
+//! The console output (`console`) shows every alert the engine raises as it
+//! raises it. Notifiers (email, digest, webhooks, Kafka, file, stdout)
+//! deliver from the alert log, which is their durable outbox: one task per
+//! notifier (`worker`) reads the log from its saved position, keeps the
+//! alerts its routes give it (`route`), redacts (`redact`), renders
+//! (`message`, `email`, `webhook`) and sends (`sink`), retrying with
+//! backoff until the receiver accepts or refuses for good.
+//!
+//! ```text
+//! alert log ──▶ worker per notifier ──route, limit──▶ message ──▶ sink (SMTP, HTTP, Kafka, file)
+//!                 └─ position saved after each accepted message
+//! ```
 
 pub mod console;
+pub mod email;
+pub mod message;
+pub mod redact;
+pub mod route;
+pub mod sink;
+pub mod webhook;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, warn};
+
+use crate::alert_log::Outbox;
+use crate::config::{NotifierKind, Settings};
+use crate::ruleset::RuleSet;
+use crate::telemetry::metrics::Metrics;
+use worker::{Mode, Worker, WorkerSetup};
+
+/// Why a delivery attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth another try: a timeout, a refused connection, a 5xx, 408, 429.
+    Retry(String),
+    /// The receiver refused the message itself (another 4xx, a 5xx SMTP
+    /// reply): reported, not retried.
+    Permanent(String),
+}
+
+/// The running notifiers.
+pub struct Notifiers {
+    mode: watch::Sender<Mode>,
+    tasks: Vec<(String, JoinHandle<()>)>,
+}
+
+impl Notifiers {
+    /// Starts one delivery task per configured notifier. Fails if a secret
+    /// or a CA file cannot be read, so a broken notifier is found at
+    /// start-up, not at the first alert.
+    pub fn start(
+        settings: &Settings,
+        rules: &RuleSet,
+        outbox: Arc<Outbox>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Notifiers> {
+        let descriptions: email::Descriptions = Arc::new(
+            rules
+                .rules
+                .iter()
+                .filter_map(|r| r.description.clone().map(|d| (r.id.clone(), d)))
+                .collect::<HashMap<_, _>>(),
+        );
+        let dropped = metrics.notify.outbox_dropped.clone();
+        outbox.on_drop(Box::new(move |notifier, lost| {
+            error!(
+                notifier,
+                lost,
+                "The alert log reached its size limit (state.alert_log.max_bytes): \
+                alerts this notifier had not delivered were deleted"
+            );
+            dropped.with_label_values(&[notifier]).inc_by(lost);
+        }));
+        let router = Arc::new(route::Router::new(settings.routes.clone()));
+        let (mode, _) = watch::channel(Mode::Run);
+        let mut tasks = Vec::new();
+        for notifier in &settings.notifiers {
+            let sink = sink::Sink::new(notifier, &descriptions)
+                .with_context(|| format!("starting the `{}` notifier", notifier.name))?;
+            let digest = match &notifier.kind {
+                NotifierKind::Digest { every, .. } => Some(*every),
+                _ => None,
+            };
+            let worker = Worker::new(WorkerSetup {
+                name: notifier.name.clone(),
+                sink,
+                digest,
+                router: router.clone(),
+                redactor: redact::Redactor::new(notifier.redact.clone()),
+                policy: notifier.delivery,
+                outbox: outbox.clone(),
+                cursor_dir: settings.outbox_dir(),
+                metrics: metrics.clone(),
+            })
+            .with_context(|| format!("reading the delivery position of `{}`", notifier.name))?;
+            tasks.push((notifier.name.clone(), tokio::spawn(worker.run(mode.subscribe()))));
+        }
+        Ok(Notifiers { mode, tasks })
+    }
+
+    /// Lets every notifier deliver what the log holds for up to `grace`,
+    /// then stops them after the message in flight. What is left is
+    /// delivered at the next start.
+    pub async fn finish(self, grace: Duration) {
+        let _ = self.mode.send(Mode::Drain);
+        let deadline = tokio::time::Instant::now() + grace;
+        for (name, mut task) in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                let _ = self.mode.send(Mode::Stop);
+                if tokio::time::timeout(Duration::from_secs(15), task).await.is_err() {
+                    warn!(notifier = %name, "The notifier did not stop in time");
+                } else {
+                    warn!(notifier = %name, "Undelivered alerts remain; they are sent at the next start");
+                }
+            }
+        }
+    }
+}

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::pipeline::Pipeline;
@@ -28,8 +29,81 @@ pub struct Metrics {
     pub batch_seconds: Histogram,
     pub event_lag_seconds: Histogram,
     pub alerts_replayed: IntCounter,
-    pub notifications: IntCounterVec,
+    pub notify: NotifyMetrics,
     pub kafka: KafkaMetrics,
+}
+
+/// Delivery: labels are notifier names from the config.
+pub struct NotifyMetrics {
+    /// Delivery attempts by result: `sent`, `retried` (failed, will be
+    /// tried again), `failed` (refused for good, not retried).
+    pub notifications: IntCounterVec,
+    /// Alerts delivered (a batched notification carries several).
+    pub alerts_delivered: IntCounterVec,
+    /// Alerts sent together because a route's rate limit held them back.
+    pub alerts_held_back: IntCounterVec,
+    pub outbox_pending: IntGaugeVec,
+    pub outbox_oldest_seconds: GaugeVec,
+    pub outbox_dropped: IntCounterVec,
+    pub latency_seconds: HistogramVec,
+}
+
+impl NotifyMetrics {
+    fn new(registry: &Registry) -> NotifyMetrics {
+        let latency_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "vigil_notification_latency_seconds",
+                "From an alert being raised to its notification being accepted by the receiver.",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0]),
+            &["notifier"],
+        )
+        .expect("valid");
+        registry.register(Box::new(latency_seconds.clone())).expect("registered once");
+        let outbox_oldest_seconds = GaugeVec::new(
+            Opts::new(
+                "vigil_outbox_oldest_age_seconds",
+                "Age of the oldest alert a notifier has yet to deliver (0: none).",
+            ),
+            &["notifier"],
+        )
+        .expect("valid");
+        registry.register(Box::new(outbox_oldest_seconds.clone())).expect("registered once");
+        NotifyMetrics {
+            notifications: counter_vec(
+                registry,
+                "vigil_notifications_total",
+                "Notification attempts by notifier and result (sent, retried, failed: refused and not retried).",
+                &["notifier", "result"],
+            ),
+            alerts_delivered: counter_vec(
+                registry,
+                "vigil_notification_alerts_total",
+                "Alerts delivered by each notifier (a batched notification carries several).",
+                &["notifier"],
+            ),
+            alerts_held_back: counter_vec(
+                registry,
+                "vigil_notification_alerts_held_back_total",
+                "Alerts held back by a route's rate limit and sent together in one notification.",
+                &["notifier"],
+            ),
+            outbox_pending: gauge_vec(
+                registry,
+                "vigil_outbox_pending_alerts",
+                "Alerts in the alert log routed to a notifier and not yet delivered.",
+                &["notifier"],
+            ),
+            outbox_oldest_seconds,
+            outbox_dropped: counter_vec(
+                registry,
+                "vigil_outbox_dropped_alerts_total",
+                "Undelivered alerts lost because the alert log reached its size limit (state.alert_log.max_bytes).",
+                &["notifier"],
+            ),
+            latency_seconds,
+        }
+    }
 }
 
 /// The Kafka source's metrics; labels are topics and partition numbers,
@@ -205,12 +279,7 @@ impl Metrics {
             "vigil_alerts_replayed_total",
             "Alerts raised again by events read again after a restart, dropped because the alert log holds them.",
         );
-        let notifications = counter_vec(
-            &registry,
-            "vigil_notifications_total",
-            "Alert notifications by notifier and result (sent, failed).",
-            &["notifier", "result"],
-        );
+        let notify = NotifyMetrics::new(&registry);
         let kafka = KafkaMetrics::new(&registry);
         Arc::new(Metrics {
             registry,
@@ -226,7 +295,7 @@ impl Metrics {
             batch_seconds,
             event_lag_seconds,
             alerts_replayed,
-            notifications,
+            notify,
             kafka,
         })
     }

@@ -15,6 +15,17 @@ pub fn vigil() -> Command {
     cmd
 }
 
+/// The alert log of the daemon with this state directory: its segments in
+/// order, as one text.
+pub fn alert_log(state: &Path) -> String {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(state.join("alerts"))
+        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    segments.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
+    segments.sort();
+    segments.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

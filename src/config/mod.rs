@@ -39,6 +39,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod notify;
+
+pub use notify::{
+    DeliveryPolicy, Email, Notifier, NotifierKind, RateLimit, Redaction, Route, RouteMatch, SmtpTls, Webhook,
+    WebhookFormat,
+};
+use notify::{NotifierSpec, RouteSpec};
+
+use crate::alert_log::LogLimits;
 use crate::event::decode::DEFAULT_MAX_EVENT_BYTES;
 use crate::rules::yaml::{self, Document, Loc, Spanned};
 use crate::rules::{Diagnostic, Diagnostics, Sink};
@@ -56,6 +65,7 @@ pub struct ConfigSpec {
     pub limits: Option<LimitsSpec>,
     pub state: Option<StateSpec>,
     pub notifiers: Option<BTreeMap<String, Spanned<NotifierSpec>>>,
+    pub routes: Option<Spanned<Vec<RouteSpec>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,18 +174,16 @@ pub struct SaslSpec {
 #[serde(deny_unknown_fields)]
 pub struct StateSpec {
     pub dir: Option<String>,
+    pub alert_log: Option<AlertLogSpec>,
     pub checkpoint_dir: Option<String>,
     pub checkpoint_interval: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NotifierSpec {
-    #[serde(rename = "type")]
-    pub kind: Spanned<String>,
-    pub topic: Option<Spanned<String>>,
-    pub brokers: Option<Spanned<OneOrMany>>,
-    pub properties: Option<BTreeMap<String, Spanned<Scalar>>>,
+pub struct AlertLogSpec {
+    pub segment_bytes: Option<Spanned<u64>>,
+    pub max_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +233,20 @@ pub enum Secret {
     Value(String),
     Env(String),
     File(PathBuf),
+}
+
+impl Secret {
+    /// Reads the credential (a file's trailing newline dropped).
+    pub fn read(&self) -> anyhow::Result<String> {
+        use anyhow::Context;
+        match self {
+            Secret::Value(value) => Ok(value.clone()),
+            Secret::Env(var) => std::env::var(var).with_context(|| format!("reading the environment variable {var}")),
+            Secret::File(path) => std::fs::read_to_string(path)
+                .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
+                .with_context(|| format!("reading the secret file {}", path.display())),
+        }
+    }
 }
 
 /// How to reach a Kafka cluster.
@@ -283,18 +305,6 @@ pub struct KafkaSource {
     pub rekey: Option<Rekey>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum NotifierKind {
-    /// Alerts as JSON to a topic, keyed by rule and group.
-    Kafka { client: KafkaClient, topic: String },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notifier {
-    pub name: String,
-    pub kind: NotifierKind,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// Text on a terminal, JSON lines otherwise.
@@ -327,7 +337,11 @@ pub struct Settings {
     /// sees lets state follow partitions (the alert log stays per replica).
     pub checkpoint_dir: Option<PathBuf>,
     pub checkpoint_interval: Span,
+    /// Limits of the alert log, which is also the notifiers' outbox.
+    pub alert_log: LogLimits,
     pub notifiers: Vec<Notifier>,
+    /// Empty: every alert to every notifier.
+    pub routes: Vec<Route>,
 }
 
 pub const DEFAULT_CHECKPOINT_INTERVAL: Span = Span(30_000_000);
@@ -337,8 +351,14 @@ pub const DEFAULT_REKEY_PREFIX: &str = "vigil-rekey";
 pub const DEFAULT_REKEY_PARTITIONS: i32 = 6;
 
 impl Settings {
-    pub fn alert_log_path(&self) -> PathBuf {
-        self.state_dir.join("alerts.jsonl")
+    /// The alert log's segments (see `alert_log`).
+    pub fn alert_log_dir(&self) -> PathBuf {
+        self.state_dir.join("alerts")
+    }
+
+    /// Each notifier's delivery position in the alert log.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.state_dir.join("outbox")
     }
 
     pub fn checkpoint_dir(&self) -> PathBuf {
@@ -367,7 +387,9 @@ impl Default for Settings {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             checkpoint_dir: None,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            alert_log: LogLimits::default(),
             notifiers: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
@@ -461,6 +483,23 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
         if let Some(dir) = &state.checkpoint_dir {
             settings.checkpoint_dir = Some(base.join(dir));
         }
+        if let Some(limits) = &state.alert_log {
+            if let Some(bytes) = &limits.segment_bytes {
+                if bytes.value < 4096 {
+                    sink.error(bytes, "`segment_bytes` must be at least 4096");
+                }
+                settings.alert_log.segment_bytes = bytes.value;
+            }
+            if let Some(bytes) = &limits.max_bytes {
+                settings.alert_log.max_bytes = bytes.value;
+            }
+            if settings.alert_log.max_bytes < settings.alert_log.segment_bytes.saturating_mul(2) {
+                let at = limits.max_bytes.as_ref().or(limits.segment_bytes.as_ref());
+                if let Some(at) = at {
+                    sink.error(at, "`max_bytes` must be at least twice `segment_bytes`");
+                }
+            }
+        }
         if let Some(interval) = &state.checkpoint_interval {
             match Span::parse(&interval.value) {
                 Ok(span) if span >= Span::from_secs(1) => settings.checkpoint_interval = span,
@@ -469,34 +508,8 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
             }
         }
     }
-    for (name, notifier) in spec.notifiers.iter().flatten() {
-        let n = &notifier.value;
-        match n.kind.value.as_str() {
-            "kafka" => {
-                let Some(topic) = &n.topic else {
-                    sink.error(notifier, "a `kafka` notifier needs a `topic`");
-                    continue;
-                };
-                let brokers = match (&n.brokers, &settings.source) {
-                    (Some(brokers), _) => brokers_of(brokers, sink),
-                    (None, Source::Kafka(source)) => source.client.brokers.clone(),
-                    (None, _) => {
-                        sink.error(notifier, "a `kafka` notifier needs `brokers` unless the source is kafka");
-                        continue;
-                    }
-                };
-                let mut client = match &settings.source {
-                    Source::Kafka(source) if n.brokers.is_none() => source.client.clone(),
-                    _ => KafkaClient::default(),
-                };
-                client.brokers = brokers;
-                client.properties.extend(properties_of(n.properties.as_ref(), sink));
-                let kind = NotifierKind::Kafka { client, topic: topic.value.clone() };
-                settings.notifiers.push(Notifier { name: name.clone(), kind });
-            }
-            other => sink.error(&n.kind, format!("unknown notifier type `{other}` (kafka)")),
-        }
-    }
+    (settings.notifiers, settings.routes) =
+        notify::validate(spec.notifiers.as_ref(), spec.routes.as_ref(), &settings.source, base, sink);
     if let Some(output) = &spec.output {
         if let Some(format) = &output.format {
             settings.output = match format.value.as_str() {

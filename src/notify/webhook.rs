@@ -1,0 +1,338 @@
+//! Webhooks: an HTTP POST (HTTPS unless plain HTTP is allowed explicitly)
+//! in one of four formats.
+//!
+//! - `generic`: vigil's alert JSON, signed per Standard Webhooks: headers
+//!   `webhook-id` (the alert id, stable across retries, so a receiver can
+//!   drop what it already has), `webhook-timestamp` and `webhook-signature:
+//!   v1,<base64 HMAC-SHA256 of "id.timestamp.body">`. Several alerts sent
+//!   together are `{"alerts": [...], "unlisted": [...], "total": N}`.
+//! - `slack`: an incoming-webhook message with blocks.
+//! - `pagerduty`: an Events API v2 trigger whose `dedup_key` is the alert's
+//!   fingerprint, so PagerDuty folds repeats of one rule and group into one
+//!   incident.
+//! - `alertmanager`: `POST /api/v2/alerts` with labels `alertname`,
+//!   `severity`, `rule` and the group values, so an existing Alertmanager
+//!   groups, silences and routes them.
+//!
+//! A 2xx is success; 408, 429, 5xx, timeouts and connection failures are
+//! retried; any other status is a permanent failure, reported and not
+//! retried. Redirects are not followed: a signed body goes only where the
+//! config says.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use super::email::Descriptions;
+use super::message::{one_line, times, Kind, Message};
+use super::Failure;
+use crate::alert::Alert;
+use crate::config::{DeliveryPolicy, Webhook, WebhookFormat};
+
+pub struct Poster {
+    client: reqwest::Client,
+    url: String,
+    format: WebhookFormat,
+    key: Option<Vec<u8>>,
+    routing_key: Option<String>,
+    descriptions: Descriptions,
+}
+
+impl Poster {
+    pub fn new(webhook: &Webhook, policy: &DeliveryPolicy, descriptions: Descriptions) -> Result<Poster> {
+        let mut url = webhook.url.read().context("the webhook URL")?;
+        let parsed = reqwest::Url::parse(&url).with_context(|| "the webhook URL is not a URL".to_string())?;
+        match parsed.scheme() {
+            "https" => {}
+            "http" if webhook.allow_http => {}
+            _ => anyhow::bail!("the webhook URL must be https:// (or http:// with `allow_http: true`)"),
+        }
+        if webhook.format == WebhookFormat::Alertmanager && !url.ends_with("/api/v2/alerts") {
+            url = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+        }
+        let mut client = reqwest::Client::builder()
+            .timeout(policy.timeout)
+            .connect_timeout(policy.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
+            .https_only(!webhook.allow_http);
+        if let Some(ca) = &webhook.ca {
+            let pem = std::fs::read(ca).with_context(|| format!("reading the CA file {}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", ca.display()))?;
+            client = client.add_root_certificate(cert);
+        }
+        let key = match &webhook.secret {
+            Some(secret) => Some(signing_key(&secret.read().context("the webhook secret")?)?),
+            None => None,
+        };
+        let routing_key = match &webhook.routing_key {
+            Some(key) => Some(key.read().context("the PagerDuty routing key")?),
+            None => None,
+        };
+        Ok(Poster {
+            client: client.build().context("setting up the HTTP client")?,
+            url,
+            format: webhook.format,
+            key,
+            routing_key,
+            descriptions,
+        })
+    }
+
+    pub async fn send(&self, message: &Message) -> Result<(), Failure> {
+        let body = serde_json::to_vec(&self.body(message)).expect("JSON values serialize");
+        let mut request = self.client.post(&self.url).header("content-type", "application/json");
+        if let Some(key) = &self.key {
+            let timestamp = chrono::Utc::now().timestamp();
+            request = request
+                .header("webhook-id", &message.id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", sign(key, &message.id, timestamp, &body));
+        }
+        let response = request.body(body).send().await.map_err(|err| Failure::Retry(error_chain(&err)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        let detail = format!("HTTP {status}: {}", text.chars().take(300).collect::<String>());
+        match status.as_u16() {
+            408 | 429 | 500..=599 => Err(Failure::Retry(detail)),
+            _ => Err(Failure::Permanent(detail)),
+        }
+    }
+
+    pub fn body(&self, message: &Message) -> Value {
+        match self.format {
+            WebhookFormat::Generic => generic(message),
+            WebhookFormat::Slack => slack(message),
+            WebhookFormat::PagerDuty => pagerduty(message, self.routing_key.as_deref().unwrap_or_default()),
+            WebhookFormat::Alertmanager => alertmanager(message, &self.descriptions),
+        }
+    }
+}
+
+/// The key of a Standard Webhooks secret: `whsec_` and base64, or else the
+/// secret's bytes as they are.
+pub fn signing_key(secret: &str) -> Result<Vec<u8>> {
+    match secret.strip_prefix("whsec_") {
+        Some(encoded) => BASE64.decode(encoded).context("a `whsec_` secret must be base64 after the prefix"),
+        None => Ok(secret.as_bytes().to_vec()),
+    }
+}
+
+/// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`.
+pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+fn generic(message: &Message) -> Value {
+    match message.kind {
+        Kind::Single => serde_json::to_value(&message.alerts[0]).unwrap_or(Value::Null),
+        Kind::Held | Kind::Digest { .. } => json!({
+            "kind": if message.kind == Kind::Held { "held" } else { "digest" },
+            "total": message.total(),
+            "alerts": message.alerts,
+            "unlisted": message.unlisted,
+        }),
+    }
+}
+
+/// Slack's limits: a header of 150 characters, sections of 3,000, 50 blocks.
+fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut clipped: String = text.chars().take(max - 1).collect();
+    clipped.push('…');
+    clipped
+}
+
+fn slack(message: &Message) -> Value {
+    let subject = message.subject();
+    let mut blocks = vec![json!({"type": "header", "text": {"type": "plain_text", "text": clip(&subject, 150)}})];
+    match (message.kind, message.alerts.first()) {
+        (Kind::Single, Some(alert)) => {
+            let mut fields = vec![
+                json!({"type": "mrkdwn", "text": format!("*Rule*\n{}", alert.rule)}),
+                json!({"type": "mrkdwn", "text": format!("*Time*\n{}", times(alert.ts, None))}),
+            ];
+            for (name, value) in alert.group.iter().take(8) {
+                fields.push(json!({"type": "mrkdwn", "text": clip(&format!("*{name}*\n{value}"), 2000)}));
+            }
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&alert.summary, 3000)}, "fields": fields}));
+            if let Some(runbook) = &alert.runbook {
+                blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("<{runbook}|Runbook>")}]}));
+            }
+        }
+        _ => {
+            let lines = message.lines();
+            for chunk in lines.chunks(20).take(45) {
+                blocks.push(
+                    json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&chunk.join("\n"), 3000)}}),
+                );
+            }
+        }
+    }
+    json!({"text": subject, "blocks": blocks})
+}
+
+fn pagerduty(message: &Message, routing_key: &str) -> Value {
+    match (message.kind, message.alerts.first()) {
+        (Kind::Single, Some(alert)) => {
+            let mut details = serde_json::Map::new();
+            for (name, value) in &alert.group {
+                details.insert(name.to_string(), json!(value));
+            }
+            details.insert("rule".into(), json!(alert.rule));
+            if let Some(count) = alert.count {
+                details.insert("count".into(), json!(count));
+            }
+            if let Some(score) = alert.score {
+                details.insert("score".into(), json!(score));
+            }
+            details.insert("alert_id".into(), json!(alert.id));
+            details.insert("evidence".into(), json!(alert.evidence));
+            let mut event = json!({
+                "routing_key": routing_key,
+                "event_action": "trigger",
+                "dedup_key": alert.fingerprint,
+                "client": "vigil",
+                "payload": {
+                    "summary": clip(&format!("{}: {}", alert.title, alert.summary), 1024),
+                    "source": if alert.group.is_empty() { "vigil".to_owned() } else { alert.group_text() },
+                    "severity": alert.severity.as_str(),
+                    "timestamp": alert.ts,
+                    "component": alert.rule,
+                    "class": alert.title,
+                    "custom_details": details,
+                },
+            });
+            if let Some(runbook) = &alert.runbook {
+                event["links"] = json!([{"href": runbook, "text": "Runbook"}]);
+            }
+            event
+        }
+        _ => json!({
+            "routing_key": routing_key,
+            "event_action": "trigger",
+            "dedup_key": message.id,
+            "client": "vigil",
+            "payload": {
+                "summary": clip(&message.subject(), 1024),
+                "source": "vigil",
+                "severity": message.severity().as_str(),
+                "custom_details": {"alerts": message.lines()},
+            },
+        }),
+    }
+}
+
+/// A label name as Prometheus allows it: `[a-zA-Z_][a-zA-Z0-9_]*`.
+fn label_name(name: &str) -> String {
+    let mut out: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) || out.is_empty() {
+        out.insert(0, '_');
+    }
+    out
+}
+
+fn am_alert(alert: &Alert, descriptions: &Descriptions) -> Value {
+    let mut labels = serde_json::Map::new();
+    for (name, value) in &alert.group {
+        labels.insert(label_name(name), json!(value));
+    }
+    labels.insert("alertname".into(), json!(alert.title));
+    labels.insert("severity".into(), json!(alert.severity.as_str()));
+    labels.insert("rule".into(), json!(alert.rule));
+    let mut annotations = serde_json::Map::new();
+    annotations.insert("summary".into(), json!(alert.summary));
+    annotations.insert("alert_id".into(), json!(alert.id));
+    if let Some(description) = descriptions.get(&alert.rule) {
+        annotations.insert("description".into(), json!(description));
+    }
+    if let Some(runbook) = &alert.runbook {
+        annotations.insert("runbook_url".into(), json!(runbook));
+    }
+    json!({"labels": labels, "annotations": annotations, "startsAt": alert.first_ts, "generatorURL": ""})
+}
+
+fn alertmanager(message: &Message, descriptions: &Descriptions) -> Value {
+    let mut alerts: Vec<Value> = message.alerts.iter().map(|a| am_alert(a, descriptions)).collect();
+    if message.unlisted_total() > 0 {
+        let text: Vec<String> = message.unlisted.iter().map(|c| format!("{} × {}", c.count, c.title)).collect();
+        alerts.push(json!({
+            "labels": {"alertname": "vigil alerts held back", "severity": message.severity().as_str(), "rule": "vigil.held_back"},
+            "annotations": {"summary": format!("{} more alerts: {}", message.unlisted_total(), text.join(", "))},
+        }));
+    }
+    Value::Array(alerts)
+}
+
+/// The one-line form, for logs.
+pub fn describe(message: &Message) -> String {
+    message.alerts.first().map(one_line).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::message::tests::alert;
+    use crate::rules::Severity;
+
+    #[test]
+    fn signs_like_the_standard_webhooks_reference() {
+        // The example in the Standard Webhooks specification (and its
+        // reference libraries' tests).
+        let key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert_eq!(signing_key("plain").unwrap(), b"plain");
+        assert!(signing_key("whsec_not base64!").is_err());
+    }
+
+    #[test]
+    fn formats_carry_what_each_receiver_needs() {
+        let message = Message::single(alert("a1", Severity::Critical, "alice"));
+        let pd = pagerduty(&message, "key");
+        assert_eq!(pd["dedup_key"], "f00");
+        assert_eq!(pd["payload"]["severity"], "critical");
+        assert_eq!(pd["payload"]["source"], "user=alice");
+        assert_eq!(pd["links"][0]["href"], "https://runbooks.example/auth");
+        let am = alertmanager(&message, &Descriptions::default());
+        assert_eq!(am[0]["labels"]["alertname"], "Multiple failed logins");
+        assert_eq!(am[0]["labels"]["rule"], "auth.failed_login_burst");
+        assert_eq!(am[0]["labels"]["user"], "alice");
+        let slack = slack(&message);
+        assert_eq!(slack["text"], "[CRITICAL] Multiple failed logins: alice");
+        assert_eq!(slack["blocks"][0]["type"], "header");
+        assert_eq!(generic(&message)["id"], "a1");
+        assert_eq!(label_name("device.id"), "device_id");
+        assert_eq!(label_name("1x"), "_1x");
+    }
+}

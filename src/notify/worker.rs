@@ -1,0 +1,481 @@
+//! One notifier's delivery loop: read the alert log from where the last
+//! confirmed delivery ended, keep the alerts routed here, send them in
+//! order (one by one, held together by a route's rate limit, or as a
+//! digest), retry with backoff and jitter, and persist the new position only
+//! after the receiver accepted.
+//!
+//! Each notifier has its own loop and position, so one that is down falls
+//! behind alone: detection and the other notifiers go on. Delivery is at
+//! least once; the position is saved right after each accepted message, so
+//! only a crash between the two sends a message again, with the same
+//! webhook id or PagerDuty dedup key for the receiver to drop.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use super::message::{Kind, Message, RuleCount, LISTED};
+use super::redact::Redactor;
+use super::route::{Bucket, RouteId, Router};
+use super::sink::Sink;
+use super::Failure;
+use crate::alert::Alert;
+use crate::alert_log::{LogReader, Outbox, Position};
+use crate::config::DeliveryPolicy;
+use crate::telemetry::metrics::NotifyMetrics;
+
+/// What the loop is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    /// Deliver what is in the log (a digest goes out early), then end.
+    Drain,
+    /// End after the message in flight.
+    Stop,
+}
+
+/// Alerts kept in memory ahead of delivery; past this they are counted and
+/// read again from the log when their turn comes.
+const STORED: usize = 1000;
+/// The most alerts one held-back or digest message covers.
+const MAX_BATCH: u64 = 1_000_000;
+
+struct Pending {
+    alert: Alert,
+    /// The log position after this alert.
+    end: Position,
+    route: RouteId,
+}
+
+/// Persisted delivery position of one notifier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cursor {
+    delivered: Position,
+    /// Unix seconds at which the next digest is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_digest: Option<i64>,
+}
+
+pub struct Worker {
+    name: String,
+    sink: Sink,
+    digest: Option<Duration>,
+    router: Arc<Router>,
+    redactor: Redactor,
+    policy: DeliveryPolicy,
+    outbox: Arc<Outbox>,
+    reader: LogReader,
+    cursor: Cursor,
+    saved: Cursor,
+    cursor_path: PathBuf,
+    pending: VecDeque<Pending>,
+    /// Where reading must resume once `pending` drains, when alerts past
+    /// the cap were only counted (`unstored` of them).
+    rewind: Option<Position>,
+    unstored: u64,
+    buckets: HashMap<RouteId, Bucket>,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
+    rng: rand_chacha::ChaCha8Rng,
+    line: Vec<u8>,
+}
+
+pub struct WorkerSetup {
+    pub name: String,
+    pub sink: Sink,
+    pub digest: Option<Duration>,
+    pub router: Arc<Router>,
+    pub redactor: Redactor,
+    pub policy: DeliveryPolicy,
+    pub outbox: Arc<Outbox>,
+    pub cursor_dir: PathBuf,
+    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
+}
+
+impl Worker {
+    /// Reads the saved position; a notifier without one starts at the end
+    /// of the log (a new notifier is not sent the history).
+    pub fn new(setup: WorkerSetup) -> std::io::Result<Worker> {
+        std::fs::create_dir_all(&setup.cursor_dir)?;
+        let cursor_path = setup.cursor_dir.join(format!("{}.json", setup.name));
+        let saved = match std::fs::read(&cursor_path) {
+            Ok(bytes) => match serde_json::from_slice::<Cursor>(&bytes) {
+                Ok(cursor) => Some(cursor),
+                Err(err) => {
+                    warn!(notifier = %setup.name, %err, path = %cursor_path.display(),
+                        "Unreadable delivery position; starting at the end of the alert log");
+                    None
+                }
+            },
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        let fresh = saved.is_none();
+        let mut cursor = saved.unwrap_or(Cursor { delivered: setup.outbox.end(), next_digest: None });
+        if let (Some(every), None) = (setup.digest, cursor.next_digest) {
+            cursor.next_digest = Some(chrono::Utc::now().timestamp() + every.as_secs().max(1) as i64);
+        }
+        setup.outbox.set_reader(&setup.name, cursor.delivered);
+        let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+        let mut worker = Worker {
+            reader: LogReader::new(setup.outbox.clone(), cursor.delivered),
+            name: setup.name,
+            sink: setup.sink,
+            digest: setup.digest,
+            router: setup.router,
+            redactor: setup.redactor,
+            policy: setup.policy,
+            outbox: setup.outbox,
+            cursor,
+            saved: Cursor::default(),
+            cursor_path,
+            pending: VecDeque::new(),
+            rewind: None,
+            unstored: 0,
+            buckets: HashMap::new(),
+            metrics: setup.metrics,
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+            line: Vec::new(),
+        };
+        if fresh {
+            worker.save();
+        } else {
+            worker.saved = worker.cursor;
+        }
+        Ok(worker)
+    }
+
+    fn notify_metrics(&self) -> &NotifyMetrics {
+        &self.metrics.notify
+    }
+
+    pub async fn run(mut self, mut mode: watch::Receiver<Mode>) {
+        let mut end = self.outbox.watch_end();
+        loop {
+            self.fill();
+            if self.pending.is_empty() && self.rewind.is_some() {
+                self.rewind_reader();
+                continue;
+            }
+            self.report();
+            let current = *mode.borrow_and_update();
+            if current == Mode::Stop {
+                break;
+            }
+            if self.pending.is_empty() {
+                self.save();
+                if current == Mode::Drain {
+                    break;
+                }
+                tokio::select! {
+                    _ = end.changed() => {}
+                    _ = mode.changed() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            let Some((message, delivered, held)) = self.next_message(&mut mode).await else { continue };
+            match self.deliver(&message, &mut mode).await {
+                Outcome::Sent | Outcome::Refused => {
+                    if held > 0 {
+                        self.notify_metrics().alerts_held_back.with_label_values(&[&self.name]).inc_by(held);
+                    }
+                    self.cursor.delivered = delivered;
+                    if let (Some(every), Kind::Digest { .. }) = (self.digest, message.kind) {
+                        self.schedule_digest(every);
+                    }
+                    self.save();
+                }
+                Outcome::Stopped => break,
+            }
+        }
+        self.save();
+        self.report();
+    }
+
+    /// Reads what the log holds past the reader into `pending` (or, past
+    /// its cap, counts it).
+    fn fill(&mut self) {
+        loop {
+            let before = self.reader.position();
+            match self.reader.next_line(&mut self.line) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(err) => {
+                    warn!(notifier = %self.name, %err, "Reading the alert log failed; retrying");
+                    break;
+                }
+            }
+            let end = self.reader.position();
+            let routed = match serde_json::from_slice::<Alert>(&self.line) {
+                Ok(alert) => self.router.route_for(&alert, &self.name).map(|route| (alert, route)),
+                Err(err) => {
+                    warn!(notifier = %self.name, %err, "Skipping an unreadable alert log line");
+                    None
+                }
+            };
+            match routed {
+                None if self.pending.is_empty() && self.rewind.is_none() => self.cursor.delivered = end,
+                None => {}
+                Some((alert, route)) if self.pending.len() < STORED && self.rewind.is_none() => {
+                    self.pending.push_back(Pending { alert, end, route });
+                }
+                Some(_) => {
+                    self.rewind.get_or_insert(before);
+                    self.unstored += 1;
+                }
+            }
+        }
+    }
+
+    fn rewind_reader(&mut self) {
+        if let Some(at) = self.rewind.take() {
+            self.reader = LogReader::new(self.outbox.clone(), at);
+            self.unstored = 0;
+        }
+    }
+
+    /// The next message, its end position and how many alerts a rate
+    /// limit held back in it; `None` to look again (time passed, mode
+    /// changed).
+    async fn next_message(&mut self, mode: &mut watch::Receiver<Mode>) -> Option<(Message, Position, u64)> {
+        if let Some(every) = self.digest {
+            let due = self.cursor.next_digest.unwrap_or_default();
+            let now = chrono::Utc::now().timestamp();
+            if now < due && *mode.borrow() == Mode::Run {
+                let wait = Duration::from_secs((due - now) as u64);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = mode.changed() => {}
+                }
+                return None;
+            }
+            let (alerts, unlisted, end, _) = self.gather(None);
+            return Some((Message::batch(Kind::Digest { every }, String::new(), alerts, &unlisted), end, 0));
+        }
+        let route = self.pending.front()?.route;
+        let limit = if self.sink.batches() { self.router.limit(route) } else { None };
+        let Some(limit) = limit else {
+            let pending = self.pending.pop_front()?;
+            let mut alert = pending.alert;
+            self.redactor.apply(&mut alert);
+            return Some((Message::single(alert), pending.end, 0));
+        };
+        let bucket = self.buckets.entry(route).or_insert_with(|| Bucket::new(limit, Instant::now()));
+        match bucket.take(Instant::now()) {
+            Ok(()) => {
+                let pending = self.pending.pop_front()?;
+                let mut alert = pending.alert;
+                self.redactor.apply(&mut alert);
+                Some((Message::single(alert), pending.end, 0))
+            }
+            Err(wait) => {
+                // Everything of this route that arrives meanwhile goes out
+                // together when the limit allows the next message.
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = mode.wait_for(|m| *m == Mode::Stop) => return None,
+                }
+                let _ = self.buckets.get_mut(&route).map(|b| b.take(Instant::now()));
+                let (alerts, unlisted, end, count) = self.gather(Some(route));
+                let describe = self.router.describe(route);
+                Some((Message::batch(Kind::Held, describe, alerts, &unlisted), end, count))
+            }
+        }
+    }
+
+    /// Takes the pending alerts of `route` (all routes: `None`) from the
+    /// front, then reads on through the log for more, listing the first
+    /// [`LISTED`] and counting the rest by rule. Stops at an alert of
+    /// another route, which becomes the next pending one.
+    fn gather(&mut self, route: Option<RouteId>) -> (Vec<Alert>, BTreeMap<Arc<str>, RuleCount>, Position, u64) {
+        let mut batch = Gathered::default();
+        let mut end = self.cursor.delivered;
+        while let Some(front) = self.pending.front() {
+            if route.is_some_and(|r| r != front.route) {
+                return (batch.listed, batch.unlisted, end, batch.count);
+            }
+            let pending = self.pending.pop_front().expect("a front");
+            end = pending.end;
+            batch.add(pending.alert, &self.redactor);
+        }
+        self.rewind_reader();
+        while batch.count < MAX_BATCH {
+            match self.reader.next_line(&mut self.line) {
+                Ok(true) => {}
+                Ok(false) | Err(_) => break,
+            }
+            let at = self.reader.position();
+            let Ok(alert) = serde_json::from_slice::<Alert>(&self.line) else {
+                end = at;
+                continue;
+            };
+            match self.router.route_for(&alert, &self.name) {
+                None => end = at,
+                Some(r) if route.is_none_or(|want| want == r) => {
+                    end = at;
+                    batch.add(alert, &self.redactor);
+                }
+                Some(other) => {
+                    self.pending.push_back(Pending { alert, end: at, route: other });
+                    break;
+                }
+            }
+        }
+        (batch.listed, batch.unlisted, end, batch.count)
+    }
+
+    fn schedule_digest(&mut self, every: Duration) {
+        let now = chrono::Utc::now().timestamp();
+        let every = every.as_secs().max(1) as i64;
+        let mut due = self.cursor.next_digest.unwrap_or(now);
+        while due <= now {
+            due += every;
+        }
+        self.cursor.next_digest = Some(due);
+    }
+
+    async fn deliver(&mut self, message: &Message, mode: &mut watch::Receiver<Mode>) -> Outcome {
+        let mut backoff = self.policy.initial_backoff;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let timeout = self.policy.timeout;
+            let result =
+                match tokio::time::timeout(timeout + Duration::from_secs(1), self.sink.send(message, timeout)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Failure::Retry(format!("no answer within {}", humantime::format_duration(timeout)))),
+                };
+            let results = &self.metrics.notify.notifications;
+            match result {
+                Ok(()) => {
+                    results.with_label_values(&[&self.name, "sent"]).inc();
+                    self.delivered(message);
+                    if attempt > 1 {
+                        info!(notifier = %self.name, id = %message.id, attempt, "Delivered after retrying");
+                    }
+                    return Outcome::Sent;
+                }
+                Err(Failure::Permanent(reason)) => {
+                    results.with_label_values(&[&self.name, "failed"]).inc();
+                    error!(notifier = %self.name, id = %message.id, alerts = message.total(), %reason,
+                        "The receiver refused the notification; it is not retried (the alerts stay in the alert log)");
+                    return Outcome::Refused;
+                }
+                Err(Failure::Retry(reason)) => {
+                    results.with_label_values(&[&self.name, "retried"]).inc();
+                    let wait = self.jitter(backoff);
+                    if attempt == 1 || attempt % 10 == 0 {
+                        warn!(notifier = %self.name, id = %message.id, attempt, %reason,
+                            retry_in = %humantime::format_duration(wait), "Delivery failed; retrying");
+                    } else {
+                        debug!(notifier = %self.name, id = %message.id, attempt, %reason, "Delivery failed; retrying");
+                    }
+                    if *mode.borrow() == Mode::Stop {
+                        return Outcome::Stopped;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = mode.wait_for(|m| *m == Mode::Stop) => return Outcome::Stopped,
+                    }
+                    self.report();
+                    backoff = (backoff * 2).min(self.policy.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Between half the backoff and all of it, so that notifiers failing
+    /// together do not retry in step.
+    fn jitter(&mut self, backoff: Duration) -> Duration {
+        let half = backoff / 2;
+        half + Duration::from_secs_f64(self.rng.random::<f64>() * half.as_secs_f64())
+    }
+
+    fn delivered(&self, message: &Message) {
+        let m = self.notify_metrics();
+        m.alerts_delivered.with_label_values(&[&self.name]).inc_by(message.total());
+        let now = chrono::Utc::now().timestamp_micros();
+        let latency = m.latency_seconds.with_label_values(&[&self.name]);
+        for alert in &message.alerts {
+            if let Some(raised) = alert.raised_at {
+                latency.observe(((now - raised.0) as f64 / 1e6).max(0.0));
+            }
+        }
+    }
+
+    /// Pending count and the age of the oldest pending alert.
+    fn report(&self) {
+        let m = self.notify_metrics();
+        m.outbox_pending.with_label_values(&[&self.name]).set((self.pending.len() as u64 + self.unstored) as i64);
+        let age = self.pending.front().map_or(0.0, |p| {
+            let since = p.alert.raised_at.unwrap_or(p.alert.ts);
+            ((chrono::Utc::now().timestamp_micros() - since.0) as f64 / 1e6).max(0.0)
+        });
+        m.outbox_oldest_seconds.with_label_values(&[&self.name]).set(age);
+    }
+
+    /// Persists the position (write, fsync, rename) if it moved.
+    fn save(&mut self) {
+        if self.cursor == self.saved {
+            return;
+        }
+        let tmp = self.cursor_path.with_extension("json.tmp");
+        let result = (|| -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            serde_json::to_writer(&mut file, &self.cursor)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &self.cursor_path)
+        })();
+        match result {
+            Ok(()) => {
+                self.saved = self.cursor;
+                self.outbox.set_reader(&self.name, self.cursor.delivered);
+            }
+            Err(err) => {
+                warn!(notifier = %self.name, %err, path = %self.cursor_path.display(),
+                    "Could not save the delivery position; a restart may send some alerts again");
+            }
+        }
+    }
+}
+
+/// The alerts of one batched message: the first [`LISTED`] in full, the
+/// rest counted by rule.
+#[derive(Default)]
+struct Gathered {
+    listed: Vec<Alert>,
+    unlisted: BTreeMap<Arc<str>, RuleCount>,
+    count: u64,
+}
+
+impl Gathered {
+    fn add(&mut self, mut alert: Alert, redactor: &Redactor) {
+        self.count += 1;
+        if self.listed.len() < LISTED {
+            redactor.apply(&mut alert);
+            self.listed.push(alert);
+            return;
+        }
+        let entry = self.unlisted.entry(alert.rule.clone()).or_insert_with(|| RuleCount {
+            rule: alert.rule.clone(),
+            title: alert.title.clone(),
+            severity: alert.severity,
+            count: 0,
+        });
+        entry.count += 1;
+        entry.severity = entry.severity.max(alert.severity);
+    }
+}
+
+enum Outcome {
+    Sent,
+    Refused,
+    Stopped,
+}
