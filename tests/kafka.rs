@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::alert_log;
-use common::daemon::{http_get, start, terminate, wait_for};
+use common::daemon::{http_get, start, terminate, wait_for, wait_metric, wait_metrics};
 use common::kafka::{Broker, Relay};
 
 fn login(user: &str, second: u32, outcome: &str) -> String {
@@ -26,24 +26,6 @@ fn config(broker: &Broker, state: &Path, extra_source: &str, rest: &str) -> Stri
         broker.addr,
         state.display()
     )
-}
-
-/// Polls `/metrics` until `series` appears.
-fn wait_metric(addr: &str, series: &str) -> String {
-    wait_metrics(addr, series, |m| m.contains(series))
-}
-
-/// Polls `/metrics` until `done` holds.
-fn wait_metrics(addr: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, metrics) = http_get(addr, "/metrics");
-        if done(&metrics) {
-            return metrics;
-        }
-        assert!(std::time::Instant::now() < deadline, "no `{what}` in:\n{metrics}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

@@ -29,6 +29,7 @@ use crate::alert::Alert;
 use crate::alert_log::{LogReader, Outbox, Position};
 use crate::config::DeliveryPolicy;
 use crate::telemetry::metrics::NotifyMetrics;
+use crate::time::Timestamp;
 
 /// What the loop is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,8 @@ pub struct Worker {
     rewind: Option<Position>,
     unstored: u64,
     buckets: HashMap<RouteId, Bucket>,
+    /// The message being delivered: its alert count and oldest alert time.
+    in_flight: Option<(u64, Timestamp)>,
     metrics: Arc<crate::telemetry::metrics::Metrics>,
     rng: rand_chacha::ChaCha8Rng,
     line: Vec<u8>,
@@ -139,6 +142,7 @@ impl Worker {
             rewind: None,
             unstored: 0,
             buckets: HashMap::new(),
+            in_flight: None,
             metrics: setup.metrics,
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
             line: Vec::new(),
@@ -181,7 +185,11 @@ impl Worker {
                 continue;
             }
             let Some((message, delivered, held)) = self.next_message(&mut mode).await else { continue };
-            match self.deliver(&message, &mut mode).await {
+            let oldest = message.alerts.iter().map(|a| a.raised_at.unwrap_or(a.ts)).min();
+            self.in_flight = Some((message.total(), oldest.unwrap_or_default()));
+            let outcome = self.deliver(&message, &mut mode).await;
+            self.in_flight = None;
+            match outcome {
                 Outcome::Sent | Outcome::Refused => {
                     if held > 0 {
                         self.notify_metrics().alerts_held_back.with_label_values(&[&self.name]).inc_by(held);
@@ -384,6 +392,7 @@ impl Worker {
                         () = tokio::time::sleep(wait) => {}
                         _ = mode.wait_for(|m| *m == Mode::Stop) => return Outcome::Stopped,
                     }
+                    self.fill();
                     self.report();
                     backoff = (backoff * 2).min(self.policy.max_backoff);
                 }
@@ -410,14 +419,18 @@ impl Worker {
         }
     }
 
-    /// Pending count and the age of the oldest pending alert.
+    /// Undelivered alerts (in flight, pending, counted past the cap) and
+    /// the age of the oldest.
     fn report(&self) {
         let m = self.notify_metrics();
-        m.outbox_pending.with_label_values(&[&self.name]).set((self.pending.len() as u64 + self.unstored) as i64);
-        let age = self.pending.front().map_or(0.0, |p| {
-            let since = p.alert.raised_at.unwrap_or(p.alert.ts);
-            ((chrono::Utc::now().timestamp_micros() - since.0) as f64 / 1e6).max(0.0)
-        });
+        let in_flight = self.in_flight.map_or(0, |(count, _)| count);
+        let pending = in_flight + self.pending.len() as u64 + self.unstored;
+        m.outbox_pending.with_label_values(&[&self.name]).set(pending as i64);
+        let oldest = self
+            .in_flight
+            .map(|(_, oldest)| oldest)
+            .or_else(|| self.pending.front().map(|p| p.alert.raised_at.unwrap_or(p.alert.ts)));
+        let age = oldest.map_or(0.0, |since| ((chrono::Utc::now().timestamp_micros() - since.0) as f64 / 1e6).max(0.0));
         m.outbox_oldest_seconds.with_label_values(&[&self.name]).set(age);
     }
 

@@ -114,3 +114,26 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Polls `/metrics` until it holds `series` (a line prefix with its value).
+pub fn wait_metric(addr: &str, series: &str) -> String {
+    wait_metrics(addr, series, |m| m.contains(series))
+}
+
+/// Polls `/metrics` until `done` holds.
+pub fn wait_metrics(addr: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, metrics) = http_get(addr, "/metrics");
+        if done(&metrics) {
+            return metrics;
+        }
+        assert!(Instant::now() < deadline, "no `{what}` in:\n{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The value of one series (`name{labels}`) in a `/metrics` text.
+pub fn metric(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}

@@ -5,6 +5,7 @@
 
 pub mod daemon;
 pub mod kafka;
+pub mod notify;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
