@@ -9,9 +9,10 @@
 //!
 //! The log is a directory of numbered segments (`000001.jsonl`, ...), never
 //! renamed, so a reader's position stays valid while the writer rotates.
-//! Disk use is bounded: past `max_bytes` the oldest segment is deleted,
-//! and a notifier that had not yet delivered from it is told how many
-//! alerts it lost ([`Outbox`]'s drop handler).
+//! Disk use is bounded: past `max_bytes` the oldest segment is deleted. A
+//! reader keeps reading a segment it has open (the file lives on until it
+//! is closed); a segment it had not reached yet is lost to it, and the
+//! reader counts its alerts ([`LogReader::take_lost`]).
 //!
 //! Alert ids are deterministic (rule, group, event times), so after a crash
 //! the events read again raise the same ids; the log remembers the latest
@@ -68,17 +69,17 @@ impl Default for LogLimits {
     }
 }
 
-/// Called with a notifier's name and the number of its undelivered alerts
-/// in a segment that the size limit deleted.
-pub type DropHandler = Box<dyn Fn(&str, u64) + Send + Sync>;
+/// Deleted segments remembered with their size, for readers that had not
+/// reached them.
+const REMEMBERED_DELETIONS: usize = 4096;
 
 /// What the writer and the readers share: where the fsynced log ends and
-/// where each reader has delivered up to.
+/// which segments the size limit deleted.
 pub struct Outbox {
     dir: PathBuf,
     end: watch::Sender<Position>,
-    readers: Mutex<BTreeMap<String, Position>>,
-    on_drop: Mutex<Option<DropHandler>>,
+    /// Segment → (lines, bytes) of deleted segments.
+    deleted: Mutex<BTreeMap<u64, (u64, u64)>>,
 }
 
 impl Outbox {
@@ -96,14 +97,16 @@ impl Outbox {
         self.end.subscribe()
     }
 
-    /// Records how far a reader has delivered, so the size limit can tell
-    /// what deleting a segment costs it.
-    pub fn set_reader(&self, name: &str, delivered: Position) {
-        self.readers.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), delivered);
-    }
-
-    pub fn on_drop(&self, handler: DropHandler) {
-        *self.on_drop.lock().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    /// The alerts of a deleted segment from `offset` on: exact for a
+    /// whole segment, proportional to the bytes for a part of one; `None`
+    /// if the deletion was before this process started.
+    fn lost_in(&self, segment: u64, offset: u64) -> Option<u64> {
+        let deleted = self.deleted.lock().unwrap_or_else(|p| p.into_inner());
+        let &(lines, bytes) = deleted.get(&segment)?;
+        if offset == 0 || bytes == 0 {
+            return Some(lines);
+        }
+        Some((lines as f64 * bytes.saturating_sub(offset) as f64 / bytes as f64).round() as u64)
     }
 
     fn segment_path(&self, segment: u64) -> PathBuf {
@@ -159,12 +162,7 @@ impl AlertLog {
         let err = |source| AlertLogError { path: path.clone(), source };
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
         let (end, _) = watch::channel(Position::default());
-        let outbox = Arc::new(Outbox {
-            dir: dir.to_owned(),
-            end,
-            readers: Mutex::new(BTreeMap::new()),
-            on_drop: Mutex::new(None),
-        });
+        let outbox = Arc::new(Outbox { dir: dir.to_owned(), end, deleted: Mutex::new(BTreeMap::new()) });
         let len = file.metadata().map_err(err)?.len();
         let start = len.saturating_sub(TAIL_BYTES);
         file.seek(SeekFrom::Start(start)).map_err(err)?;
@@ -250,24 +248,39 @@ impl AlertLog {
     }
 
     /// Writes the queued alerts, waits until they are on disk, then tells
-    /// the readers.
+    /// the readers. Segments are cut at line ends once they reach
+    /// `segment_bytes`, so the size limit deletes old alerts, not a burst
+    /// just written.
     pub fn sync(&mut self) -> Result<(), AlertLogError> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let (active, len) = *self.segments.back().expect("an active segment");
-        let path = self.outbox.segment_path(active);
-        let err = |source| AlertLogError { path: path.clone(), source };
-        self.file.write_all(&self.buffer).map_err(err)?;
-        self.file.sync_data().map_err(err)?;
-        let len = len + self.buffer.len() as u64;
+        let buffer = std::mem::take(&mut self.buffer);
+        let mut written = 0;
+        while written < buffer.len() {
+            let (active, len) = *self.segments.back().expect("an active segment");
+            let rest = &buffer[written..];
+            let cut = cut_at_line(rest, self.limits.segment_bytes.saturating_sub(len) as usize);
+            let path = self.outbox.segment_path(active);
+            let result = self.file.write_all(&rest[..cut]).and_then(|()| self.file.sync_data());
+            if let Err(source) = result {
+                self.buffer = rest.to_vec();
+                return Err(AlertLogError { path, source });
+            }
+            written += cut;
+            let len = len + cut as u64;
+            if let Some(last) = self.segments.back_mut() {
+                last.1 = len;
+            }
+            if len >= self.limits.segment_bytes {
+                if let Err(err) = self.rotate() {
+                    self.buffer = buffer[written..].to_vec();
+                    return Err(err);
+                }
+            }
+        }
+        self.buffer = buffer;
         self.buffer.clear();
-        if let Some(last) = self.segments.back_mut() {
-            last.1 = len;
-        }
-        if len >= self.limits.segment_bytes {
-            self.rotate()?;
-        }
         self.enforce_limit();
         let (segment, offset) = *self.segments.back().expect("an active segment");
         self.outbox.end.send_replace(Position { segment, offset });
@@ -293,16 +306,15 @@ impl AlertLog {
             let Some((segment, len)) = self.segments.pop_front() else { break };
             total -= len;
             let path = self.outbox.segment_path(segment);
-            let readers = self.outbox.readers.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            for (name, delivered) in readers.iter().filter(|(_, at)| at.segment <= segment) {
-                let from = if delivered.segment == segment { delivered.offset } else { 0 };
-                let lost = count_lines(&path, from);
-                if lost > 0 {
-                    if let Some(handler) = &*self.outbox.on_drop.lock().unwrap_or_else(|p| p.into_inner()) {
-                        handler(name, lost);
-                    }
+            let lines = count_lines(&path);
+            {
+                let mut deleted = self.outbox.deleted.lock().unwrap_or_else(|p| p.into_inner());
+                deleted.insert(segment, (lines, len));
+                while deleted.len() > REMEMBERED_DELETIONS {
+                    deleted.pop_first();
                 }
             }
+            tracing::debug!(segment, lines, "Deleting the oldest alert log segment (state.alert_log.max_bytes)");
             if let Err(err) = fs::remove_file(&path) {
                 tracing::warn!(path = %path.display(), %err, "Could not delete an old alert log segment");
             }
@@ -310,11 +322,19 @@ impl AlertLog {
     }
 }
 
-fn count_lines(path: &Path, from: u64) -> u64 {
-    let Ok(mut file) = File::open(path) else { return 0 };
-    if file.seek(SeekFrom::Start(from)).is_err() {
-        return 0;
+/// How much of `bytes` (whole lines) fits in `room`; at least one line.
+fn cut_at_line(bytes: &[u8], room: usize) -> usize {
+    if bytes.len() <= room {
+        return bytes.len();
     }
+    match bytes[..room].iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None => bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1),
+    }
+}
+
+fn count_lines(path: &Path) -> u64 {
+    let Ok(mut file) = File::open(path) else { return 0 };
     let mut count = 0;
     let mut chunk = [0u8; 1 << 16];
     while let Ok(n) = file.read(&mut chunk) {
@@ -340,13 +360,25 @@ pub struct LogReader {
     outbox: Arc<Outbox>,
     at: Position,
     file: Option<(u64, BufReader<File>)>,
-    /// Segments deleted by the size limit before this reader got to them.
-    pub skipped_segments: u64,
+    lost: Lost,
+}
+
+/// Alerts a reader skipped because the size limit deleted their segment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lost {
+    pub alerts: u64,
+    /// Segments deleted before this process started: their count is unknown.
+    pub uncounted_segments: u64,
 }
 
 impl LogReader {
     pub fn new(outbox: Arc<Outbox>, at: Position) -> LogReader {
-        LogReader { outbox, at, file: None, skipped_segments: 0 }
+        LogReader { outbox, at, file: None, lost: Lost::default() }
+    }
+
+    /// What was skipped since the last call.
+    pub fn take_lost(&mut self) -> Lost {
+        std::mem::take(&mut self.lost)
     }
 
     /// The position after the last line read.
@@ -371,14 +403,16 @@ impl LogReader {
                     }
                     Err(err) if err.kind() == io::ErrorKind::NotFound => {
                         let next = segments(&self.outbox.dir)?.into_iter().find(|&s| s > self.at.segment);
-                        match next {
-                            Some(segment) => {
-                                self.skipped_segments += 1;
-                                self.at = Position { segment, offset: 0 };
-                                continue;
+                        let Some(next) = next else { return Ok(false) };
+                        for skipped in self.at.segment..next {
+                            let offset = if skipped == self.at.segment { self.at.offset } else { 0 };
+                            match self.outbox.lost_in(skipped, offset) {
+                                Some(alerts) => self.lost.alerts += alerts,
+                                None => self.lost.uncounted_segments += 1,
                             }
-                            None => return Ok(false),
                         }
+                        self.at = Position { segment: next, offset: 0 };
+                        continue;
                     }
                     Err(err) => return Err(err),
                 },
@@ -491,34 +525,45 @@ mod tests {
     }
 
     #[test]
-    fn the_size_limit_deletes_old_segments_and_reports_what_a_reader_lost() {
+    fn the_size_limit_deletes_old_segments_and_a_reader_counts_what_it_lost() {
         let dir = tempfile::tempdir().unwrap();
         let limits = LogLimits { segment_bytes: 300, max_bytes: 1000 };
         let mut log = AlertLog::open(dir.path(), limits).unwrap();
         let outbox = log.outbox();
-        let lost = Arc::new(Mutex::new(Vec::new()));
-        let sink = lost.clone();
-        outbox.on_drop(Box::new(move |name, n| sink.lock().unwrap().push((name.to_owned(), n))));
-        outbox.set_reader("slow", Position::default());
-        outbox.set_reader("fast", Position { segment: u64::MAX, offset: 0 });
-        for i in 0..40 {
+        let mut early = LogReader::new(outbox.clone(), outbox.end());
+        let mut first = Vec::new();
+        log.append(&alert("y0"));
+        log.sync().unwrap();
+        assert!(early.next_line(&mut first).unwrap(), "the early reader has the first segment open");
+        for i in 1..40 {
             log.append(&alert(&format!("y{i}")));
-            log.sync().unwrap();
+            if i % 2 == 1 || i >= 30 {
+                log.sync().unwrap();
+            }
         }
+        for i in 40..60 {
+            log.append(&alert(&format!("y{i}")));
+        }
+        log.sync().unwrap();
         let on_disk: u64 = segments(dir.path())
             .unwrap()
             .iter()
             .map(|&s| fs::metadata(segment_path(dir.path(), s)).unwrap().len())
             .sum();
         assert!(on_disk <= 1000 + 300, "{on_disk} bytes kept");
-        let lost = lost.lock().unwrap();
-        assert!(lost.iter().all(|(name, _)| name == "slow"), "{lost:?}");
-        let dropped: u64 = lost.iter().map(|(_, n)| n).sum();
 
-        let mut reader = LogReader::new(outbox, Position::default());
-        let ids = read_all(&mut reader);
-        assert!(reader.skipped_segments > 0);
-        assert_eq!(ids.len() as u64 + dropped, 40, "every alert is either readable or reported lost");
-        assert_eq!(ids.last().map(String::as_str), Some("y39"));
+        let mut late = LogReader::new(outbox, Position { segment: 1, offset: 0 });
+        let ids = read_all(&mut late);
+        let lost = late.take_lost();
+        assert_eq!(lost.uncounted_segments, 0);
+        assert!(lost.alerts > 0);
+        assert_eq!(ids.len() as u64 + lost.alerts, 60, "every alert is either readable or counted lost");
+        assert!(ids.len() > 3, "a burst written at once keeps its newest alerts: {ids:?}");
+        assert_eq!(ids.last().map(String::as_str), Some("y59"));
+
+        let rest = read_all(&mut early);
+        let lost = early.take_lost();
+        assert!(rest.starts_with(&["y1".to_owned()]), "an open segment is read to its end after deletion: {rest:?}");
+        assert_eq!(1 + rest.len() as u64 + lost.alerts, 60);
     }
 }

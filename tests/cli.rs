@@ -12,6 +12,12 @@ fn check_accepts_the_shipped_rules() {
 }
 
 #[test]
+fn check_accepts_the_shipped_example_config() {
+    let out = run(&["check", "--config", "examples/vigil.yml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
 fn check_reports_every_error_with_file_line_column_and_rule() {
     let dir = data("rules_broken");
     let out = run(&["check", "--rules", dir.to_str().unwrap()]);

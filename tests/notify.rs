@@ -388,9 +388,11 @@ fn an_outage_and_a_crash_delay_alerts_but_lose_none_and_send_none_twice() {
 
     // A restart reads all eight again (as after an uncommitted Kafka
     // offset): the five logged ones are dropped as replays.
-    let (mut second, _lines, addr, _dir) = start(&config, Stdio::piped());
+    let (mut second, lines, addr, _dir) = start(&config, Stdio::piped());
     let mut stdin = second.stdin.take().unwrap();
     feed(&mut stdin, &events);
+    // Detection goes on while every notifier is down.
+    common::daemon::wait_for(&lines, r#""user":"u7""#, &mut Vec::new());
     wait_metrics(&addr, "eight pending alerts", |m| {
         metric(m, r#"vigil_outbox_pending_alerts{notifier="hook"}"#) == Some(8.0)
             && metric(m, "vigil_alerts_replayed_total") == Some(5.0)
@@ -420,4 +422,44 @@ fn an_outage_and_a_crash_delay_alerts_but_lose_none_and_send_none_twice() {
     assert_eq!(metric(&metrics, r#"vigil_outbox_oldest_age_seconds{notifier="mail"}"#), Some(0.0));
     drop(stdin);
     assert!(terminate(&mut second).success());
+}
+
+#[test]
+fn a_full_outbox_deletes_the_oldest_alerts_and_counts_what_each_notifier_lost() {
+    let setup = Setup::new();
+    let port = free_port();
+    let notifiers = setup.hook("hook", &format!("http://127.0.0.1:{port}/"), ", retry: {initial: 100ms, max: 200ms}");
+    let state = format!("state: {{dir: {}}}", setup.path("state"));
+    let bounded =
+        format!("state: {{dir: {}, alert_log: {{segment_bytes: 4096, max_bytes: 8192}}}}", setup.path("state"));
+    let config = setup.config(&notifiers, "").replace(&state, &bounded);
+    let (mut child, _lines, addr, _dir) = start(&config, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    const ALERTS: u64 = 200;
+    let events: Vec<String> = (0..ALERTS).map(|i| failed_login(&format!("user-{i}"), i)).collect();
+    feed(&mut stdin, &events);
+    let metrics = wait_metrics(&addr, "dropped alerts", |m| {
+        metric(m, r#"vigil_outbox_dropped_alerts_total{notifier="hook"}"#).is_some_and(|d| d > 0.0)
+            && metric(m, r#"vigil_alerts_total{rule="test.login",severity="critical"}"#) == Some(ALERTS as f64)
+    });
+    let dropped = metric(&metrics, r#"vigil_outbox_dropped_alerts_total{notifier="hook"}"#).unwrap() as u64;
+    let on_disk: u64 = std::fs::read_dir(setup.dir.path().join("state/alerts"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= 8192 + 4096 + 2048, "{on_disk} bytes on disk");
+
+    let hook = Receiver::start(port);
+    let lost = || {
+        let (_, metrics) = http_get(&addr, "/metrics");
+        metric(&metrics, r#"vigil_outbox_dropped_alerts_total{notifier="hook"}"#).unwrap_or(0.0) as u64
+    };
+    wait_until("the rest delivered", Duration::from_secs(30), || hook.accepted().len() as u64 + lost() >= ALERTS);
+    std::thread::sleep(Duration::from_millis(500));
+    let (delivered, lost) = (hook.accepted().len() as u64, lost());
+    eprintln!("{delivered} delivered, {lost} lost (first seen: {dropped})");
+    assert!(delivered > 0, "the newest alerts survive");
+    assert_eq!(delivered + lost, ALERTS, "every alert is delivered or counted as lost");
+    drop(stdin);
+    assert!(terminate(&mut child).success());
 }

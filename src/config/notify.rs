@@ -687,3 +687,78 @@ fn validate_routes(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse;
+
+    fn errors(text: &str) -> String {
+        parse(Path::new("c.yml"), text, Path::new("/etc/vigil")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn reads_notifiers_routes_and_their_defaults() {
+        let text = "notifiers:\n  \
+            mail: {type: email, host: smtp.corp.example, username: vigil, password_env: SMTP_PASSWORD, \
+            from: vigil@corp.example, to: [oncall@corp.example], timezone: Europe/Berlin}\n  \
+            digest: {type: digest, via: mail, to: soc@corp.example, every: 24h}\n  \
+            pager: {type: webhook, format: pagerduty, routing_key_file: pd.key}\n  \
+            hook: {type: webhook, url: https://soc.example/hook, secret_env: WH, redact: {user: mask}, \
+            timeout: 5s, retry: {initial: 2s, max: 1m}}\n\
+            routes:\n  \
+            - {match: {severity: critical}, notify: [mail, pager, hook], continue: true}\n  \
+            - {match: {severity: warning, group: {user: [a, b]}}, notify: [digest], limit: {max: 10, per: 1m}}\n";
+        let s = parse(Path::new("c.yml"), text, Path::new("/etc/vigil")).unwrap();
+        let by_name = |name: &str| s.notifiers.iter().find(|n| n.name == name).unwrap();
+        let NotifierKind::Email(mail) = &by_name("mail").kind else { panic!() };
+        assert_eq!((mail.port, mail.tls), (587, SmtpTls::Starttls));
+        assert_eq!(mail.password, Some(Secret::Env("SMTP_PASSWORD".into())));
+        assert_eq!(mail.timezone, Some(chrono_tz::Europe::Berlin));
+        let NotifierKind::Digest { email, every } = &by_name("digest").kind else { panic!() };
+        assert_eq!((email.to.as_slice(), *every), (&["soc@corp.example".to_owned()][..], Duration::from_secs(86_400)));
+        let NotifierKind::Webhook(pager) = &by_name("pager").kind else { panic!() };
+        assert_eq!(pager.url, Secret::Value(PAGERDUTY_EVENTS_URL.into()));
+        assert_eq!(pager.routing_key, Some(Secret::File("/etc/vigil/pd.key".into())));
+        let hook = by_name("hook");
+        assert_eq!(hook.redact, [("user".to_owned(), Redaction::Mask)]);
+        assert_eq!(hook.delivery.timeout, Duration::from_secs(5));
+        assert_eq!(hook.delivery.max_backoff, Duration::from_secs(60));
+        assert_eq!(s.routes.len(), 2);
+        assert!(s.routes[0].cont);
+        assert_eq!(s.routes[1].matcher.group, [("user".to_owned(), vec!["a".to_owned(), "b".to_owned()])]);
+        assert_eq!(s.routes[1].limit, Some(RateLimit { max: 10, per: Duration::from_secs(60) }));
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_its_position() {
+        let text = "notifiers:\n  \
+            hook: {type: webhook, url: http://soc.example/hook, secret: hunter2}\n  \
+            mail: {type: email, host: h, from: vigil, to: [], tls: none, username: u, password_env: P}\n  \
+            chat: {type: webhook, format: teams, url: https://x.example}\n  \
+            d: {type: digest, via: hook}\n  \
+            odd: {type: file, path: out.jsonl, url: https://x.example}\n\
+            routes:\n  \
+            - {match: {severity: urgent}, notify: [hook, nobody], limit: {max: 0, per: 1m}}\n";
+        let err = errors(text);
+        for needle in [
+            "c.yml:2:30: plain HTTP is refused unless the notifier sets `allow_http: true`",
+            "c.yml:2:63: secrets are never read from the config: use `secret_env` or `secret_file`",
+            "`tls: none` would send the SMTP password in clear text",
+            "an `email` notifier needs `to`",
+            "c.yml:3:49: `vigil` is not an email address",
+            "c.yml:4:33: unknown webhook format `teams`",
+            "c.yml:5:26: `hook` is not an email notifier",
+            "c.yml:6:43: `url` does not apply to a `file` notifier",
+            "c.yml:8:24: unknown severity `urgent`",
+            "c.yml:8:48: no notifier is named `nobody`",
+            "c.yml:8:70: `max` must be at least 1",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+        assert!(errors("notifiers:\n  x: {type: email, hots: h}\n").contains("c.yml:2:20: unknown field `hots`"));
+        assert!(errors("notifiers:\n  bad/name: {type: stdout}\n").contains("notifier name `bad/name`"));
+    }
+}

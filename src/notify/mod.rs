@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, warn};
+use tracing::warn;
 
 use crate::alert_log::Outbox;
 use crate::config::{NotifierKind, Settings};
@@ -70,16 +70,6 @@ impl Notifiers {
                 .filter_map(|r| r.description.clone().map(|d| (r.id.clone(), d)))
                 .collect::<HashMap<_, _>>(),
         );
-        let dropped = metrics.notify.outbox_dropped.clone();
-        outbox.on_drop(Box::new(move |notifier, lost| {
-            error!(
-                notifier,
-                lost,
-                "The alert log reached its size limit (state.alert_log.max_bytes): \
-                alerts this notifier had not delivered were deleted"
-            );
-            dropped.with_label_values(&[notifier]).inc_by(lost);
-        }));
         let router = Arc::new(route::Router::new(settings.routes.clone()));
         let (mode, _) = watch::channel(Mode::Run);
         let mut tasks = Vec::new();

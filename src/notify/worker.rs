@@ -26,7 +26,7 @@ use super::route::{Bucket, RouteId, Router};
 use super::sink::Sink;
 use super::Failure;
 use crate::alert::Alert;
-use crate::alert_log::{LogReader, Outbox, Position};
+use crate::alert_log::{LogReader, Lost, Outbox, Position};
 use crate::config::DeliveryPolicy;
 use crate::telemetry::metrics::NotifyMetrics;
 use crate::time::Timestamp;
@@ -124,7 +124,6 @@ impl Worker {
         if let (Some(every), None) = (setup.digest, cursor.next_digest) {
             cursor.next_digest = Some(chrono::Utc::now().timestamp() + every.as_secs().max(1) as i64);
         }
-        setup.outbox.set_reader(&setup.name, cursor.delivered);
         let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
         let mut worker = Worker {
             reader: LogReader::new(setup.outbox.clone(), cursor.delivered),
@@ -240,6 +239,20 @@ impl Worker {
                 }
             }
         }
+        self.report_lost();
+    }
+
+    /// Reports alerts the log's size limit deleted before this notifier
+    /// read them.
+    fn report_lost(&mut self) {
+        let lost = self.reader.take_lost();
+        if lost == Lost::default() {
+            return;
+        }
+        self.metrics.notify.outbox_dropped.with_label_values(&[&self.name]).inc_by(lost.alerts);
+        error!(notifier = %self.name, lost = lost.alerts, uncounted_segments = lost.uncounted_segments,
+            "The alert log reached its size limit (state.alert_log.max_bytes): alerts this notifier had not \
+             delivered were deleted; they are not sent");
     }
 
     fn rewind_reader(&mut self) {
@@ -336,6 +349,7 @@ impl Worker {
                 }
             }
         }
+        self.report_lost();
         (batch.listed, batch.unlisted, end, batch.count)
     }
 
@@ -447,10 +461,7 @@ impl Worker {
             std::fs::rename(&tmp, &self.cursor_path)
         })();
         match result {
-            Ok(()) => {
-                self.saved = self.cursor;
-                self.outbox.set_reader(&self.name, self.cursor.delivered);
-            }
+            Ok(()) => self.saved = self.cursor,
             Err(err) => {
                 warn!(notifier = %self.name, %err, path = %self.cursor_path.display(),
                     "Could not save the delivery position; a restart may send some alerts again");
