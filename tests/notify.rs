@@ -182,13 +182,22 @@ fn webhooks_are_signed_retried_on_failure_and_not_retried_when_refused() {
     let slack = Receiver::start(0);
     slack.script(&[Reply::Status(400)]);
     let pagerduty = Receiver::start(0);
+    let certs = certs(setup.dir.path());
+    let secure = Receiver::start_tls(0, &certs);
     let notifiers = [
         setup.hook("hook", &hook.url("/vigil"), ", timeout: 1s, retry: {initial: 100ms, max: 200ms}"),
         format!("  slack: {{type: webhook, format: slack, url: \"{}\", allow_http: true}}\n", slack.url("/services/x")),
         format!(
-            "  pager: {{type: webhook, format: pagerduty, url: \"{}\", allow_http: true, routing_key_file: {}}}\n",
+            "  pager: {{type: webhook, format: pagerduty, url: \"{}\", allow_http: true, routing_key_file: {}, \
+             resolve_after: 1s}}\n",
             pagerduty.url("/v2/enqueue"),
             setup.path("routing-key")
+        ),
+        format!(
+            "  secure: {{type: webhook, url: \"{}\", ca: {}, secret_file: {}}}\n",
+            secure.url("/tls"),
+            setup.path("ca.pem"),
+            setup.path("webhook-secret")
         ),
     ]
     .concat();
@@ -210,12 +219,23 @@ fn webhooks_are_signed_retried_on_failure_and_not_retried_when_refused() {
     assert_eq!(body["id"], printed["id"]);
     assert_eq!(body["group"]["user"], "alice");
 
-    let sent = pagerduty.wait_accepted(1, Duration::from_secs(30))[0].json();
+    let over_tls = secure.wait_accepted(1, Duration::from_secs(30));
+    assert!(secure.url("/").starts_with("https://"));
+    assert!(signature_is_valid(SECRET, &over_tls[0]), "signed over HTTPS too");
+
+    let paged = pagerduty.wait_accepted(1, Duration::from_secs(30));
+    assert!(paged[0].at < accepted[0].at, "a failing receiver holds up no other notifier");
+    let sent = paged[0].json();
     assert_eq!(sent["routing_key"], "R0UT1NGKEY");
     assert_eq!(sent["event_action"], "trigger");
     assert_eq!(sent["dedup_key"], printed["fingerprint"]);
     assert_eq!(sent["payload"]["severity"], "critical");
     assert_eq!(sent["links"][0]["href"], "https://runbooks.example/test.login");
+    // Quiet for `resolve_after`: the incident is resolved.
+    let resolved = pagerduty.wait_accepted(2, Duration::from_secs(30))[1].json();
+    assert_eq!(resolved["event_action"], "resolve");
+    assert_eq!(resolved["dedup_key"], printed["fingerprint"]);
+    assert_eq!(resolved["routing_key"], "R0UT1NGKEY");
 
     let metrics = wait_metrics(&addr, "slack failed", |m| {
         metric(m, r#"vigil_notifications_total{notifier="slack",result="failed"}"#) == Some(1.0)

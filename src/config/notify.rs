@@ -11,7 +11,7 @@
 //!     to: [oncall@corp.example]
 //!     timezone: Europe/Berlin          # times shown in UTC and here
 //!   soc-digest: {type: digest, via: oncall-email, to: [soc@corp.example], every: 1h}
-//!   pager: {type: webhook, format: pagerduty, routing_key_env: PD_ROUTING_KEY}
+//!   pager: {type: webhook, format: pagerduty, routing_key_env: PD_ROUTING_KEY, resolve_after: 2h}
 //!   soc-hook: {type: webhook, url: https://soc.example/hook, secret_env: VIGIL_WEBHOOK_SECRET}
 //!   slack: {type: webhook, format: slack, url_env: SLACK_WEBHOOK_URL, redact: {src_ip: hash}}
 //!   am: {type: webhook, format: alertmanager, url: http://alertmanager:9093, allow_http: true}
@@ -76,6 +76,7 @@ pub struct NotifierSpec {
     pub routing_key_file: Option<Spanned<String>>,
     pub routing_key: Option<Spanned<String>>,
     pub allow_http: Option<Spanned<bool>>,
+    pub resolve_after: Option<Spanned<String>>,
     // digest
     pub via: Option<Spanned<String>>,
     pub every: Option<Spanned<String>>,
@@ -206,6 +207,9 @@ pub struct Webhook {
     pub routing_key: Option<Secret>,
     pub allow_http: bool,
     pub ca: Option<PathBuf>,
+    /// PagerDuty: resolve the incident of a rule and group once it has
+    /// raised no alert for this long. Alertmanager: the alerts' `endsAt`.
+    pub resolve_after: Option<Duration>,
 }
 
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
@@ -354,7 +358,7 @@ pub(super) fn validate(
 
 /// Reports each field set that the notifier's type does not read.
 fn refuse_others(spec: &NotifierSpec, allowed: &[&str], kind: &str, at: Loc, sink: &mut Sink) {
-    let fields: [(&str, Option<Loc>); 29] = [
+    let fields: [(&str, Option<Loc>); 30] = [
         ("topic", spec.topic.as_ref().map(Loc::of)),
         ("brokers", spec.brokers.as_ref().map(Loc::of)),
         ("properties", spec.properties.as_ref().map(|_| at)),
@@ -382,6 +386,7 @@ fn refuse_others(spec: &NotifierSpec, allowed: &[&str], kind: &str, at: Loc, sin
         ("routing_key_file", spec.routing_key_file.as_ref().map(Loc::of)),
         ("routing_key", spec.routing_key.as_ref().map(Loc::of)),
         ("allow_http", spec.allow_http.as_ref().map(Loc::of)),
+        ("resolve_after", spec.resolve_after.as_ref().map(Loc::of)),
         ("via", spec.via.as_ref().map(Loc::of)),
         ("every", spec.every.as_ref().map(Loc::of)),
     ];
@@ -498,6 +503,7 @@ fn notifier_kind(
                     "routing_key",
                     "allow_http",
                     "ca",
+                    "resolve_after",
                 ],
                 kind,
                 at,
@@ -640,7 +646,14 @@ fn webhook(spec: &Spanned<NotifierSpec>, base: &Path, sink: &mut Sink) -> Option
         }
         _ => {}
     }
-    Some(Webhook { format, url, secret, routing_key, allow_http, ca: n.ca.as_ref().map(|c| base.join(&c.value)) })
+    let resolve_after = n.resolve_after.as_ref().and_then(|r| {
+        if !matches!(format, WebhookFormat::PagerDuty | WebhookFormat::Alertmanager) {
+            sink.error(r, "`resolve_after` applies to `pagerduty` and `alertmanager` webhooks");
+        }
+        duration(r, sink)
+    });
+    let ca = n.ca.as_ref().map(|c| base.join(&c.value));
+    Some(Webhook { format, url, secret, routing_key, allow_http, ca, resolve_after })
 }
 
 fn validate_routes(

@@ -26,6 +26,8 @@ pub enum Kind {
     Digest {
         every: Duration,
     },
+    /// The end of the incident of one fingerprint (PagerDuty).
+    Resolve,
 }
 
 /// Alerts of one rule that a message counts without listing them.
@@ -56,6 +58,17 @@ impl Message {
             id: alert.id.clone(),
             kind: Kind::Single,
             alerts: vec![alert],
+            unlisted: Vec::new(),
+            route: String::new(),
+        }
+    }
+
+    /// Resolves the incident of a rule and group, named by its fingerprint.
+    pub fn resolve(fingerprint: &str) -> Message {
+        Message {
+            id: fingerprint.to_owned(),
+            kind: Kind::Resolve,
+            alerts: Vec::new(),
             unlisted: Vec::new(),
             route: String::new(),
         }
@@ -96,6 +109,7 @@ impl Message {
                     format!("[{label}] {}: {}", alert.title, values.join(", "))
                 }
             }
+            (Kind::Resolve, _) => format!("[RESOLVED] {}", self.id),
             (Kind::Digest { every }, _) => {
                 format!(
                     "[{label}] vigil digest: {} alerts in the last {}",

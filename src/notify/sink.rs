@@ -41,6 +41,15 @@ impl Sink {
         })
     }
 
+    /// How long after its last alert an incident is resolved, for sinks
+    /// that keep incidents open (PagerDuty).
+    pub fn resolves_after(&self) -> Option<Duration> {
+        match self {
+            Sink::Webhook(poster) => poster.resolves_after(),
+            _ => None,
+        }
+    }
+
     /// Whether several alerts may share one message (rate limits, digests).
     pub fn batches(&self) -> bool {
         matches!(self, Sink::Email(_) | Sink::Webhook(_))

@@ -40,6 +40,7 @@ pub struct Poster {
     format: WebhookFormat,
     key: Option<Vec<u8>>,
     routing_key: Option<String>,
+    resolve_after: Option<std::time::Duration>,
     descriptions: Descriptions,
 }
 
@@ -81,6 +82,7 @@ impl Poster {
             format: webhook.format,
             key,
             routing_key,
+            resolve_after: webhook.resolve_after,
             descriptions,
         })
     }
@@ -101,11 +103,12 @@ impl Poster {
             return Ok(());
         }
         let text = response.text().await.unwrap_or_default();
-        let detail = format!("HTTP {status}: {}", text.chars().take(300).collect::<String>());
-        match status.as_u16() {
-            408 | 429 | 500..=599 => Err(Failure::Retry(detail)),
-            _ => Err(Failure::Permanent(detail)),
-        }
+        Err(failure(status.as_u16(), format!("HTTP {status}: {}", text.chars().take(300).collect::<String>())))
+    }
+
+    /// How long after its last alert a PagerDuty incident is resolved.
+    pub fn resolves_after(&self) -> Option<std::time::Duration> {
+        self.resolve_after.filter(|_| self.format == WebhookFormat::PagerDuty)
     }
 
     pub fn body(&self, message: &Message) -> Value {
@@ -113,8 +116,17 @@ impl Poster {
             WebhookFormat::Generic => generic(message),
             WebhookFormat::Slack => slack(message),
             WebhookFormat::PagerDuty => pagerduty(message, self.routing_key.as_deref().unwrap_or_default()),
-            WebhookFormat::Alertmanager => alertmanager(message, &self.descriptions),
+            WebhookFormat::Alertmanager => alertmanager(message, &self.descriptions, self.resolve_after),
         }
+    }
+}
+
+/// A non-2xx answer: a timeout (408), a rate limit (429) and server errors
+/// may pass; any other refusal will not.
+fn failure(status: u16, detail: String) -> Failure {
+    match status {
+        408 | 429 | 500..=599 => Failure::Retry(detail),
+        _ => Failure::Permanent(detail),
     }
 }
 
@@ -151,7 +163,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 fn generic(message: &Message) -> Value {
     match message.kind {
         Kind::Single => serde_json::to_value(&message.alerts[0]).unwrap_or(Value::Null),
-        Kind::Held | Kind::Digest { .. } => json!({
+        Kind::Held | Kind::Digest { .. } | Kind::Resolve => json!({
             "kind": if message.kind == Kind::Held { "held" } else { "digest" },
             "total": message.total(),
             "alerts": message.alerts,
@@ -201,6 +213,12 @@ fn slack(message: &Message) -> Value {
 
 fn pagerduty(message: &Message, routing_key: &str) -> Value {
     match (message.kind, message.alerts.first()) {
+        (Kind::Resolve, _) => json!({
+            "routing_key": routing_key,
+            "event_action": "resolve",
+            "dedup_key": message.id,
+            "client": "vigil",
+        }),
         (Kind::Single, Some(alert)) => {
             let mut details = serde_json::Map::new();
             for (name, value) in &alert.group {
@@ -259,7 +277,7 @@ fn label_name(name: &str) -> String {
     out
 }
 
-fn am_alert(alert: &Alert, descriptions: &Descriptions) -> Value {
+fn am_alert(alert: &Alert, descriptions: &Descriptions, ends_at: Option<&str>) -> Value {
     let mut labels = serde_json::Map::new();
     for (name, value) in &alert.group {
         labels.insert(label_name(name), json!(value));
@@ -276,11 +294,22 @@ fn am_alert(alert: &Alert, descriptions: &Descriptions) -> Value {
     if let Some(runbook) = &alert.runbook {
         annotations.insert("runbook_url".into(), json!(runbook));
     }
-    json!({"labels": labels, "annotations": annotations, "startsAt": alert.first_ts, "generatorURL": ""})
+    let mut value =
+        json!({"labels": labels, "annotations": annotations, "startsAt": alert.first_ts, "generatorURL": ""});
+    if let Some(ends_at) = ends_at {
+        value["endsAt"] = json!(ends_at);
+    }
+    value
 }
 
-fn alertmanager(message: &Message, descriptions: &Descriptions) -> Value {
-    let mut alerts: Vec<Value> = message.alerts.iter().map(|a| am_alert(a, descriptions)).collect();
+/// Without `resolve_after`, Alertmanager resolves the alerts after its own
+/// `resolve_timeout`.
+fn alertmanager(message: &Message, descriptions: &Descriptions, resolve_after: Option<std::time::Duration>) -> Value {
+    let ends_at = resolve_after.and_then(|after| {
+        let at = chrono::Utc::now() + chrono::Duration::from_std(after).ok()?;
+        Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    });
+    let mut alerts: Vec<Value> = message.alerts.iter().map(|a| am_alert(a, descriptions, ends_at.as_deref())).collect();
     if message.unlisted_total() > 0 {
         let text: Vec<String> = message.unlisted.iter().map(|c| format!("{} × {}", c.count, c.title)).collect();
         alerts.push(json!({
@@ -317,6 +346,16 @@ mod tests {
     }
 
     #[test]
+    fn only_timeouts_rate_limits_and_server_errors_are_retried() {
+        for status in [408, 429, 500, 502, 503, 599] {
+            assert!(matches!(failure(status, String::new()), Failure::Retry(_)), "{status}");
+        }
+        for status in [300, 301, 400, 401, 403, 404, 410, 413, 422] {
+            assert!(matches!(failure(status, String::new()), Failure::Permanent(_)), "{status}");
+        }
+    }
+
+    #[test]
     fn formats_carry_what_each_receiver_needs() {
         let message = Message::single(alert("a1", Severity::Critical, "alice"));
         let pd = pagerduty(&message, "key");
@@ -324,7 +363,7 @@ mod tests {
         assert_eq!(pd["payload"]["severity"], "critical");
         assert_eq!(pd["payload"]["source"], "user=alice");
         assert_eq!(pd["links"][0]["href"], "https://runbooks.example/auth");
-        let am = alertmanager(&message, &Descriptions::default());
+        let am = alertmanager(&message, &Descriptions::default(), None);
         assert_eq!(am[0]["labels"]["alertname"], "Multiple failed logins");
         assert_eq!(am[0]["labels"]["rule"], "auth.failed_login_burst");
         assert_eq!(am[0]["labels"]["user"], "alice");
@@ -332,6 +371,10 @@ mod tests {
         assert_eq!(slack["text"], "[CRITICAL] Multiple failed logins: alice");
         assert_eq!(slack["blocks"][0]["type"], "header");
         assert_eq!(generic(&message)["id"], "a1");
+        let resolve = pagerduty(&Message::resolve("f00"), "key");
+        assert_eq!((resolve["event_action"].as_str(), resolve["dedup_key"].as_str()), (Some("resolve"), Some("f00")));
+        let ends = alertmanager(&message, &Descriptions::default(), Some(std::time::Duration::from_secs(3600)));
+        assert!(ends[0]["endsAt"].is_string());
         assert_eq!(label_name("device.id"), "device_id");
         assert_eq!(label_name("1x"), "_1x");
     }

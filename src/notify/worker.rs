@@ -54,15 +54,22 @@ struct Pending {
     route: RouteId,
 }
 
-/// Persisted delivery position of one notifier.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+/// Persisted delivery state of one notifier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Cursor {
     delivered: Position,
     /// Unix seconds at which the next digest is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     next_digest: Option<i64>,
+    /// Open incidents (fingerprint) and the unix second they resolve at.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    resolves: BTreeMap<String, i64>,
 }
+
+/// Open incidents a notifier remembers; past this the one due first is
+/// resolved early.
+const MAX_OPEN_INCIDENTS: usize = 10_000;
 
 pub struct Worker {
     name: String,
@@ -120,7 +127,8 @@ impl Worker {
             Err(err) => return Err(err),
         };
         let fresh = saved.is_none();
-        let mut cursor = saved.unwrap_or(Cursor { delivered: setup.outbox.end(), next_digest: None });
+        let mut cursor =
+            saved.unwrap_or(Cursor { delivered: setup.outbox.end(), next_digest: None, resolves: BTreeMap::new() });
         if let (Some(every), None) = (setup.digest, cursor.next_digest) {
             cursor.next_digest = Some(chrono::Utc::now().timestamp() + every.as_secs().max(1) as i64);
         }
@@ -149,7 +157,7 @@ impl Worker {
         if fresh {
             worker.save();
         } else {
-            worker.saved = worker.cursor;
+            worker.saved = worker.cursor.clone();
         }
         Ok(worker)
     }
@@ -170,6 +178,17 @@ impl Worker {
             let current = *mode.borrow_and_update();
             if current == Mode::Stop {
                 break;
+            }
+            if let Some(fingerprint) = self.due_resolve() {
+                let message = Message::resolve(&fingerprint);
+                match self.deliver(&message, &mut mode).await {
+                    Outcome::Sent | Outcome::Refused => {
+                        self.cursor.resolves.remove(&fingerprint);
+                        self.save();
+                    }
+                    Outcome::Stopped => break,
+                }
+                continue;
             }
             if self.pending.is_empty() {
                 self.save();
@@ -196,6 +215,9 @@ impl Worker {
                     self.cursor.delivered = delivered;
                     if let (Some(every), Kind::Digest { .. }) = (self.digest, message.kind) {
                         self.schedule_digest(every);
+                    }
+                    if let (Some(after), Kind::Single) = (self.sink.resolves_after(), message.kind) {
+                        self.open_incident(&message, after);
                     }
                     self.save();
                 }
@@ -353,6 +375,24 @@ impl Worker {
         (batch.listed, batch.unlisted, end, batch.count)
     }
 
+    /// An incident that has seen no alert for `resolve_after` and is due.
+    fn due_resolve(&self) -> Option<String> {
+        let now = chrono::Utc::now().timestamp();
+        self.cursor.resolves.iter().find(|(_, due)| **due <= now).map(|(f, _)| f.clone())
+    }
+
+    /// Notes (or pushes back) the resolution of the alert's incident.
+    fn open_incident(&mut self, message: &Message, after: Duration) {
+        let Some(alert) = message.alerts.first() else { return };
+        let due = chrono::Utc::now().timestamp() + after.as_secs().max(1) as i64;
+        self.cursor.resolves.insert(alert.fingerprint.clone(), due);
+        if self.cursor.resolves.len() > MAX_OPEN_INCIDENTS {
+            if let Some(first) = self.cursor.resolves.iter().min_by_key(|(_, due)| **due).map(|(f, _)| f.clone()) {
+                self.cursor.resolves.insert(first, 0);
+            }
+        }
+    }
+
     fn schedule_digest(&mut self, every: Duration) {
         let now = chrono::Utc::now().timestamp();
         let every = every.as_secs().max(1) as i64;
@@ -414,11 +454,8 @@ impl Worker {
         }
     }
 
-    /// Between half the backoff and all of it, so that notifiers failing
-    /// together do not retry in step.
     fn jitter(&mut self, backoff: Duration) -> Duration {
-        let half = backoff / 2;
-        half + Duration::from_secs_f64(self.rng.random::<f64>() * half.as_secs_f64())
+        jittered(backoff, self.rng.random::<f64>())
     }
 
     fn delivered(&self, message: &Message) {
@@ -461,13 +498,20 @@ impl Worker {
             std::fs::rename(&tmp, &self.cursor_path)
         })();
         match result {
-            Ok(()) => self.saved = self.cursor,
+            Ok(()) => self.saved = self.cursor.clone(),
             Err(err) => {
                 warn!(notifier = %self.name, %err, path = %self.cursor_path.display(),
                     "Could not save the delivery position; a restart may send some alerts again");
             }
         }
     }
+}
+
+/// Between half the backoff and all of it (`unit` in [0, 1)), so that
+/// notifiers failing together do not retry in step.
+fn jittered(backoff: Duration, unit: f64) -> Duration {
+    let half = backoff / 2;
+    half + Duration::from_secs_f64(unit.clamp(0.0, 1.0) * half.as_secs_f64())
 }
 
 /// The alerts of one batched message: the first [`LISTED`] in full, the
@@ -502,4 +546,35 @@ enum Outcome {
     Sent,
     Refused,
     Stopped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_saved_state_round_trips_and_stays_small_when_empty() {
+        let empty = Cursor::default();
+        assert_eq!(serde_json::to_string(&empty).unwrap(), r#"{"delivered":{"segment":0,"offset":0}}"#);
+        let cursor = Cursor {
+            delivered: Position { segment: 3, offset: 1200 },
+            next_digest: Some(1_800_000_000),
+            resolves: BTreeMap::from([("f00".to_owned(), 1_800_000_100)]),
+        };
+        let text = serde_json::to_string(&cursor).unwrap();
+        assert_eq!(serde_json::from_str::<Cursor>(&text).unwrap(), cursor);
+        assert!(serde_json::from_str::<Cursor>(r#"{"delivered":{"segment":1,"offset":0},"x":1}"#).is_err());
+    }
+
+    #[test]
+    fn backoff_is_jittered_within_its_upper_half() {
+        let backoff = Duration::from_secs(8);
+        assert_eq!(jittered(backoff, 0.0), Duration::from_secs(4));
+        assert_eq!(jittered(backoff, 0.5), Duration::from_secs(6));
+        assert!(jittered(backoff, 0.999) < backoff);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let waits: Vec<Duration> = (0..100).map(|_| jittered(backoff, rng.random::<f64>())).collect();
+        assert!(waits.iter().all(|w| *w >= backoff / 2 && *w <= backoff));
+        assert!(waits.iter().collect::<std::collections::HashSet<_>>().len() > 90, "spread, not in step");
+    }
 }

@@ -34,6 +34,7 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub reply: Reply,
+    pub at: Instant,
 }
 
 impl Request {
@@ -60,34 +61,64 @@ struct State {
 /// from a script, then 200.
 pub struct Receiver {
     pub port: u16,
+    tls: bool,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Receiver {
     pub fn start(port: u16) -> Receiver {
+        Receiver::listen(port, None)
+    }
+
+    /// The same over HTTPS, with a certificate for 127.0.0.1 from `certs`.
+    pub fn start_tls(port: u16, certs: &Certs) -> Receiver {
+        let key = rustls::pki_types::PrivateKeyDer::try_from(certs.key_der.clone()).unwrap();
+        let cert = rustls::pki_types::CertificateDer::from(certs.cert_der.clone());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        Receiver::listen(port, Some(Arc::new(config)))
+    }
+
+    fn listen(port: u16, tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
         let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (thread_state, thread_stop) = (state.clone(), stop.clone());
+        let (thread_state, thread_stop, tls_config) = (state.clone(), stop.clone(), tls.clone());
         std::thread::spawn(move || {
             while !thread_stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let state = thread_state.clone();
-                        std::thread::spawn(move || serve(stream, &state));
+                        stream.set_nonblocking(false).unwrap();
+                        match tls_config.clone() {
+                            Some(config) => {
+                                let connection = rustls::ServerConnection::new(config).unwrap();
+                                let stream = rustls::StreamOwned::new(connection, stream);
+                                std::thread::spawn(move || serve(stream, &state));
+                            }
+                            None => {
+                                std::thread::spawn(move || serve(stream, &state));
+                            }
+                        }
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Receiver { port, state, stop }
+        let tls = tls.is_some();
+        Receiver { port, tls, state, stop }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     /// The next replies, before the default 200.
@@ -130,10 +161,8 @@ impl Drop for Receiver {
     }
 }
 
-fn serve(stream: TcpStream, state: &Mutex<State>) {
-    stream.set_nonblocking(false).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut stream = stream;
+fn serve(stream: impl Read + Write, state: &Mutex<State>) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
@@ -166,13 +195,14 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         let reply = {
             let mut state = state.lock().unwrap();
             let reply = state.script.pop_front().unwrap_or(Reply::Status(200));
-            state.requests.push(Request { path, headers, body, reply });
+            state.requests.push(Request { path, headers, body, reply, at: Instant::now() });
             reply
         };
         match reply {
             Reply::Status(status) => {
                 let response = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok");
-                if stream.write_all(response.as_bytes()).is_err() {
+                let stream = reader.get_mut();
+                if stream.write_all(response.as_bytes()).and_then(|()| stream.flush()).is_err() {
                     return;
                 }
             }
@@ -208,6 +238,8 @@ pub struct Certs {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
 }
 
 pub fn certs(dir: &Path) -> Certs {
@@ -221,7 +253,13 @@ pub fn certs(dir: &Path) -> Certs {
     leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
     let leaf_key = KeyPair::generate().unwrap();
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    let certs = Certs { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") };
+    let certs = Certs {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        cert_der: leaf.der().to_vec(),
+        key_der: leaf_key.serialize_der(),
+    };
     std::fs::write(&certs.ca, ca.pem()).unwrap();
     std::fs::write(&certs.cert, leaf.pem()).unwrap();
     std::fs::write(&certs.key, leaf_key.serialize_pem()).unwrap();
