@@ -157,11 +157,11 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
     let notifiers = Notifiers::start(&settings, &rules, log.outbox(), &metrics)?;
     let daemon = Daemon { metrics, ready, stopping, stop_tx };
     let result = match &settings.source {
-        Source::Kafka(source) => run_kafka(&settings, (**source).clone(), rules, log, daemon).await,
+        Source::Kafka(source) => run_kafka(&settings, (**source).clone(), rules, log, daemon).await.map(|()| false),
         _ => run_local(settings, rules, log, daemon).await,
     };
-    notifiers.finish(DELIVERY_GRACE).await;
-    result
+    notifiers.finish(DELIVERY_GRACE, result.as_ref().is_ok_and(|ended| *ended)).await;
+    result.map(|_| ())
 }
 
 /// How long the notifiers may go on delivering at shutdown; what is left
@@ -221,8 +221,9 @@ async fn run_kafka(
     result
 }
 
-/// The daemon on the demo stream, a file or stdin.
-async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Daemon) -> Result<()> {
+/// The daemon on the demo stream, a file or stdin; true if the input
+/// ended (rather than a signal stopping it).
+async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Daemon) -> Result<bool> {
     let Daemon { metrics, ready, stopping, stop_tx } = daemon;
     let (feed_tx, feed_rx) = mpsc::channel::<Feed>(64);
     let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
@@ -253,9 +254,11 @@ async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Da
     info!(source = ?settings.source, "vigil is running");
 
     let is_demo = matches!(settings.source, Source::Demo { .. });
+    let mut ended = false;
     tokio::select! {
         () = shutdown_signal() => info!("Shutting down"),
         finished = source_done => {
+            ended = !is_demo;
             match finished {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => warn!(%err, "The source failed"),
@@ -276,7 +279,7 @@ async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Da
     // with the process.
     let _ = feed_tx.send(Feed::Stop).await;
     output.await.context("the output task failed")??;
-    Ok(())
+    Ok(ended)
 }
 
 async fn shutdown_signal() {

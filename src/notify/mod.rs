@@ -99,9 +99,10 @@ impl Notifiers {
 
     /// Lets every notifier deliver what the log holds for up to `grace`,
     /// then stops them after the message in flight. What is left is
-    /// delivered at the next start.
-    pub async fn finish(self, grace: Duration) {
-        let _ = self.mode.send(Mode::Drain);
+    /// delivered at the next start. Digests go out early only when the
+    /// input `ended` (not on a signal, where they wait for their time).
+    pub async fn finish(self, grace: Duration, ended: bool) {
+        let _ = self.mode.send(if ended { Mode::Drain } else { Mode::Finish });
         let deadline = tokio::time::Instant::now() + grace;
         for (name, mut task) in self.tasks {
             if tokio::time::timeout_at(deadline, &mut task).await.is_err() {

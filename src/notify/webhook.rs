@@ -102,7 +102,17 @@ impl Poster {
         if status.is_success() {
             return Ok(());
         }
-        let text = response.text().await.unwrap_or_default();
+        // Only the start of the body: a receiver must not make vigil buffer
+        // whatever it sends.
+        let mut response = response;
+        let mut body = Vec::new();
+        while body.len() < 1024 {
+            match response.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&body[..body.len().min(1024)]);
         Err(failure(status.as_u16(), format!("HTTP {status}: {}", text.chars().take(300).collect::<String>())))
     }
 

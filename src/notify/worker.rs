@@ -35,8 +35,12 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Run,
-    /// Deliver what is in the log (a digest goes out early), then end.
+    /// The input ended: deliver what is in the log (a digest goes out
+    /// early), then end.
     Drain,
+    /// Shutting down: deliver what is in the log, but a digest keeps its
+    /// alerts for its due time after the restart.
+    Finish,
     /// End after the message in flight.
     Stop,
 }
@@ -176,7 +180,7 @@ impl Worker {
             }
             self.report();
             let current = *mode.borrow_and_update();
-            if current == Mode::Stop {
+            if current == Mode::Stop || (current == Mode::Finish && self.digest.is_some() && !self.digest_due()) {
                 break;
             }
             if let Some(fingerprint) = self.due_resolve() {
@@ -192,7 +196,7 @@ impl Worker {
             }
             if self.pending.is_empty() {
                 self.save();
-                if current == Mode::Drain {
+                if current != Mode::Run {
                     break;
                 }
                 tokio::select! {
@@ -289,10 +293,9 @@ impl Worker {
     /// changed).
     async fn next_message(&mut self, mode: &mut watch::Receiver<Mode>) -> Option<(Message, Position, u64)> {
         if let Some(every) = self.digest {
-            let due = self.cursor.next_digest.unwrap_or_default();
-            let now = chrono::Utc::now().timestamp();
-            if now < due && *mode.borrow() == Mode::Run {
-                let wait = Duration::from_secs((due - now) as u64);
+            if !self.digest_due() && *mode.borrow() == Mode::Run {
+                let due = self.cursor.next_digest.unwrap_or_default();
+                let wait = Duration::from_secs((due - chrono::Utc::now().timestamp()).max(0) as u64);
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     _ = mode.changed() => {}
@@ -373,6 +376,10 @@ impl Worker {
         }
         self.report_lost();
         (batch.listed, batch.unlisted, end, batch.count)
+    }
+
+    fn digest_due(&self) -> bool {
+        self.cursor.next_digest.is_none_or(|due| chrono::Utc::now().timestamp() >= due)
     }
 
     /// An incident that has seen no alert for `resolve_after` and is due.
