@@ -19,6 +19,9 @@ pub struct Redactor {
     fields: Vec<(String, Redaction)>,
 }
 
+/// What replaces an evidence event that cannot be redacted.
+const WITHHELD: &str = r#""event withheld: it could not be parsed for redaction""#;
+
 /// Values shorter than this are not searched for in the summary: they
 /// would match inside unrelated words.
 const MIN_REPLACED_LEN: usize = 3;
@@ -44,7 +47,12 @@ impl Redactor {
             }
         }
         for raw in &mut alert.evidence {
-            let Ok(mut event) = serde_json::from_str::<serde_json::Value>(raw.get()) else { continue };
+            let Ok(mut event) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
+                // An event no `Value` can hold (a number out of range) cannot
+                // be redacted field by field: it is withheld whole.
+                *raw = RawValue::from_string(WITHHELD.into()).expect("a JSON string");
+                continue;
+            };
             let mut changed = false;
             for (field, how) in &self.fields {
                 let Some(slot) = event.pointer_mut(&format!("/{}", field.replace('.', "/"))) else { continue };
@@ -116,5 +124,10 @@ mod tests {
         let hashed = redact("203.0.113.9", Redaction::Hash);
         assert_eq!(hashed.len(), 16);
         assert!(text.contains(&hashed), "the same value hashes the same everywhere");
+
+        let mut odd = alert("b", Severity::Warning, "bob");
+        odd.evidence = vec![RawValue::from_string(r#"{"user":"bob","n":1e999}"#.into()).unwrap()];
+        redactor.apply(&mut odd);
+        assert_eq!(odd.evidence[0].get(), WITHHELD, "an event that cannot be redacted is not sent");
     }
 }

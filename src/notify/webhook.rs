@@ -88,7 +88,7 @@ impl Poster {
     }
 
     pub async fn send(&self, message: &Message) -> Result<(), Failure> {
-        let body = serde_json::to_vec(&self.body(message)).expect("JSON values serialize");
+        let body = self.body(message);
         let mut request = self.client.post(&self.url).header("content-type", "application/json");
         if let Some(key) = &self.key {
             let timestamp = chrono::Utc::now().timestamp();
@@ -121,13 +121,16 @@ impl Poster {
         self.resolve_after.filter(|_| self.format == WebhookFormat::PagerDuty)
     }
 
-    pub fn body(&self, message: &Message) -> Value {
-        match self.format {
-            WebhookFormat::Generic => generic(message),
+    /// The request body. Serializing plain data (alerts hold their evidence
+    /// as raw JSON text) cannot fail.
+    pub fn body(&self, message: &Message) -> Vec<u8> {
+        let value = match self.format {
+            WebhookFormat::Generic => return generic(message),
             WebhookFormat::Slack => slack(message),
             WebhookFormat::PagerDuty => pagerduty(message, self.routing_key.as_deref().unwrap_or_default()),
             WebhookFormat::Alertmanager => alertmanager(message, &self.descriptions, self.resolve_after),
-        }
+        };
+        serde_json::to_vec(&value).expect("JSON values serialize")
     }
 }
 
@@ -170,16 +173,41 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-fn generic(message: &Message) -> Value {
-    match message.kind {
-        Kind::Single => serde_json::to_value(&message.alerts[0]).unwrap_or(Value::Null),
-        Kind::Held | Kind::Digest { .. } | Kind::Resolve => json!({
-            "kind": if message.kind == Kind::Held { "held" } else { "digest" },
-            "total": message.total(),
-            "alerts": message.alerts,
-            "unlisted": message.unlisted,
-        }),
+/// Serialized from the alerts themselves, not through `serde_json::Value`:
+/// evidence is raw event text, which may hold numbers no `Value` can
+/// represent (`1e999`), and must reach the receiver unchanged.
+fn generic(message: &Message) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Batch<'a> {
+        kind: &'static str,
+        total: u64,
+        alerts: &'a [Alert],
+        unlisted: &'a [super::message::RuleCount],
     }
+    let bytes = match (message.kind, message.alerts.first()) {
+        (Kind::Single, Some(alert)) => serde_json::to_vec(alert),
+        (kind, _) => serde_json::to_vec(&Batch {
+            kind: match kind {
+                Kind::Held => "held",
+                Kind::Resolve => "resolve",
+                _ => "digest",
+            },
+            total: message.total(),
+            alerts: &message.alerts,
+            unlisted: &message.unlisted,
+        }),
+    };
+    bytes.expect("alerts serialize")
+}
+
+/// Evidence events as JSON values for a format built as a `Value`; an
+/// event no `Value` can hold (a number out of range) is given as its text.
+fn evidence_values(alert: &Alert) -> Vec<Value> {
+    alert
+        .evidence
+        .iter()
+        .map(|raw| serde_json::from_str(raw.get()).unwrap_or_else(|_| Value::String(raw.get().to_owned())))
+        .collect()
 }
 
 /// Slack's limits: a header of 150 characters, sections of 3,000, 50 blocks.
@@ -242,7 +270,7 @@ fn pagerduty(message: &Message, routing_key: &str) -> Value {
                 details.insert("score".into(), json!(score));
             }
             details.insert("alert_id".into(), json!(alert.id));
-            details.insert("evidence".into(), json!(alert.evidence));
+            details.insert("evidence".into(), Value::Array(evidence_values(alert)));
             let mut event = json!({
                 "routing_key": routing_key,
                 "event_action": "trigger",
@@ -356,6 +384,18 @@ mod tests {
     }
 
     #[test]
+    fn evidence_no_json_value_can_hold_still_renders() {
+        let mut a = alert("a1", Severity::Critical, "alice");
+        let huge = r#"{"user":"alice","n":9e99009}"#;
+        a.evidence = vec![serde_json::value::RawValue::from_string(huge.into()).unwrap()];
+        let message = Message::single(a);
+        let body = String::from_utf8(generic(&message)).unwrap();
+        assert!(body.contains(huge), "the raw event, unchanged: {body}");
+        let pd = pagerduty(&message, "key");
+        assert_eq!(pd["payload"]["custom_details"]["evidence"][0], huge);
+    }
+
+    #[test]
     fn only_timeouts_rate_limits_and_server_errors_are_retried() {
         for status in [408, 429, 500, 502, 503, 599] {
             assert!(matches!(failure(status, String::new()), Failure::Retry(_)), "{status}");
@@ -380,7 +420,8 @@ mod tests {
         let slack = slack(&message);
         assert_eq!(slack["text"], "[CRITICAL] Multiple failed logins: alice");
         assert_eq!(slack["blocks"][0]["type"], "header");
-        assert_eq!(generic(&message)["id"], "a1");
+        let body: Value = serde_json::from_slice(&generic(&message)).unwrap();
+        assert_eq!(body["id"], "a1");
         let resolve = pagerduty(&Message::resolve("f00"), "key");
         assert_eq!((resolve["event_action"].as_str(), resolve["dedup_key"].as_str()), (Some("resolve"), Some("f00")));
         let ends = alertmanager(&message, &Descriptions::default(), Some(std::time::Duration::from_secs(3600)));

@@ -1,0 +1,135 @@
+//! Criterion benches of the delivery path, per alert: the alert log as
+//! outbox (append + fsync, one alert or a batch; a notifier reading and
+//! parsing it back), and rendering a notification (redaction, email MIME,
+//! a signed generic webhook body, Slack, PagerDuty).
+//! `cargo bench --bench notify`
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use vigil::alert::Alert;
+use vigil::alert_log::{AlertLog, LogLimits, LogReader, Position};
+use vigil::config::{DeliveryPolicy, Email, Redaction, Secret, SmtpTls, Webhook, WebhookFormat};
+use vigil::notify::email::{Descriptions, Mailer};
+use vigil::notify::message::Message;
+use vigil::notify::redact::Redactor;
+use vigil::notify::webhook::{sign, signing_key, Poster};
+
+const LOGIN: &str = r#"{"country":"DE","device_id":"dev-alice-1","kind":"login","mfa":true,"outcome":"failure","role":"agent","src_ip":"203.0.113.10","ts":"2026-11-09T08:01:00Z","user":"alice@acme.example","user_agent":"Mozilla/5.0"}"#;
+
+/// A failed-login burst alert with 10 evidence events, as the shipped rule
+/// raises it.
+fn alert(id: usize) -> Alert {
+    let mut alert: Alert = serde_json::from_value(serde_json::json!({
+        "id": format!("{id:032x}"), "rule": "auth.failed_login_burst", "title": "Multiple failed logins for one user",
+        "severity": "critical", "group": {"user": "alice@acme.example"},
+        "summary": "5 failed logins for alice@acme.example within 5m (last from 203.0.113.10)",
+        "ts": "2026-11-09T08:01:00Z", "first_ts": "2026-11-09T08:00:00Z", "count": 5,
+        "tags": ["attack.credential_access", "attack.t1110.001"],
+        "runbook": "https://runbooks.acme.example/vigil/auth.failed_login_burst",
+        "fingerprint": "0123456789abcdef", "raised_at": "2026-11-09T08:01:00.2Z"
+    }))
+    .unwrap();
+    alert.evidence = (0..10).map(|_| serde_json::value::RawValue::from_string(LOGIN.to_owned()).unwrap()).collect();
+    alert
+}
+
+fn outbox(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = AlertLog::open(dir.path(), LogLimits::default()).unwrap();
+    let mut next = 0usize;
+    let mut group = c.benchmark_group("outbox");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("append + fsync, one alert", |b| {
+        b.iter(|| {
+            next += 1;
+            log.append(&alert(next));
+            log.sync().unwrap();
+        })
+    });
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("append + fsync, 100 alerts", |b| {
+        b.iter(|| {
+            for _ in 0..100 {
+                next += 1;
+                log.append(&alert(next));
+            }
+            log.sync().unwrap();
+        })
+    });
+    group.sample_size(10);
+    let written = next as u64;
+    group.throughput(Throughput::Elements(written));
+    let outbox = log.outbox();
+    group.bench_function(format!("read + parse back, {written} alerts"), |b| {
+        b.iter_batched(
+            || LogReader::new(outbox.clone(), Position { segment: 1, offset: 0 }),
+            |mut reader| {
+                let mut line = Vec::new();
+                let mut count = 0;
+                while reader.next_line(&mut line).unwrap() {
+                    count += serde_json::from_slice::<Alert>(&line).map(|a| a.evidence.len()).unwrap_or(0);
+                }
+                count
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+fn render(c: &mut Criterion) {
+    let descriptions: Descriptions = Arc::new(Default::default());
+    let email = Email {
+        host: "localhost".into(),
+        port: 25,
+        tls: SmtpTls::None,
+        ca: None,
+        username: None,
+        password: None,
+        from: "vigil@acme.example".into(),
+        to: vec!["oncall@acme.example".into()],
+        timezone: Some(chrono_tz::Europe::Berlin),
+    };
+    let mailer = Mailer::new(&email, &DeliveryPolicy::default(), descriptions.clone()).unwrap();
+    let poster = |format| {
+        let webhook = Webhook {
+            format,
+            url: Secret::Value("https://example.com/hook".into()),
+            secret: None,
+            routing_key: None,
+            allow_http: false,
+            ca: None,
+            resolve_after: None,
+        };
+        Poster::new(&webhook, &DeliveryPolicy::default(), descriptions.clone()).unwrap()
+    };
+    let (generic, slack, pagerduty) =
+        (poster(WebhookFormat::Generic), poster(WebhookFormat::Slack), poster(WebhookFormat::PagerDuty));
+    let key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let message = Message::single(alert(1));
+    let redactor = Redactor::new(vec![("user".into(), Redaction::Mask), ("src_ip".into(), Redaction::Hash)]);
+
+    let mut group = c.benchmark_group("render");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("redact user and src_ip (10 evidence events)", |b| {
+        b.iter_batched(|| alert(1), |mut a| redactor.apply(black_box(&mut a)), BatchSize::SmallInput)
+    });
+    group.bench_function("email: text + HTML MIME", |b| {
+        b.iter(|| mailer.compose(black_box(&message)).map(|m| m.formatted().len()))
+    });
+    group.bench_function("generic webhook: body + signature", |b| {
+        b.iter(|| {
+            let body = generic.body(black_box(&message));
+            sign(&key, &message.id, 1_800_000_000, &body)
+        })
+    });
+    group.bench_function("slack body", |b| b.iter(|| slack.body(black_box(&message)).len()));
+    group.bench_function("pagerduty body", |b| b.iter(|| pagerduty.body(black_box(&message)).len()));
+    group.finish();
+}
+
+criterion_group!(benches, outbox, render);
+criterion_main!(benches);
