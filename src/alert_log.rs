@@ -83,10 +83,6 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The end of what is on disk.
     pub fn end(&self) -> Position {
         *self.end.borrow()
@@ -203,10 +199,6 @@ impl AlertLog {
     /// Shared with the notifiers that read this log.
     pub fn outbox(&self) -> Arc<Outbox> {
         self.outbox.clone()
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.outbox.dir
     }
 
     fn remember_lines(&mut self, text: &[u8]) {

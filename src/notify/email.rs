@@ -15,7 +15,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::message::{evidence_table, one_line, times, Kind, Message};
+use super::message::{evidence_table, times, Kind, Message};
 use super::Failure;
 use crate::alert::Alert;
 use crate::config::{DeliveryPolicy, Email, SmtpTls};
@@ -268,11 +268,6 @@ fn figures(alert: &Alert) -> Vec<(&'static str, String)> {
         out.push(("Baseline", baseline.to_string()));
     }
     out
-}
-
-/// The one-line form, for logs about a mail.
-pub fn describe(message: &Message) -> String {
-    message.alerts.first().map(one_line).unwrap_or_default()
 }
 
 fn escape(text: &str) -> String {

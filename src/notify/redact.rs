@@ -31,10 +31,6 @@ impl Redactor {
         Redactor { fields }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-
     pub fn apply(&self, alert: &mut Alert) {
         if self.fields.is_empty() {
             return;

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::email::Descriptions;
-use super::message::{one_line, times, Kind, Message};
+use super::message::{times, Kind, Message};
 use super::Failure;
 use crate::alert::Alert;
 use crate::config::{DeliveryPolicy, Webhook, WebhookFormat};
@@ -356,11 +356,6 @@ fn alertmanager(message: &Message, descriptions: &Descriptions, resolve_after: O
         }));
     }
     Value::Array(alerts)
-}
-
-/// The one-line form, for logs.
-pub fn describe(message: &Message) -> String {
-    message.alerts.first().map(one_line).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@ pub enum Mode {
 /// Alerts kept in memory ahead of delivery; past this they are counted and
 /// read again from the log when their turn comes.
 const STORED: usize = 1000;
+/// Lines read from the log in one go, so that a long backlog does not hold
+/// the task (and its runtime thread) for long.
+const FILL_LINES: usize = 10_000;
 /// The most alerts one held-back or digest message covers.
 const MAX_BATCH: u64 = 1_000_000;
 
@@ -173,7 +176,7 @@ impl Worker {
     pub async fn run(mut self, mut mode: watch::Receiver<Mode>) {
         let mut end = self.outbox.watch_end();
         loop {
-            self.fill();
+            let more = self.fill();
             if self.pending.is_empty() && self.rewind.is_some() {
                 self.rewind_reader();
                 continue;
@@ -196,6 +199,10 @@ impl Worker {
             }
             if self.pending.is_empty() {
                 self.save();
+                if more {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 if current != Mode::Run {
                     break;
                 }
@@ -233,9 +240,11 @@ impl Worker {
     }
 
     /// Reads what the log holds past the reader into `pending` (or, past
-    /// its cap, counts it).
-    fn fill(&mut self) {
-        loop {
+    /// its cap, counts it), [`FILL_LINES`] lines at most; true if it
+    /// stopped there with more to read.
+    fn fill(&mut self) -> bool {
+        let mut read = 0;
+        while read < FILL_LINES {
             let before = self.reader.position();
             match self.reader.next_line(&mut self.line) {
                 Ok(true) => {}
@@ -245,6 +254,7 @@ impl Worker {
                     break;
                 }
             }
+            read += 1;
             let end = self.reader.position();
             let routed = match serde_json::from_slice::<Alert>(&self.line) {
                 Ok(alert) => self.router.route_for(&alert, &self.name).map(|route| (alert, route)),
@@ -266,6 +276,7 @@ impl Worker {
             }
         }
         self.report_lost();
+        read == FILL_LINES
     }
 
     /// Reports alerts the log's size limit deleted before this notifier
