@@ -90,3 +90,43 @@ fn every_source_file_says_what_it_is_for() {
         assert!(text.starts_with("//!"), "{path} lacks a //! module comment");
     }
 }
+
+/// Dependencies point one way: source → decode → detect → alert → alert
+/// log → notify. The core knows nothing of delivery, and the notifiers
+/// know alerts only as the alert log holds them.
+#[test]
+fn dependencies_point_from_sources_to_notifiers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut violations = Vec::new();
+    let rules: [(&[&str], &[&str]); 2] = [
+        (
+            &["event", "rules", "detect", "alert.rs", "engine.rs", "ruleset.rs", "pipeline.rs", "time.rs"],
+            &["crate::notify", "crate::alert_log", "crate::kafka", "crate::app", "crate::source"],
+        ),
+        (
+            &["notify", "alert_log.rs"],
+            &[
+                "crate::app",
+                "crate::kafka::consumer",
+                "crate::engine",
+                "crate::pipeline",
+                "crate::source",
+                "crate::detect",
+            ],
+        ),
+    ];
+    for (parts, forbidden) in rules {
+        let mut files = Vec::new();
+        for part in parts {
+            sources(&root.join(part), &mut files);
+        }
+        for (path, text) in &files {
+            for word in forbidden {
+                if production_part(text).contains(word) {
+                    violations.push(format!("{path}: {word}"));
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "dependencies against the data flow:\n{}", violations.join("\n"));
+}
