@@ -70,10 +70,7 @@ impl Mailer {
         let mail = self.compose(message).map_err(|err| Failure::Permanent(format!("building the mail: {err}")))?;
         match self.transport.send(mail).await {
             Ok(_) => Ok(()),
-            // A 5xx reply (recipient refused, authentication failed) will
-            // not change by retrying; everything else may.
-            Err(err) if err.is_permanent() => Err(Failure::Permanent(err.to_string())),
-            Err(err) => Err(Failure::Retry(err.to_string())),
+            Err(err) => Err(classify(err.is_permanent(), err.status().map(u16::from), err.to_string())),
         }
     }
 
@@ -249,6 +246,18 @@ impl Mailer {
     }
 }
 
+/// A 5xx reply about the message (a recipient or the content refused)
+/// will not change by retrying. A refused login (530, 534, 535, 538) is the
+/// server or vigil's configuration, not the alert: like a server that is
+/// down, it delays the alerts until it is fixed, and they are not dropped.
+fn classify(permanent: bool, code: Option<u16>, detail: String) -> Failure {
+    match code {
+        Some(530 | 534 | 535 | 538) => Failure::Retry(detail),
+        _ if permanent => Failure::Permanent(detail),
+        _ => Failure::Retry(detail),
+    }
+}
+
 /// Count, score and the other figures an alert may carry.
 fn figures(alert: &Alert) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
@@ -308,6 +317,15 @@ mod tests {
             Arc::from("Many failed logins <in> a short time."),
         )]));
         Mailer::new(&email, &DeliveryPolicy::default(), descriptions).unwrap()
+    }
+
+    #[test]
+    fn a_refused_login_is_retried_a_refused_recipient_is_not() {
+        assert!(matches!(classify(true, Some(535), String::new()), Failure::Retry(_)));
+        assert!(matches!(classify(true, Some(550), String::new()), Failure::Permanent(_)));
+        assert!(matches!(classify(true, Some(554), String::new()), Failure::Permanent(_)));
+        assert!(matches!(classify(false, Some(451), String::new()), Failure::Retry(_)));
+        assert!(matches!(classify(false, None, String::new()), Failure::Retry(_)));
     }
 
     #[test]

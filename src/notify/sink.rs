@@ -35,7 +35,12 @@ impl Sink {
             NotifierKind::Kafka { client, topic } => {
                 let failed = IntCounter::new("vigil_kafka_notifier_failed", "unregistered").expect("valid");
                 let producer = Producer::new(client, Deliveries { sent: None, failed: failed.clone() })?;
-                Sink::Kafka(KafkaSink { producer: std::sync::Arc::new(producer), topic: topic.clone(), failed })
+                Sink::Kafka(KafkaSink {
+                    producer: std::sync::Arc::new(producer),
+                    topic: topic.clone(),
+                    failed,
+                    awaiting: None,
+                })
             }
             NotifierKind::File { path, format } => Sink::File(FileSink::new(path.as_deref(), *format)?),
         })
@@ -69,23 +74,39 @@ pub struct KafkaSink {
     producer: std::sync::Arc<Producer>,
     topic: String,
     failed: IntCounter,
+    /// The failure count before the message now in librdkafka's hands:
+    /// set while a send waits for confirmation, so a retry waits on the
+    /// same copies instead of producing the alerts again.
+    awaiting: Option<u64>,
 }
 
 impl KafkaSink {
     /// Sends each alert keyed by rule and group, and waits until the
-    /// broker confirms them.
-    async fn send(&self, message: &Message, timeout: Duration) -> Result<(), Failure> {
-        let before = self.failed.get();
-        for alert in &message.alerts {
-            let key = format!("{}/{}", alert.rule, alert.group_text());
-            let body = serde_json::to_vec(alert).expect("alerts serialize");
-            self.producer.send(&self.topic, key.as_bytes(), &body, None).map_err(|e| Failure::Retry(e.to_string()))?;
-        }
+    /// broker confirms them. librdkafka retries on its own (idempotent
+    /// producer) until `message.timeout.ms`; only copies it gave up on
+    /// are produced again.
+    async fn send(&mut self, message: &Message, timeout: Duration) -> Result<(), Failure> {
+        let before = match self.awaiting {
+            Some(before) => before,
+            None => {
+                let before = self.failed.get();
+                for alert in &message.alerts {
+                    let key = format!("{}/{}", alert.rule, alert.group_text());
+                    let body = serde_json::to_vec(alert).expect("alerts serialize");
+                    self.producer
+                        .send(&self.topic, key.as_bytes(), &body, None)
+                        .map_err(|e| Failure::Retry(e.to_string()))?;
+                }
+                self.awaiting = Some(before);
+                before
+            }
+        };
         let producer = self.producer.clone();
         let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await.unwrap_or(false);
         if !flushed {
-            return Err(Failure::Retry("the broker did not confirm the alerts in time".into()));
+            return Err(Failure::Retry("the broker has not confirmed the alerts yet".into()));
         }
+        self.awaiting = None;
         if self.failed.get() > before {
             return Err(Failure::Retry("the broker refused an alert".into()));
         }
