@@ -11,8 +11,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use vigil::alert::Alert;
 use vigil::alert_log::{AlertLog, LogLimits, LogReader, Position};
 use vigil::config::{DeliveryPolicy, Email, Redaction, Secret, SmtpTls, Webhook, WebhookFormat};
-use vigil::notify::email::{Descriptions, Mailer};
-use vigil::notify::message::Message;
+use vigil::notify::email::Mailer;
+use vigil::notify::message::{Descriptions, Message};
 use vigil::notify::redact::Redactor;
 use vigil::notify::webhook::{sign, signing_key, Poster};
 

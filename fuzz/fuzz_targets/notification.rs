@@ -8,8 +8,8 @@ use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 use vigil::alert::Alert;
 use vigil::config::{DeliveryPolicy, Email, Redaction, Secret, SmtpTls, Webhook, WebhookFormat};
-use vigil::notify::email::{Descriptions, Mailer};
-use vigil::notify::message::Message;
+use vigil::notify::email::Mailer;
+use vigil::notify::message::{Descriptions, Message};
 use vigil::notify::redact::Redactor;
 use vigil::notify::webhook::Poster;
 

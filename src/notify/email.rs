@@ -4,9 +4,7 @@
 //! configured timezone, count or score, the rule's description and runbook,
 //! and the evidence events as a table.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use lettre::message::header::ContentType;
@@ -15,13 +13,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::message::{evidence_table, times, Kind, Message};
+use super::message::{evidence_table, times, Descriptions, Kind, Message};
 use super::Failure;
 use crate::alert::Alert;
 use crate::config::{DeliveryPolicy, Email, SmtpTls};
-
-/// Rule id → description, for the mail body.
-pub type Descriptions = Arc<HashMap<Arc<str>, Arc<str>>>;
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -296,6 +291,9 @@ fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
     use super::*;
     use crate::notify::message::tests::alert;
     use crate::rules::Severity;

@@ -13,6 +13,10 @@ use crate::alert::Alert;
 use crate::rules::Severity;
 use crate::time::Timestamp;
 
+/// Rule id → the rule's description, which messages show and the alert
+/// log does not repeat in every alert.
+pub type Descriptions = Arc<std::collections::HashMap<Arc<str>, Arc<str>>>;
+
 /// Alerts listed in full in one message; beyond that they are counted
 /// per rule.
 pub const LISTED: usize = 100;

@@ -63,7 +63,7 @@ impl Notifiers {
         outbox: Arc<Outbox>,
         metrics: &Arc<Metrics>,
     ) -> Result<Notifiers> {
-        let descriptions: email::Descriptions = Arc::new(
+        let descriptions: message::Descriptions = Arc::new(
             rules
                 .rules
                 .iter()

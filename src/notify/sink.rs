@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use prometheus::IntCounter;
 
 use super::console::{self, Style};
-use super::email::{Descriptions, Mailer};
+use super::email::Mailer;
+use super::message::Descriptions;
 use super::message::Message;
 use super::webhook::Poster;
 use super::Failure;

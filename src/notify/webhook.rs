@@ -28,8 +28,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::email::Descriptions;
-use super::message::{times, Kind, Message};
+use super::message::{times, Descriptions, Kind, Message};
 use super::Failure;
 use crate::alert::Alert;
 use crate::config::{DeliveryPolicy, Webhook, WebhookFormat};
