@@ -1,5 +1,8 @@
 //! Embeds the shipped rules (`rules/**/*.yml`, `rules/lists/*.txt`) into the
-//! binary, so `vigil run` works from any directory with no files around it.
+//! binary, so `vigil run` works from any directory with no files around it,
+//! and names the git commit it is built from (`VIGIL_GIT_COMMIT`, for
+//! `vigil_build_info`): from the environment when set (a container build
+//! without `.git`), else from git, else `unknown`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,4 +45,20 @@ fn main() {
     );
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_rules.rs");
     fs::write(out, code).expect("write embedded_rules.rs");
+
+    println!("cargo:rerun-if-env-changed=VIGIL_GIT_COMMIT");
+    for git in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
+        if root.join(git).exists() {
+            println!("cargo:rerun-if-changed={git}");
+        }
+    }
+    let commit = std::env::var("VIGIL_GIT_COMMIT").ok().filter(|c| !c.is_empty()).or_else(|| {
+        let out = std::process::Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(&root)
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    });
+    println!("cargo:rustc-env=VIGIL_GIT_COMMIT={}", commit.unwrap_or_else(|| "unknown".into()));
 }

@@ -130,3 +130,37 @@ fn dependencies_point_from_sources_to_notifiers() {
     }
     assert!(violations.is_empty(), "dependencies against the data flow:\n{}", violations.join("\n"));
 }
+
+/// `docs/metrics.md` and `src/telemetry/metrics.rs` name the same metrics,
+/// and the documented type is the one the code defines.
+#[test]
+fn every_metric_is_documented_and_every_documented_metric_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let code = std::fs::read_to_string(root.join("src/telemetry/metrics.rs")).unwrap();
+    let code = production_part(&code);
+    let docs = std::fs::read_to_string(root.join("docs/metrics.md")).unwrap();
+    let mut defined = std::collections::BTreeMap::new();
+    for (at, _) in code.match_indices("\"vigil_") {
+        let name: String = code[at + 1..].chars().take_while(|c| *c != '"').collect();
+        // The constructor named just before the name tells the type.
+        let before = &code[..at];
+        let kinds = [
+            ("counter", before.rfind("counter")),
+            ("gauge", before.rfind("gauge").max(before.rfind("Gauge"))),
+            ("histogram", before.rfind("istogram")),
+        ];
+        let kind = kinds.iter().filter_map(|(k, i)| i.map(|i| (i, *k))).max().map(|(_, k)| k).unwrap();
+        defined.insert(name, kind);
+    }
+    let mut documented = std::collections::BTreeMap::new();
+    for line in docs.lines().filter(|l| l.starts_with("| `vigil_")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        documented.insert(cells[1].trim_matches('`').to_owned(), cells[2].to_owned());
+    }
+    let in_code: Vec<&String> = defined.keys().collect();
+    let in_docs: Vec<&String> = documented.keys().collect();
+    assert_eq!(in_code, in_docs, "metrics in the code vs docs/metrics.md");
+    for (name, kind) in &defined {
+        assert_eq!(documented[name], *kind, "the documented type of {name}");
+    }
+}

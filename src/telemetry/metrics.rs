@@ -258,10 +258,10 @@ impl Metrics {
         let rules_loaded = IntGauge::new("vigil_rules_loaded", "Rules loaded and active.").expect("valid");
         registry.register(Box::new(rules_loaded.clone())).expect("registered once");
         let build_info =
-            IntGaugeVec::new(Opts::new("vigil_build_info", "Always 1; labels name the build."), &["version"])
+            IntGaugeVec::new(Opts::new("vigil_build_info", "Always 1; labels name the build."), &["version", "commit"])
                 .expect("valid");
         registry.register(Box::new(build_info.clone())).expect("registered once");
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), env!("VIGIL_GIT_COMMIT")]).set(1);
         let batch_seconds = Histogram::with_opts(
             HistogramOpts::new("vigil_batch_processing_seconds", "Time to process one batch of events.")
                 .buckets(prometheus::exponential_buckets(0.00001, 4.0, 10).expect("valid buckets")),
