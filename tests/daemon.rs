@@ -93,3 +93,35 @@ fn file_daemon_exits_when_its_input_ends() {
     assert_eq!(alerts.lines().count(), 1, "{alerts}");
     assert!(alerts.contains("auth.failed_login_burst"));
 }
+
+/// `promtool check metrics` (Debian's prometheus package) accepts what
+/// `/metrics` serves, with the detection, delivery and process metrics
+/// present.
+#[test]
+fn promtool_accepts_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "source: {{type: demo, speed: 200000}}\nmetrics: {{listen: 127.0.0.1:0}}\nstate: {{dir: {}}}\n\
+         notifiers:\n  archive: {{type: file, path: {}}}\n",
+        dir.path().join("state").display(),
+        dir.path().join("delivered.jsonl").display()
+    );
+    let (mut child, lines, addr, _dir) = start(&config, Stdio::null());
+    wait_for(&lines, "gina@acme.example", &mut Vec::new());
+    let metrics = common::daemon::wait_metrics(&addr, "a delivered alert", |m| {
+        m.contains("vigil_notification_latency_seconds_count{notifier=\"archive\"}")
+    });
+    let body = metrics.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool (apt-get install prometheus)");
+    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
+    assert!(terminate(&mut child).success());
+}
