@@ -1,5 +1,6 @@
 //! Criterion benches of the hot path, per event: decoding, filter
-//! evaluation, a window update, and the whole engine on one event.
+//! evaluation, a window update, and the whole engine on one event; and the
+//! metrics export against the batch it follows.
 //! `cargo bench --bench hot_path`
 
 use std::hint::black_box;
@@ -11,6 +12,7 @@ use vigil::event::{Decoder, Schema};
 use vigil::load;
 use vigil::pipeline::Pipeline;
 use vigil::ruleset::{RuleSet, RuleSources};
+use vigil::telemetry::metrics::{Exported, Exporter, Metrics};
 use vigil::time::Span;
 
 const LOGIN: &str = r#"{"country":"DE","device_id":"dev-alice-1","kind":"login","mfa":true,"outcome":"failure","role":"agent","src_ip":"203.0.113.10","ts":"2026-11-09T08:01:00Z","user":"alice@acme.example","user_agent":"Mozilla/5.0"}"#;
@@ -83,5 +85,39 @@ alert: {summary: x}
     group.finish();
 }
 
-criterion_group!(benches, decode, filters, windows);
+/// What metrics cost the daemon: one export per batch of (up to) 1,024
+/// events, against the same batch through the pipeline. Both in one run,
+/// so their ratio holds on a noisy machine.
+fn metrics(c: &mut Criterion) {
+    let rules = shipped();
+    let stream = vigil::source::demo::generate(&vigil::source::demo::DemoSpec::benchmark(1));
+    let batch: Vec<&str> = stream.events.iter().take(1024).map(|(_, line)| line.as_str()).collect();
+    let mut pipeline = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
+    for (_, line) in stream.events.iter().take(20_000) {
+        let _ = pipeline.feed(line.as_bytes());
+        pipeline.alerts_mut().clear();
+    }
+    let metrics = Metrics::new();
+    let mut exporter = Exporter::new(metrics.clone());
+    let mut exported = Exported::default();
+    let mut group = c.benchmark_group("metrics");
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    group.bench_function("a batch of 1,024 demo events through the pipeline", |b| {
+        b.iter(|| {
+            for line in &batch {
+                let _ = pipeline.feed(black_box(line.as_bytes()));
+            }
+            pipeline.alerts_mut().clear();
+        })
+    });
+    group.bench_function("the metrics export after a batch (18 rules)", |b| {
+        b.iter(|| {
+            metrics.batch_seconds.observe(black_box(0.001));
+            exporter.export([(&pipeline, &mut exported)]);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, filters, windows, metrics);
 criterion_main!(benches);
