@@ -256,6 +256,9 @@ impl AlertLog {
             let path = self.outbox.segment_path(active);
             let result = self.file.write_all(&rest[..cut]).and_then(|()| self.file.sync_data());
             if let Err(source) = result {
+                // Whatever part was written goes, so the retry leaves no
+                // torn line in the middle of the segment.
+                let _ = self.file.set_len(len);
                 self.buffer = rest.to_vec();
                 return Err(AlertLogError { path, source });
             }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::alert::Alert;
 use crate::alert_log::AlertLog;
@@ -249,7 +249,8 @@ async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Da
         .spawn(move || detect(rules, &engine_settings, feed_rx, &recycle_tx, alert_tx, engine_metrics))
         .context("starting the engine thread")?;
 
-    let output = tokio::spawn(write_alerts(settings.clone(), alert_rx, Some((log, metrics.clone()))));
+    let local = LocalLog { log, metrics: metrics.clone(), ready: ready.clone(), stopping: stopping.clone() };
+    let output = tokio::spawn(write_alerts(settings.clone(), alert_rx, Some(local)));
     ready.store(true, Ordering::Relaxed);
     info!(source = ?settings.source, "vigil is running");
 
@@ -423,13 +424,47 @@ fn detect(
     }
 }
 
+/// The local daemon's alert log, as the output task writes it.
+struct LocalLog {
+    log: AlertLog,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl LocalLog {
+    /// Syncs the log. While it cannot be written, this waits and retries
+    /// and vigil reports not ready: the output task takes no more alerts,
+    /// so the engine and the source wait too, and nothing is dropped. At
+    /// shutdown it gives up with the error.
+    async fn sync(&mut self) -> Result<()> {
+        let mut failing = false;
+        loop {
+            match tokio::task::block_in_place(|| self.log.sync()) {
+                Ok(()) => {
+                    if failing {
+                        info!("The alert log is written again");
+                        self.ready.store(true, Ordering::Relaxed);
+                    }
+                    return Ok(());
+                }
+                Err(err) if self.stopping.load(Ordering::Relaxed) => return Err(err.into()),
+                Err(err) => {
+                    if !failing {
+                        error!(%err, "Writing the alert log failed; holding alerts (and input) until it works again");
+                        self.ready.store(false, Ordering::Relaxed);
+                        failing = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
 /// Prints each alert; with a `log` (the local daemon), first appends it
 /// to the alert log, fsynced before the notifiers see it.
-async fn write_alerts(
-    settings: Settings,
-    mut rx: mpsc::Receiver<Alert>,
-    mut log: Option<(AlertLog, Arc<Metrics>)>,
-) -> Result<()> {
+async fn write_alerts(settings: Settings, mut rx: mpsc::Receiver<Alert>, mut log: Option<LocalLog>) -> Result<()> {
     let to_file = settings.output_path.is_some();
     let mut out: Box<dyn Write + Send> = match &settings.output_path {
         Some(path) => Box::new(io::BufWriter::new(
@@ -449,9 +484,9 @@ async fn write_alerts(
         OutputFormat::Auto => Style::Json,
     };
     while let Some(alert) = rx.recv().await {
-        if let Some((log, metrics)) = &mut log {
-            if !log.append(&alert) {
-                metrics.alerts_replayed.inc();
+        if let Some(local) = &mut log {
+            if !local.log.append(&alert) {
+                local.metrics.alerts_replayed.inc();
             }
         }
         if !terminal {
@@ -460,14 +495,14 @@ async fn write_alerts(
         console::write(&mut out, &alert, style)?;
         if rx.is_empty() {
             out.flush()?;
-            if let Some((log, _)) = &mut log {
-                tokio::task::block_in_place(|| log.sync())?;
+            if let Some(local) = &mut log {
+                local.sync().await?;
             }
         }
     }
     out.flush()?;
-    if let Some((log, _)) = &mut log {
-        log.sync()?;
+    if let Some(local) = &mut log {
+        local.sync().await?;
     }
     Ok(())
 }
