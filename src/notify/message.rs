@@ -2,7 +2,6 @@
 //! a route's rate limit held them back or because they wait for a digest.
 //! Every format (email, Slack, PagerDuty, Alertmanager, JSON) renders this.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,12 +78,12 @@ impl Message {
     }
 
     /// A message for several alerts, listing the first [`LISTED`].
-    pub fn batch(kind: Kind, route: String, alerts: Vec<Alert>, unlisted: &BTreeMap<Arc<str>, RuleCount>) -> Message {
+    pub fn batch(kind: Kind, route: String, alerts: Vec<Alert>, unlisted: Vec<RuleCount>) -> Message {
         let ids: Vec<&str> = alerts.iter().map(|a| a.id.as_str()).collect();
-        let total: u64 = unlisted.values().map(|c| c.count).sum();
+        let total: u64 = unlisted.iter().map(|c| c.count).sum();
         let seed = format!("{}/{total}", ids.join(","));
         let id = format!("batch-{:032x}", xxhash_rust::xxh3::xxh3_128(seed.as_bytes()));
-        Message { id, kind, alerts, unlisted: unlisted.values().cloned().collect(), route }
+        Message { id, kind, alerts, unlisted, route }
     }
 
     pub fn total(&self) -> u64 {
@@ -240,16 +239,14 @@ pub(crate) mod tests {
     fn subjects_name_severity_title_and_group() {
         let single = Message::single(alert("a", Severity::Critical, "alice@corp.example"));
         assert_eq!(single.subject(), "[CRITICAL] Multiple failed logins: alice@corp.example");
-        let mut unlisted = BTreeMap::new();
-        unlisted.insert(
-            "x".into(),
-            RuleCount { rule: "x".into(), title: "X".into(), severity: Severity::Warning, count: 40 },
-        );
-        let held = Message::batch(Kind::Held, "route 2".into(), vec![alert("b", Severity::Warning, "bob")], &unlisted);
+        let unlisted = vec![RuleCount { rule: "x".into(), title: "X".into(), severity: Severity::Warning, count: 40 }];
+        let held =
+            Message::batch(Kind::Held, "route 2".into(), vec![alert("b", Severity::Warning, "bob")], unlisted.clone());
         assert_eq!(held.total(), 41);
         assert_eq!(held.subject(), "[WARNING] 41 alerts held back by the rate limit of route 2");
         assert_eq!(held.lines().last().unwrap(), "… and 40 more of X (x)");
-        let again = Message::batch(Kind::Held, "route 2".into(), vec![alert("b", Severity::Warning, "bob")], &unlisted);
+        let again =
+            Message::batch(Kind::Held, "route 2".into(), vec![alert("b", Severity::Warning, "bob")], unlisted.clone());
         assert_eq!(held.id, again.id, "batch ids are stable across retries");
     }
 

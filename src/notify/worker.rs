@@ -28,7 +28,7 @@ use super::Failure;
 use crate::alert::Alert;
 use crate::alert_log::{LogReader, Lost, Outbox, Position};
 use crate::config::DeliveryPolicy;
-use crate::telemetry::metrics::NotifyMetrics;
+use crate::telemetry::metrics::Metrics;
 use crate::time::Timestamp;
 
 /// What the loop is asked to do.
@@ -98,7 +98,7 @@ pub struct Worker {
     buckets: HashMap<RouteId, Bucket>,
     /// The message being delivered: its alert count and oldest alert time.
     in_flight: Option<(u64, Timestamp)>,
-    metrics: Arc<crate::telemetry::metrics::Metrics>,
+    metrics: Arc<Metrics>,
     rng: rand_chacha::ChaCha8Rng,
     line: Vec<u8>,
 }
@@ -112,7 +112,7 @@ pub struct WorkerSetup {
     pub policy: DeliveryPolicy,
     pub outbox: Arc<Outbox>,
     pub cursor_dir: PathBuf,
-    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -169,10 +169,6 @@ impl Worker {
         Ok(worker)
     }
 
-    fn notify_metrics(&self) -> &NotifyMetrics {
-        &self.metrics.notify
-    }
-
     pub async fn run(mut self, mut mode: watch::Receiver<Mode>) {
         let mut end = self.outbox.watch_end();
         loop {
@@ -221,7 +217,7 @@ impl Worker {
             match outcome {
                 Outcome::Sent | Outcome::Refused => {
                     if held > 0 {
-                        self.notify_metrics().alerts_held_back.with_label_values(&[&self.name]).inc_by(held);
+                        self.metrics.notify.alerts_held_back.with_label_values(&[&self.name]).inc_by(held);
                     }
                     self.cursor.delivered = delivered;
                     if let (Some(every), Kind::Digest { .. }) = (self.digest, message.kind) {
@@ -313,50 +309,45 @@ impl Worker {
                 }
                 return None;
             }
-            let (alerts, unlisted, end, _) = self.gather(None);
-            return Some((Message::batch(Kind::Digest { every }, String::new(), alerts, &unlisted), end, 0));
+            let (batch, end) = self.gather(None);
+            return Some((batch.into_message(Kind::Digest { every }, String::new()), end, 0));
         }
         let route = self.pending.front()?.route;
         let limit = if self.sink.batches() { self.router.limit(route) } else { None };
-        let Some(limit) = limit else {
+        let over_limit = limit.and_then(|limit| {
+            let bucket = self.buckets.entry(route).or_insert_with(|| Bucket::new(limit, Instant::now()));
+            bucket.take(Instant::now()).err()
+        });
+        let Some(wait) = over_limit else {
             let pending = self.pending.pop_front()?;
             let mut alert = pending.alert;
             self.redactor.apply(&mut alert);
             return Some((Message::single(alert), pending.end, 0));
         };
-        let bucket = self.buckets.entry(route).or_insert_with(|| Bucket::new(limit, Instant::now()));
-        match bucket.take(Instant::now()) {
-            Ok(()) => {
-                let pending = self.pending.pop_front()?;
-                let mut alert = pending.alert;
-                self.redactor.apply(&mut alert);
-                Some((Message::single(alert), pending.end, 0))
-            }
-            Err(wait) => {
-                // Everything of this route that arrives meanwhile goes out
-                // together when the limit allows the next message.
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    _ = mode.wait_for(|m| *m == Mode::Stop) => return None,
-                }
-                let _ = self.buckets.get_mut(&route).map(|b| b.take(Instant::now()));
-                let (alerts, unlisted, end, count) = self.gather(Some(route));
-                let describe = self.router.describe(route);
-                Some((Message::batch(Kind::Held, describe, alerts, &unlisted), end, count))
-            }
+        // Everything of this route that arrives meanwhile goes out together
+        // when the limit allows the next message.
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = mode.wait_for(|m| *m == Mode::Stop) => return None,
         }
+        if let Some(bucket) = self.buckets.get_mut(&route) {
+            let _ = bucket.take(Instant::now());
+        }
+        let (batch, end) = self.gather(Some(route));
+        let count = batch.count;
+        Some((batch.into_message(Kind::Held, self.router.describe(route)), end, count))
     }
 
     /// Takes the pending alerts of `route` (all routes: `None`) from the
     /// front, then reads on through the log for more, listing the first
     /// [`LISTED`] and counting the rest by rule. Stops at an alert of
     /// another route, which becomes the next pending one.
-    fn gather(&mut self, route: Option<RouteId>) -> (Vec<Alert>, BTreeMap<Arc<str>, RuleCount>, Position, u64) {
+    fn gather(&mut self, route: Option<RouteId>) -> (Gathered, Position) {
         let mut batch = Gathered::default();
         let mut end = self.cursor.delivered;
         while let Some(front) = self.pending.front() {
             if route.is_some_and(|r| r != front.route) {
-                return (batch.listed, batch.unlisted, end, batch.count);
+                return (batch, end);
             }
             let pending = self.pending.pop_front().expect("a front");
             end = pending.end;
@@ -386,7 +377,7 @@ impl Worker {
             }
         }
         self.report_lost();
-        (batch.listed, batch.unlisted, end, batch.count)
+        (batch, end)
     }
 
     fn digest_due(&self) -> bool {
@@ -477,7 +468,7 @@ impl Worker {
     }
 
     fn delivered(&self, message: &Message) {
-        let m = self.notify_metrics();
+        let m = &self.metrics.notify;
         m.alerts_delivered.with_label_values(&[&self.name]).inc_by(message.total());
         let now = chrono::Utc::now().timestamp_micros();
         let latency = m.latency_seconds.with_label_values(&[&self.name]);
@@ -491,7 +482,7 @@ impl Worker {
     /// Undelivered alerts (in flight, pending, counted past the cap) and
     /// the age of the oldest.
     fn report(&self) {
-        let m = self.notify_metrics();
+        let m = &self.metrics.notify;
         let in_flight = self.in_flight.map_or(0, |(count, _)| count);
         let pending = in_flight + self.pending.len() as u64 + self.unstored;
         m.outbox_pending.with_label_values(&[&self.name]).set(pending as i64);
@@ -542,6 +533,10 @@ struct Gathered {
 }
 
 impl Gathered {
+    fn into_message(self, kind: Kind, route: String) -> Message {
+        Message::batch(kind, route, self.listed, self.unlisted.into_values().collect())
+    }
+
     fn add(&mut self, mut alert: Alert, redactor: &Redactor) {
         self.count += 1;
         if self.listed.len() < LISTED {
