@@ -151,19 +151,6 @@ pub enum NotifierKind {
     },
 }
 
-impl NotifierKind {
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            NotifierKind::Kafka { .. } => "kafka",
-            NotifierKind::File { path: None, .. } => "stdout",
-            NotifierKind::File { .. } => "file",
-            NotifierKind::Email(_) => "email",
-            NotifierKind::Webhook(_) => "webhook",
-            NotifierKind::Digest { .. } => "digest",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpTls {
     /// Plain connection upgraded with STARTTLS (required, not opportunistic).

@@ -34,6 +34,9 @@ impl Sink {
             }
             NotifierKind::Webhook(webhook) => Sink::Webhook(Poster::new(webhook, policy, descriptions.clone())?),
             NotifierKind::Kafka { client, topic } => {
+                // The producer reports refused copies on a counter; this one
+                // is only read here (attempts are counted per notifier by
+                // the worker), so it is not registered.
                 let failed = IntCounter::new("vigil_kafka_notifier_failed", "unregistered").expect("valid");
                 let producer = Producer::new(client, Deliveries { sent: None, failed: failed.clone() })?;
                 Sink::Kafka(KafkaSink {
