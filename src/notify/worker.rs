@@ -51,8 +51,9 @@ const STORED: usize = 1000;
 /// Lines read from the log in one go, so that a long backlog does not hold
 /// the task (and its runtime thread) for long.
 const FILL_LINES: usize = 10_000;
-/// The most alerts one held-back or digest message covers.
-const MAX_BATCH: u64 = 1_000_000;
+/// The most alerts one held-back or digest message covers: reading them
+/// (about 5 µs each) holds the task, so a larger storm takes a few messages.
+const MAX_BATCH: u64 = 100_000;
 
 struct Pending {
     alert: Alert,
