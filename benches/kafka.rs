@@ -78,8 +78,9 @@ fn start(
         let ready = Arc::new(AtomicBool::new(false));
         let log = vigil::alert_log::AlertLog::open(&settings.alert_log_dir(), settings.alert_log).expect("alert log");
         let output = vigil::kafka::consumer::AlertOutput { log, console: tx };
-        vigil::kafka::consumer::run(&settings, &source, rules, metrics, output, ready, &thread_stop)
-            .expect("kafka run");
+        let (_reload, reloads) = mpsc::channel(1);
+        let control = vigil::kafka::consumer::Control { ready, stop: &thread_stop, reloads };
+        vigil::kafka::consumer::run(&settings, &source, rules, metrics, output, control).expect("kafka run");
     });
     (rx, stop, handle)
 }

@@ -5,7 +5,6 @@
 //! `cargo bench --bench notify`
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use vigil::alert::Alert;
@@ -87,7 +86,7 @@ fn outbox(c: &mut Criterion) {
 }
 
 fn render(c: &mut Criterion) {
-    let descriptions: Descriptions = Arc::new(Default::default());
+    let descriptions: Descriptions = Default::default();
     let email = Email {
         host: "localhost".into(),
         port: 25,

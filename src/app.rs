@@ -29,15 +29,17 @@ use crate::alert::Alert;
 use crate::alert_log::AlertLog;
 use crate::config::{OutputFormat, Settings, Source};
 use crate::event::Reason;
+use crate::load::RuleOrigin;
 use crate::notify::console::{self, Style};
 use crate::notify::Notifiers;
 use crate::pipeline::Pipeline;
+use crate::reload::{Reload, Reloader};
 use crate::ruleset::RuleSet;
 use crate::source::demo::{self, DemoSpec};
 use crate::source::lines::{LineReader, Next};
 use crate::source::{Batch, Record};
 use crate::telemetry::http::{self, Health};
-use crate::telemetry::metrics::{Exported, Exporter, Metrics};
+use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};
 use crate::time::Timestamp;
 
 /// What a replay did, for its closing line.
@@ -101,9 +103,10 @@ pub fn replay(
     Ok(report)
 }
 
-/// What the engine thread receives: work, or the order to finish.
+/// What the engine thread receives: work, new rules, or the order to finish.
 enum Feed {
     Batch(Batch),
+    Reload(Reload),
     Stop,
 }
 
@@ -130,10 +133,19 @@ impl Batches<'_> {
     }
 }
 
+/// The rules the daemon starts with, and where they came from (what a
+/// reload reads again).
+pub struct StartRules {
+    pub rules: RuleSet,
+    pub origin: RuleOrigin,
+    pub fingerprint: u64,
+}
+
 /// Runs the daemon until a signal, or until a finite input ends.
-pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
+pub async fn run(settings: Settings, start: StartRules) -> Result<()> {
+    let StartRules { rules, origin, fingerprint } = start;
     let metrics = Metrics::new();
-    metrics.rules_loaded.set(rules.rules.len() as i64);
+    metrics.rules_running(&rules);
     let ready = Arc::new(AtomicBool::new(false));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopping = Arc::new(AtomicBool::new(false));
@@ -155,7 +167,16 @@ pub async fn run(settings: Settings, rules: RuleSet) -> Result<()> {
 
     let log = AlertLog::open(&settings.alert_log_dir(), settings.alert_log)?;
     let notifiers = Notifiers::start(&settings, &rules, log.outbox(), &metrics)?;
-    let daemon = Daemon { metrics, ready, stopping, stop_tx };
+    let (reload_tx, reloads) = mpsc::channel::<Reload>(1);
+    let reloader = Reloader {
+        origin,
+        fingerprint,
+        watch: settings.rules_watch.map(|span| Duration::from_micros(span.0.max(1) as u64)),
+        metrics: metrics.clone(),
+        descriptions: notifiers.descriptions(),
+    };
+    tokio::spawn(reloader.run(reload_tx));
+    let daemon = Daemon { metrics, ready, stopping, stop_tx, reloads };
     let result = match &settings.source {
         Source::Kafka(source) => run_kafka(&settings, (**source).clone(), rules, log, daemon).await.map(|()| false),
         _ => run_local(settings, rules, log, daemon).await,
@@ -176,6 +197,8 @@ struct Daemon {
     stopping: Arc<AtomicBool>,
     /// Awaited by the admin listener.
     stop_tx: watch::Sender<bool>,
+    /// Rule sets the reloader compiled, for the thread that owns the engines.
+    reloads: mpsc::Receiver<Reload>,
 }
 
 /// The Kafka daemon: one thread consumes, detects, logs and commits (see
@@ -187,7 +210,7 @@ async fn run_kafka(
     log: AlertLog,
     daemon: Daemon,
 ) -> Result<()> {
-    let Daemon { metrics, ready, stopping, stop_tx } = daemon;
+    let Daemon { metrics, ready, stopping, stop_tx, reloads } = daemon;
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(4096);
     let output = tokio::spawn(write_alerts(settings.clone(), alert_rx, None));
     let (done_tx, mut done) = tokio::sync::oneshot::channel();
@@ -197,8 +220,8 @@ async fn run_kafka(
         .name("vigil-kafka".into())
         .spawn(move || {
             let output = crate::kafka::consumer::AlertOutput { log, console: alert_tx };
-            let result =
-                crate::kafka::consumer::run(&thread_settings, &source, rules, metrics, output, ready, &thread_stop);
+            let control = crate::kafka::consumer::Control { ready, stop: &thread_stop, reloads };
+            let result = crate::kafka::consumer::run(&thread_settings, &source, rules, metrics, output, control);
             let _ = done_tx.send(result);
         })
         .context("starting the Kafka thread")?;
@@ -224,8 +247,16 @@ async fn run_kafka(
 /// The daemon on the demo stream, a file or stdin; true if the input
 /// ended (rather than a signal stopping it).
 async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Daemon) -> Result<bool> {
-    let Daemon { metrics, ready, stopping, stop_tx } = daemon;
+    let Daemon { metrics, ready, stopping, stop_tx, mut reloads } = daemon;
     let (feed_tx, feed_rx) = mpsc::channel::<Feed>(64);
+    let reload_feed = feed_tx.clone();
+    tokio::spawn(async move {
+        while let Some(reload) = reloads.recv().await {
+            if reload_feed.send(Feed::Reload(reload)).await.is_err() {
+                return;
+            }
+        }
+    });
     let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
     let (alert_tx, alert_rx) = mpsc::channel::<Alert>(4096);
     let (source_done_tx, source_done) = tokio::sync::oneshot::channel();
@@ -381,10 +412,20 @@ fn detect(
     metrics: Arc<Metrics>,
 ) {
     let mut pipeline = Pipeline::new(&rules, settings.lateness, settings.max_event_bytes);
+    pipeline.engine_mut().sample_rule_time(metrics::sampling());
     let mut exporter = Exporter::new(metrics.clone());
     let mut exported = Exported::default();
     let mut rejected = 0u64;
-    while let Some(Feed::Batch(mut batch)) = rx.blocking_recv() {
+    loop {
+        let mut batch = match rx.blocking_recv() {
+            Some(Feed::Batch(batch)) => batch,
+            Some(Feed::Reload(reload)) => {
+                let _ = reload.done.send(Ok(pipeline.reload(&reload.rules)));
+                exporter.export([(&pipeline, &mut exported)]);
+                continue;
+            }
+            Some(Feed::Stop) | None => return,
+        };
         let started = Instant::now();
         let now = Timestamp(chrono::Utc::now().timestamp_micros());
         let mut last_ts = None;

@@ -31,6 +31,49 @@ pub struct RuleStats {
     pub suppressed: u64,
     /// Matching events that lacked a `group_by` field and were skipped.
     pub ungrouped: u64,
+    /// Evaluations timed (one event in [`Sampling::every`]) and their
+    /// total time in nanoseconds.
+    pub sampled: u64,
+    pub sampled_nanos: u64,
+}
+
+/// A monotonic clock in nanoseconds, lent by the runtime: the engine reads
+/// no clock of its own, so replays stay deterministic.
+pub type Clock = fn() -> u64;
+
+/// Times each rule's evaluation of one event in `every`, so the cost per
+/// rule is known without reading a clock per event.
+#[derive(Debug, Clone, Copy)]
+pub struct Sampling {
+    pub clock: Clock,
+    pub every: u32,
+}
+
+/// What a reload did with each rule's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Rules whose state-bearing sections are unchanged: state kept.
+    pub kept: usize,
+    /// Rules whose filter, detector or limits changed: state started afresh.
+    pub reset: usize,
+    pub added: usize,
+    pub removed: usize,
+}
+
+impl ReloadReport {
+    /// What a reload from `old` to `new` does to any engine running `old`.
+    pub fn between(old: &RuleSet, new: &RuleSet) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        for rule in &new.rules {
+            match old.rules.iter().find(|r| r.id == rule.id) {
+                Some(previous) if previous.digest == rule.digest => report.kept += 1,
+                Some(_) => report.reset += 1,
+                None => report.added += 1,
+            }
+        }
+        report.removed = old.rules.iter().filter(|r| !new.rules.iter().any(|n| n.id == r.id)).count();
+        report
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -65,6 +108,9 @@ pub struct Engine {
     key: String,
     kind_buf: String,
     stats: EngineStats,
+    sampling: Option<Sampling>,
+    /// Events until the next timed one.
+    countdown: u32,
 }
 
 impl Engine {
@@ -119,7 +165,48 @@ impl Engine {
             key: String::new(),
             kind_buf: String::new(),
             stats: EngineStats::default(),
+            sampling: None,
+            countdown: 0,
         }
+    }
+
+    /// Times rule evaluation on one event in `sampling.every`.
+    pub fn sample_rule_time(&mut self, sampling: Sampling) {
+        self.countdown = sampling.every.max(1);
+        self.sampling = Some(Sampling { every: sampling.every.max(1), ..sampling });
+    }
+
+    /// Swaps in a new rule set. A rule keeps its detector state when its id
+    /// is found and its state-bearing sections are unchanged (its
+    /// `digest`), and keeps its counters whenever its id is found; the
+    /// event-time clock goes on.
+    pub fn reload(&mut self, rules: &RuleSet) -> ReloadReport {
+        let mut next = Engine::new(rules, self.lateness);
+        next.max_ts = self.max_ts;
+        next.next_tick = self.next_tick;
+        next.stats = self.stats;
+        if let Some(sampling) = self.sampling {
+            next.sample_rule_time(sampling);
+        }
+        let mut old: HashMap<Arc<str>, Slot> = self.slots.drain(..).map(|s| (s.rule.id.clone(), s)).collect();
+        let mut report = ReloadReport::default();
+        for slot in &mut next.slots {
+            match old.remove(&slot.rule.id) {
+                Some(previous) => {
+                    slot.stats = previous.stats;
+                    if previous.rule.digest == slot.rule.digest {
+                        slot.detector = previous.detector;
+                        report.kept += 1;
+                    } else {
+                        report.reset += 1;
+                    }
+                }
+                None => report.added += 1,
+            }
+        }
+        report.removed = old.len();
+        *self = next;
+        report
     }
 
     /// The event time before which events are late.
@@ -147,27 +234,31 @@ impl Engine {
         } else {
             event.kind
         };
+        let timer = match &mut self.sampling {
+            Some(sampling) => {
+                self.countdown -= 1;
+                if self.countdown == 0 {
+                    self.countdown = sampling.every;
+                    Some(sampling.clock)
+                } else {
+                    None
+                }
+            }
+            None => None,
+        };
         let candidates = self.by_kind.get(kind).unwrap_or(&self.any_kind);
         for &index in candidates.iter() {
             let slot = &mut self.slots[index as usize];
             if late && !matches!(slot.detector, Detector::Match(_)) {
                 continue;
             }
-            if !slot.rule.filter.matches(event) {
-                continue;
-            }
-            slot.stats.matched += 1;
-            self.key.clear();
-            if !build_key(&slot.rule, event, &mut self.key) {
-                slot.stats.ungrouped += 1;
-                continue;
-            }
-            match slot.detector.observe(event, &self.key, watermark, &slot.rule.limits) {
-                Outcome::Quiet => {}
-                Outcome::Suppressed => slot.stats.suppressed += 1,
-                Outcome::Fired(firing) => {
-                    slot.stats.alerts += 1;
-                    out.push(Alert::build(&slot.rule, &self.key, firing, Some(event)));
+            match timer {
+                None => evaluate(slot, event, &mut self.key, watermark, out),
+                Some(clock) => {
+                    let started = clock();
+                    evaluate(slot, event, &mut self.key, watermark, out);
+                    slot.stats.sampled += 1;
+                    slot.stats.sampled_nanos += clock().saturating_sub(started);
                 }
             }
         }
@@ -196,6 +287,10 @@ impl Engine {
 
     pub fn stats(&self) -> EngineStats {
         self.stats
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.slots.len()
     }
 
     /// Per rule: the rule, its counters, tracked groups, evictions.
@@ -254,6 +349,27 @@ impl Engine {
             }
         }
         report
+    }
+}
+
+/// One rule's look at one event: filter, group key, detector.
+fn evaluate(slot: &mut Slot, event: &EventRef<'_>, key: &mut String, watermark: Timestamp, out: &mut Vec<Alert>) {
+    if !slot.rule.filter.matches(event) {
+        return;
+    }
+    slot.stats.matched += 1;
+    key.clear();
+    if !build_key(&slot.rule, event, key) {
+        slot.stats.ungrouped += 1;
+        return;
+    }
+    match slot.detector.observe(event, key, watermark, &slot.rule.limits) {
+        Outcome::Quiet => {}
+        Outcome::Suppressed => slot.stats.suppressed += 1,
+        Outcome::Fired(firing) => {
+            slot.stats.alerts += 1;
+            out.push(Alert::build(&slot.rule, key, firing, Some(event)));
+        }
     }
 }
 

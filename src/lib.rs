@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod load;
 pub mod notify;
 pub mod pipeline;
+pub mod reload;
 pub mod rules;
 pub mod ruleset;
 pub mod ruletest;

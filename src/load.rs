@@ -65,15 +65,33 @@ pub fn read_config(path: &Path) -> Result<Settings> {
     config::parse(path, &text, &base).map_err(|d| anyhow::anyhow!("{d}"))
 }
 
-/// Where rules come from: the command line, else the config, else
-/// `./rules` if present, else the rules embedded in the binary.
-pub fn rules_for(cli: Option<&Path>, settings: &Settings) -> Result<RuleSources> {
-    let dir = cli.map(Path::to_path_buf).or_else(|| settings.rules_dir.clone()).or_else(|| {
-        let local = PathBuf::from("rules");
-        local.is_dir().then_some(local)
-    });
-    match dir {
-        Some(dir) => read_rules(&dir),
-        None => Ok(embedded_rules()),
+/// Where the running rules were read from, so that a reload reads the
+/// same place: a directory, or the rules embedded in the binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleOrigin {
+    pub dir: Option<PathBuf>,
+}
+
+impl RuleOrigin {
+    /// The command line, else the config, else `./rules` if present, else
+    /// the embedded rules.
+    pub fn resolve(cli: Option<&Path>, settings: &Settings) -> RuleOrigin {
+        let dir = cli.map(Path::to_path_buf).or_else(|| settings.rules_dir.clone()).or_else(|| {
+            let local = PathBuf::from("rules");
+            local.is_dir().then_some(local)
+        });
+        RuleOrigin { dir }
     }
+
+    pub fn read(&self) -> Result<RuleSources> {
+        match &self.dir {
+            Some(dir) => read_rules(dir),
+            None => Ok(embedded_rules()),
+        }
+    }
+}
+
+/// Reads the rules from where [`RuleOrigin::resolve`] points.
+pub fn rules_for(cli: Option<&Path>, settings: &Settings) -> Result<RuleSources> {
+    RuleOrigin::resolve(cli, settings).read()
 }

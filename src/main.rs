@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use vigil::app;
 use vigil::config::Settings;
 use vigil::load;
-use vigil::ruleset::RuleSet;
+use vigil::ruleset::{RuleSet, RuleSources};
 use vigil::source::demo::{self, DemoSpec};
 use vigil::telemetry::logging;
 use vigil::time::Span;
@@ -92,8 +92,11 @@ fn settings(config: Option<&Path>) -> Result<Settings> {
 
 /// Compiles the rules, printing every diagnostic; `None` if any.
 fn compile(args: &RuleArgs, settings: &Settings) -> Result<Option<RuleSet>> {
-    let sources = load::rules_for(args.rules.as_deref(), settings)?;
-    match RuleSet::compile(&sources) {
+    compile_sources(&load::rules_for(args.rules.as_deref(), settings)?)
+}
+
+fn compile_sources(sources: &RuleSources) -> Result<Option<RuleSet>> {
+    match RuleSet::compile(sources) {
         Ok(rules) => Ok(Some(rules)),
         Err(diagnostics) => {
             let mut err = io::stderr().lock();
@@ -122,13 +125,16 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::Run { args } => {
             let settings = settings(args.config.as_deref())?;
             logging::init(settings.log_format, &settings.log_level);
-            let Some(rules) = compile(&args, &settings)? else { return Ok(ExitCode::FAILURE) };
+            let origin = load::RuleOrigin::resolve(args.rules.as_deref(), &settings);
+            let sources = origin.read()?;
+            let Some(rules) = compile_sources(&sources)? else { return Ok(ExitCode::FAILURE) };
+            let start = app::StartRules { rules, origin, fingerprint: sources.fingerprint() };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .context("starting the runtime")?;
-            runtime.block_on(app::run(settings, rules))?;
+            runtime.block_on(app::run(settings, start))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { input, args, lateness } => {

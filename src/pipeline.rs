@@ -1,10 +1,12 @@
 //! Bytes to alerts: the decoder and the engine, with the bookkeeping every
-//! front end needs (rejections by reason, events by kind). `vigil replay`,
-//! `vigil test`, the daemon and the benchmarks all drive this one type.
+//! front end needs (rejections by reason, events by kind, and the activity
+//! the SOC watches: logins by outcome, API calls by status class, messages
+//! sent). `vigil replay`, `vigil test`, the daemon and the benchmarks all
+//! drive this one type.
 
 use crate::alert::Alert;
-use crate::engine::{Disposition, Engine};
-use crate::event::{DecodeError, Decoder, Reason};
+use crate::engine::{Disposition, Engine, ReloadReport};
+use crate::event::{DecodeError, Decoder, EventRef, FieldId, Reason, Schema};
 use crate::ruleset::RuleSet;
 use crate::time::Span;
 
@@ -13,12 +15,72 @@ use crate::time::Span;
 pub const KNOWN_KINDS: &[&str] =
     &["login", "api_call", "message_volume", "setting_change", "data_access", "user_admin"];
 
+/// `login.outcome` values counted by name; others count as `other`.
+pub const LOGIN_OUTCOMES: &[&str] = &["success", "failure", "other"];
+/// `api_call.status` classes; a missing or out-of-range status is `other`.
+pub const STATUS_CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
+
+/// Counts of the well-known fields the SOC overview charts: every label is
+/// from a fixed list, and no user, address, token or account is kept.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Activity {
+    pub logins: [u64; LOGIN_OUTCOMES.len()],
+    pub api_calls: [u64; STATUS_CLASSES.len()],
+    /// The sum of `message_volume.count` (non-negative numbers only).
+    pub messages: u64,
+}
+
+/// The well-known fields' slots; every [`Schema`] has them.
+#[derive(Debug, Clone, Copy)]
+struct ActivityFields {
+    outcome: FieldId,
+    status: FieldId,
+    count: FieldId,
+}
+
+impl ActivityFields {
+    fn of(schema: &Schema) -> ActivityFields {
+        let field = |path| schema.lookup(path).unwrap_or(FieldId::KIND);
+        ActivityFields { outcome: field("outcome"), status: field("status"), count: field("count") }
+    }
+}
+
+impl Activity {
+    fn count(&mut self, fields: ActivityFields, kind: &str, event: &EventRef<'_>) {
+        match kind {
+            "login" => {
+                let outcome = match event.get(fields.outcome).as_str() {
+                    Some("success") => 0,
+                    Some("failure") => 1,
+                    _ => 2,
+                };
+                self.logins[outcome] += 1;
+            }
+            "api_call" => {
+                let class = match event.get(fields.status).as_f64() {
+                    Some(status) if (100.0..600.0).contains(&status) => (status / 100.0) as usize - 1,
+                    _ => STATUS_CLASSES.len() - 1,
+                };
+                self.api_calls[class] += 1;
+            }
+            "message_volume" => {
+                if let Some(count) = event.get(fields.count).as_f64().filter(|c| c.is_finite() && *c >= 0.0) {
+                    self.messages = self.messages.saturating_add(count as u64);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 pub struct Pipeline {
     decoder: Decoder,
     engine: Engine,
     alerts: Vec<Alert>,
     rejected: [u64; Reason::ALL.len()],
     by_kind: [u64; KNOWN_KINDS.len() + 1],
+    fields: ActivityFields,
+    activity: Activity,
 }
 
 impl Pipeline {
@@ -29,7 +91,17 @@ impl Pipeline {
             alerts: Vec::new(),
             rejected: [0; Reason::ALL.len()],
             by_kind: [0; KNOWN_KINDS.len() + 1],
+            fields: ActivityFields::of(&rules.schema),
+            activity: Activity::default(),
         }
+    }
+
+    /// Swaps in a new rule set (see [`Engine::reload`]); the decoder takes
+    /// the new set's fields. Counters go on.
+    pub fn reload(&mut self, rules: &RuleSet) -> ReloadReport {
+        self.decoder = Decoder::with_max_bytes(rules.schema.clone(), self.decoder.max_bytes());
+        self.fields = ActivityFields::of(&rules.schema);
+        self.engine.reload(rules)
     }
 
     /// Decodes and processes one event; its alerts wait for [`Pipeline::drain_alerts`].
@@ -43,6 +115,9 @@ impl Pipeline {
             Ok(event) => {
                 let kind = KNOWN_KINDS.iter().position(|k| *k == event.kind).unwrap_or(KNOWN_KINDS.len());
                 self.by_kind[kind] += 1;
+                if let Some(known) = KNOWN_KINDS.get(kind) {
+                    self.activity.count(self.fields, known, &event);
+                }
                 Ok(self.engine.process(&event, &mut self.alerts))
             }
             Err(err) => {
@@ -83,8 +158,136 @@ impl Pipeline {
         Reason::ALL.iter().copied().zip(self.rejected.iter().copied())
     }
 
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
     /// Accepted events per kind label.
     pub fn by_kind(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         KNOWN_KINDS.iter().copied().chain(["other"]).zip(self.by_kind.iter().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::engine::Sampling;
+    use crate::ruleset::RuleSources;
+
+    const BURST: &str = "id: auth.burst\ntitle: Burst\nseverity: critical\nfilter: {kind: login, outcome: failure}\n\
+        detect: {type: threshold, group_by: [user], window: 5m, threshold: 4}\n\
+        alert: {summary: burst}\n";
+    const API: &str = "id: api.any\ntitle: Any call\nseverity: warning\nfilter: {kind: api_call}\n\
+        detect: {type: match}\nalert: {summary: call}\n";
+
+    fn rules(texts: &[&str]) -> RuleSet {
+        let files = texts.iter().enumerate().map(|(i, t)| (format!("r{i}.yml").into(), t.to_string())).collect();
+        RuleSet::compile(&RuleSources { files, lists: vec![] }).expect("valid rules")
+    }
+
+    fn pipeline(rules: &RuleSet) -> Pipeline {
+        Pipeline::new(rules, Span::from_secs(60), 1 << 20)
+    }
+
+    /// Feeds failed logins of alice at the given minutes; the alerts raised.
+    fn failures(pipeline: &mut Pipeline, minutes: std::ops::Range<u32>) -> usize {
+        minutes
+            .map(|m| {
+                let line =
+                    format!(r#"{{"ts":"2026-11-23T10:{m:02}:00Z","kind":"login","user":"alice","outcome":"failure"}}"#);
+                pipeline.feed(line.as_bytes()).unwrap();
+                pipeline.drain_alerts().count()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn a_reload_that_only_rewords_a_rule_keeps_its_window() {
+        let mut p = pipeline(&rules(&[BURST]));
+        assert_eq!(failures(&mut p, 0..3), 0);
+        let reworded = BURST
+            .replace("title: Burst", "title: Failed login burst\ndescription: Many failures.")
+            .replace("severity: critical", "severity: warning")
+            .replace("summary: burst", "summary: \"{{count}} failures\"");
+        let report = p.reload(&rules(&[&format!("# moved down a line\n{reworded}")]));
+        assert_eq!(report, ReloadReport { kept: 1, reset: 0, added: 0, removed: 0 });
+        assert_eq!(failures(&mut p, 3..4), 1, "the three failures before the reload count");
+        let alert = p.engine().rule_stats().next().unwrap();
+        assert_eq!(alert.0.severity.as_str(), "warning", "the new rule text is the one running");
+        assert_eq!(alert.1.alerts, 1);
+    }
+
+    #[test]
+    fn a_reload_that_changes_the_detector_starts_that_rule_afresh_and_keeps_its_counters() {
+        let mut p = pipeline(&rules(&[BURST]));
+        assert_eq!(failures(&mut p, 0..4), 1);
+        let report = p.reload(&rules(&[&BURST.replace("threshold: 4", "threshold: 3"), API]));
+        assert_eq!(report, ReloadReport { kept: 0, reset: 1, added: 1, removed: 0 });
+        assert_eq!(failures(&mut p, 4..6), 0, "the earlier failures are gone with the old window");
+        assert_eq!(failures(&mut p, 6..7), 1);
+        let stats: Vec<_> = p.engine().rule_stats().map(|(r, s, ..)| (r.id.to_string(), s.alerts)).collect();
+        assert_eq!(stats, [("auth.burst".to_string(), 2), ("api.any".to_string(), 0)]);
+
+        let report = p.reload(&rules(&[API]));
+        assert_eq!(report, ReloadReport { kept: 1, reset: 0, added: 0, removed: 1 });
+        assert_eq!(p.engine().rule_count(), 1);
+        assert_eq!(ReloadReport::between(&rules(&[BURST]), &rules(&[API])).removed, 1);
+    }
+
+    #[test]
+    fn a_reload_takes_fields_only_the_new_rules_use() {
+        let mut p = pipeline(&rules(&[BURST]));
+        let by_country = BURST.replace("outcome: failure}", "outcome: failure, geo.country: XX}");
+        p.reload(&rules(&[&by_country]));
+        let line =
+            br#"{"ts":"2026-11-23T10:00:00Z","kind":"login","user":"a","outcome":"failure","geo":{"country":"XX"}}"#;
+        for _ in 0..4 {
+            p.feed(line).unwrap();
+        }
+        assert_eq!(p.drain_alerts().count(), 1, "the decoder keeps geo.country after the reload");
+    }
+
+    static CLOCK: AtomicU64 = AtomicU64::new(0);
+
+    fn ticking_clock() -> u64 {
+        CLOCK.fetch_add(10, Ordering::Relaxed)
+    }
+
+    #[test]
+    fn one_event_in_every_has_each_candidate_rule_timed() {
+        let mut p = pipeline(&rules(&[BURST, API]));
+        p.engine_mut().sample_rule_time(Sampling { clock: ticking_clock, every: 4 });
+        failures(&mut p, 0..12);
+        let timed: Vec<_> = p.engine().rule_stats().map(|(_, s, ..)| (s.sampled, s.sampled_nanos)).collect();
+        assert_eq!(timed, [(3, 30), (0, 0)], "12 logins: 3 timed for the login rule, none for the API rule");
+        p.reload(&rules(&[BURST, API]));
+        failures(&mut p, 12..16);
+        assert_eq!(p.engine().rule_stats().next().unwrap().1.sampled, 4, "sampling survives a reload");
+    }
+
+    #[test]
+    fn activity_counts_login_outcomes_status_classes_and_messages() {
+        let mut p = pipeline(&rules(&[API]));
+        let lines = [
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"login","user":"a","outcome":"success"}"#,
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"login","user":"a","outcome":"failure"}"#,
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"login","user":"a"}"#,
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call","status":200}"#,
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call","status":503}"#,
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call","status":99}"#,
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call"}"#,
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":120}"#,
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":-5}"#,
+            r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":30.7}"#,
+        ];
+        for line in lines {
+            p.feed(line.as_bytes()).unwrap();
+        }
+        let activity = p.activity();
+        assert_eq!(activity.logins, [1, 1, 1]);
+        assert_eq!(activity.api_calls, [0, 1, 0, 0, 1, 2]);
+        assert_eq!(activity.messages, 150);
     }
 }

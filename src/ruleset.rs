@@ -23,6 +23,27 @@ pub struct RuleSources {
     pub lists: Vec<(String, String)>,
 }
 
+impl RuleSources {
+    /// A hash of every file's name and text: what tells a reload that the
+    /// files changed.
+    pub fn fingerprint(&self) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for (path, text) in &self.files {
+            hasher.update(path.to_string_lossy().as_bytes());
+            hasher.update(&[0]);
+            hasher.update(text.as_bytes());
+            hasher.update(&[0]);
+        }
+        for (name, text) in &self.lists {
+            hasher.update(name.as_bytes());
+            hasher.update(&[0]);
+            hasher.update(text.as_bytes());
+            hasher.update(&[0]);
+        }
+        hasher.digest()
+    }
+}
+
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -40,8 +61,10 @@ pub struct Rule {
     pub tests: Vec<RuleTest>,
     pub file: PathBuf,
     pub loc: Loc,
-    /// A hash of the rule's YAML document: checkpointed state is restored
-    /// only into a rule whose document is unchanged.
+    /// A hash of what the detector's state depends on (`filter`, `detect`,
+    /// `limits`, `alert.realert`, `alert.evidence`): a checkpoint or a
+    /// reload keeps a rule's state only while it is unchanged, so editing a
+    /// title, severity, summary, runbook or test keeps learned baselines.
     pub digest: u64,
 }
 
@@ -260,8 +283,34 @@ fn validate(
         tests,
         file: path.to_owned(),
         loc: yaml::file_loc(doc, Loc::of(&spec.id)),
-        digest: xxhash_rust::xxh3::xxh3_64(doc.text.as_bytes()),
+        digest: state_digest(doc),
     })
+}
+
+/// The hash behind [`Rule::digest`]: the state-bearing sections as
+/// canonical JSON (sorted keys, no positions), so moving or reformatting a
+/// rule does not change it.
+fn state_digest(doc: &Document<'_>) -> u64 {
+    let Ok(node) = yaml::parse_document::<Node>(doc) else {
+        return xxhash_rust::xxh3::xxh3_64(doc.text.as_bytes());
+    };
+    let serde_json::Value::Object(mut all) = node.to_json() else {
+        return xxhash_rust::xxh3::xxh3_64(doc.text.as_bytes());
+    };
+    let mut kept = serde_json::Map::new();
+    for section in ["filter", "detect", "limits"] {
+        if let Some(value) = all.remove(section) {
+            kept.insert(section.into(), value);
+        }
+    }
+    if let Some(serde_json::Value::Object(alert)) = all.remove("alert") {
+        for field in ["realert", "evidence"] {
+            if let Some(value) = alert.get(field) {
+                kept.insert(format!("alert.{field}"), value.clone());
+            }
+        }
+    }
+    xxhash_rust::xxh3::xxh3_64(serde_json::Value::Object(kept).to_string().as_bytes())
 }
 
 /// Expands a test's events: `ts` may be absolute or `+DURATION` after the

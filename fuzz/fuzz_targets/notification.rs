@@ -3,7 +3,7 @@
 //! and in every webhook format.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use vigil::alert::Alert;
@@ -16,7 +16,7 @@ use vigil::notify::webhook::Poster;
 static RENDERERS: OnceLock<(Mailer, Vec<Poster>)> = OnceLock::new();
 
 fn renderers() -> (Mailer, Vec<Poster>) {
-    let descriptions: Descriptions = Arc::new(Default::default());
+    let descriptions: Descriptions = Default::default();
     let email = Email {
         host: "localhost".into(),
         port: 25,

@@ -57,6 +57,7 @@ use crate::time::Span;
 #[serde(deny_unknown_fields)]
 pub struct ConfigSpec {
     pub rules: Option<Spanned<String>>,
+    pub reload: Option<ReloadSpec>,
     pub lateness: Option<Spanned<String>>,
     pub source: Option<Spanned<SourceSpec>>,
     pub output: Option<OutputSpec>,
@@ -202,6 +203,14 @@ pub struct MetricsSpec {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct ReloadSpec {
+    /// How often the rule files are compared with the running rules:
+    /// a duration, or `off` to reload on SIGHUP only.
+    pub watch: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LogSpec {
     pub format: Option<Spanned<String>>,
     pub level: Option<String>,
@@ -323,6 +332,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub rules_dir: Option<PathBuf>,
+    /// How often rule files are checked for changes; `None`: on SIGHUP only.
+    pub rules_watch: Option<Span>,
     pub lateness: Span,
     pub source: Source,
     pub output: OutputFormat,
@@ -366,6 +377,7 @@ impl Settings {
     }
 }
 
+pub const DEFAULT_RULES_WATCH: Span = Span(5_000_000);
 pub const DEFAULT_LATENESS: Span = Span(60_000_000);
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_DEMO_SPEED: f64 = 300.0;
@@ -376,6 +388,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             rules_dir: None,
+            rules_watch: Some(DEFAULT_RULES_WATCH),
             lateness: DEFAULT_LATENESS,
             source: Source::Demo { speed: DEFAULT_DEMO_SPEED, seed: 1 },
             output: OutputFormat::Auto,
@@ -422,6 +435,22 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
     let mut settings = Settings { state_dir: base.join(DEFAULT_STATE_DIR), ..Settings::default() };
     if let Some(rules) = &spec.rules {
         settings.rules_dir = Some(base.join(&rules.value));
+    }
+    if let Some(watch) = spec.reload.as_ref().and_then(|r| r.watch.as_ref()) {
+        settings.rules_watch = match watch.value.as_str() {
+            "off" => None,
+            text => match Span::parse(text) {
+                Ok(span) if span.0 > 0 => Some(span),
+                Ok(_) => {
+                    sink.error(watch, "`watch` must be above zero, or `off`");
+                    None
+                }
+                Err(message) => {
+                    sink.error(watch, message);
+                    None
+                }
+            },
+        };
     }
     if let Some(lateness) = &spec.lateness {
         match Span::parse(&lateness.value) {

@@ -100,6 +100,21 @@ impl Params {
         })
     }
 
+    /// The detector type as rules name it (`detect.type`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Params::Match => "match",
+            Params::Threshold(_) => "threshold",
+            Params::Distinct(_) => "distinct",
+            Params::Ratio(_) => "ratio",
+            Params::Spike(_) => "spike",
+            Params::NewValue(_) => "new_value",
+            Params::OffHours(_) => "off_hours",
+            Params::Sequence(_) => "sequence",
+            Params::Flatline(_) => "flatline",
+        }
+    }
+
     /// The realert period a rule gets when it sets none: one window, so a
     /// burst that keeps going is one alert per window, not one per event.
     pub fn default_realert(&self) -> Span {

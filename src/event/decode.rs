@@ -104,6 +104,10 @@ impl Decoder {
         &self.schema
     }
 
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// Decodes bytes that may not be UTF-8 (from a file or a Kafka message).
     pub fn decode_bytes<'a>(&'a mut self, bytes: &'a [u8]) -> Result<EventRef<'a>, DecodeError> {
         self.decode_bytes_or_kind(bytes, None)

@@ -49,13 +49,15 @@ use crate::alert::Alert;
 use crate::alert_log::AlertLog;
 use crate::checkpoint::{SourceMark, Store};
 use crate::config::{KafkaSource, Settings};
+use crate::engine::ReloadReport;
 use crate::event::DecodeError;
 use crate::kafka::commit::{Committer, Offsets, Ticket};
 use crate::kafka::producer::{Deliveries, Producer};
 use crate::kafka::rekey::{self, Origin, Plan, Rekeyer, Stream};
 use crate::pipeline::Pipeline;
+use crate::reload::Reload;
 use crate::ruleset::RuleSet;
-use crate::telemetry::metrics::{Exported, Exporter, Metrics};
+use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};
 use crate::time::Timestamp;
 
 /// Messages taken from librdkafka before they are processed under one lock.
@@ -89,6 +91,8 @@ struct DeadLetters {
 /// Everything the loop and the rebalance callback share.
 struct Worker {
     settings: Settings,
+    /// Every rule running, before the plan splits them among the streams.
+    rules: RuleSet,
     /// The consumed topics (source, then internal re-keyed ones) and their rules.
     streams: Vec<Stream>,
     rekeyer: Option<Rekeyer>,
@@ -250,7 +254,7 @@ impl Worker {
                 })
                 .unwrap_or(-1);
             let rules = &self.streams[topic].rules;
-            let mut pipeline = Pipeline::new(rules, self.settings.lateness, self.settings.max_event_bytes);
+            let mut pipeline = new_pipeline(rules, &self.settings);
             let mut start = None;
             let mut marks = Vec::new();
             match self.store.load(&name, partition, pipeline.engine_mut()) {
@@ -270,7 +274,7 @@ impl Worker {
                          without sharing it); the partition starts with empty state"
                     );
                     restores.with_label_values(&["stale"]).inc();
-                    pipeline = Pipeline::new(rules, self.settings.lateness, self.settings.max_event_bytes);
+                    pipeline = new_pipeline(rules, &self.settings);
                 }
                 Ok(None) => {
                     restores.with_label_values(&["missing"]).inc();
@@ -466,6 +470,33 @@ impl Worker {
         }
     }
 
+    /// Swaps in reloaded rules on every stream and partition. Refused when
+    /// the rules would need other re-keying topics: those are created and
+    /// subscribed at start-up.
+    fn reload(&mut self, source: &KafkaSource, rules: RuleSet) -> Result<ReloadReport, String> {
+        let plan = Plan::new(&rules, source);
+        let now: Vec<&str> = self.streams.iter().map(|s| s.name.as_str()).collect();
+        let next: Vec<&str> = plan.streams.iter().map(|s| s.name.as_str()).collect();
+        if now != next {
+            return Err(format!(
+                "the new rules need other topics ({next:?} instead of {now:?}): their group_by changes re-keying; \
+                 restart vigil to apply them"
+            ));
+        }
+        warn_misaligned(&plan);
+        if let Some(rekeyer) = &mut self.rekeyer {
+            rekeyer.retarget(&rules, plan.targets);
+        }
+        self.streams = plan.streams;
+        for partition in &mut self.partitions {
+            partition.pipeline.reload(&self.streams[partition.topic].rules);
+        }
+        let report = ReloadReport::between(&self.rules, &rules);
+        self.rules = rules;
+        self.export();
+        Ok(report)
+    }
+
     fn export(&mut self) {
         self.last_export = Instant::now();
         self.exporter.export(self.partitions.iter_mut().map(|p| (&p.pipeline, &mut p.exported)));
@@ -479,6 +510,30 @@ pub struct AlertOutput {
     pub console: mpsc::Sender<Alert>,
 }
 
+/// How the daemon steers the loop: readiness out; the stop flag and
+/// reloaded rules in.
+pub struct Control<'a> {
+    pub ready: Arc<AtomicBool>,
+    pub stop: &'a AtomicBool,
+    pub reloads: mpsc::Receiver<Reload>,
+}
+
+fn new_pipeline(rules: &RuleSet, settings: &Settings) -> Pipeline {
+    let mut pipeline = Pipeline::new(rules, settings.lateness, settings.max_event_bytes);
+    pipeline.engine_mut().sample_rule_time(metrics::sampling());
+    pipeline
+}
+
+fn warn_misaligned(plan: &Plan) {
+    if !plan.misaligned.is_empty() {
+        warn!(
+            rules = ?plan.misaligned,
+            "These rules group by fields the topics are not keyed by: each partition sees only part of a \
+             group's events. Configure `rekey` (docs/operations.md, \"Keying\")"
+        );
+    }
+}
+
 /// Runs the Kafka source until `stop` is set; then checkpoints, commits
 /// and leaves the group.
 pub fn run(
@@ -487,10 +542,10 @@ pub fn run(
     rules: RuleSet,
     metrics: Arc<Metrics>,
     output: AlertOutput,
-    ready: Arc<AtomicBool>,
-    stop: &AtomicBool,
+    control: Control<'_>,
 ) -> Result<()> {
     let AlertOutput { log, console: out } = output;
+    let Control { ready, stop, mut reloads } = control;
     let store = Store::new(settings.checkpoint_dir().join(&source.group_id));
     let dead_letters = match &source.dead_letter_topic {
         Some(topic) => Some(DeadLetters {
@@ -503,13 +558,7 @@ pub fn run(
         None => None,
     };
     let plan = Plan::new(&rules, source);
-    if !plan.misaligned.is_empty() {
-        warn!(
-            rules = ?plan.misaligned,
-            "These rules group by fields the topics are not keyed by: each partition sees only part of a \
-             group's events. Configure `rekey` (docs/operations.md, \"Keying\")"
-        );
-    }
+    warn_misaligned(&plan);
     let rekeyer = match &source.rekey {
         Some(rekey) if !plan.targets.is_empty() => {
             let internal: Vec<&str> = plan.targets.iter().map(|t| t.topic.as_str()).collect();
@@ -526,6 +575,7 @@ pub fn run(
     let topics: Vec<String> = streams.iter().map(|t| t.name.clone()).collect();
     let worker = Worker {
         settings: settings.clone(),
+        rules,
         streams,
         rekeyer,
         partitions: Vec::new(),
@@ -608,6 +658,9 @@ pub fn run(
             shared.set_connected(true);
         }
         let mut worker = shared.worker();
+        while let Ok(reload) = reloads.try_recv() {
+            let _ = reload.done.send(worker.reload(source, reload.rules));
+        }
         if !batch.is_empty() {
             let started = Instant::now();
             let now = Timestamp(chrono::Utc::now().timestamp_micros());

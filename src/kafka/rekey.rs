@@ -186,6 +186,12 @@ impl Rekeyer {
         }
     }
 
+    /// Takes the rules of a reload whose plan has the same internal topics.
+    pub fn retarget(&mut self, rules: &RuleSet, targets: Vec<Target>) {
+        self.decoder = Decoder::with_max_bytes(rules.schema.clone(), self.decoder.max_bytes());
+        self.targets = targets;
+    }
+
     /// Copies a source message to every internal topic whose rules may
     /// match it. A message that does not decode was already rejected by
     /// the source's pipeline and is not copied.

@@ -220,7 +220,7 @@ impl Mailer {
             let _ = write!(out, "<p><a href=\"{0}\">Runbook: {0}</a></p>", escape(runbook));
         }
         if let Some(description) = self.descriptions.get(&alert.rule) {
-            let _ = write!(out, "<p>{}</p>", escape(description));
+            let _ = write!(out, "<p>{}</p>", escape(&description));
         }
         let (columns, rows) = evidence_table(alert);
         if !rows.is_empty() {
@@ -310,10 +310,10 @@ mod tests {
             to: vec!["oncall@corp.example".into(), "soc@corp.example".into()],
             timezone: "Europe/Berlin".parse().ok(),
         };
-        let descriptions = Arc::new(HashMap::from([(
+        let descriptions = Arc::new(crate::notify::message::RuleDescriptions::from_map(HashMap::from([(
             Arc::from("auth.failed_login_burst"),
             Arc::from("Many failed logins <in> a short time."),
-        )]));
+        )])));
         Mailer::new(&email, &DeliveryPolicy::default(), descriptions).unwrap()
     }
 

@@ -13,8 +13,32 @@ use crate::rules::Severity;
 use crate::time::Timestamp;
 
 /// Rule id → the rule's description, which messages show and the alert
-/// log does not repeat in every alert.
-pub type Descriptions = Arc<std::collections::HashMap<Arc<str>, Arc<str>>>;
+/// log does not repeat in every alert. A rule reload replaces them.
+pub type Descriptions = Arc<RuleDescriptions>;
+
+#[derive(Debug, Default)]
+pub struct RuleDescriptions(std::sync::RwLock<Arc<std::collections::HashMap<Arc<str>, Arc<str>>>>);
+
+impl RuleDescriptions {
+    pub fn of(rules: &crate::ruleset::RuleSet) -> RuleDescriptions {
+        let descriptions = RuleDescriptions::default();
+        descriptions.replace(rules);
+        descriptions
+    }
+
+    pub fn from_map(map: std::collections::HashMap<Arc<str>, Arc<str>>) -> RuleDescriptions {
+        RuleDescriptions(std::sync::RwLock::new(Arc::new(map)))
+    }
+
+    pub fn get(&self, rule: &str) -> Option<Arc<str>> {
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(rule).cloned()
+    }
+
+    pub fn replace(&self, rules: &crate::ruleset::RuleSet) {
+        let map = rules.rules.iter().filter_map(|r| r.description.clone().map(|d| (r.id.clone(), d))).collect();
+        *self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(map);
+    }
+}
 
 /// Alerts listed in full in one message; beyond that they are counted
 /// per rule.

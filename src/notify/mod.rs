@@ -22,7 +22,6 @@ pub mod sink;
 pub mod webhook;
 pub mod worker;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +50,7 @@ pub enum Failure {
 pub struct Notifiers {
     mode: watch::Sender<Mode>,
     tasks: Vec<(String, JoinHandle<()>)>,
+    descriptions: message::Descriptions,
 }
 
 impl Notifiers {
@@ -63,13 +63,7 @@ impl Notifiers {
         outbox: Arc<Outbox>,
         metrics: &Arc<Metrics>,
     ) -> Result<Notifiers> {
-        let descriptions: message::Descriptions = Arc::new(
-            rules
-                .rules
-                .iter()
-                .filter_map(|r| r.description.clone().map(|d| (r.id.clone(), d)))
-                .collect::<HashMap<_, _>>(),
-        );
+        let descriptions: message::Descriptions = Arc::new(message::RuleDescriptions::of(rules));
         let router = Arc::new(route::Router::new(settings.routes.clone()));
         let (mode, _) = watch::channel(Mode::Run);
         let mut tasks = Vec::new();
@@ -94,7 +88,12 @@ impl Notifiers {
             .with_context(|| format!("reading the delivery position of `{}`", notifier.name))?;
             tasks.push((notifier.name.clone(), tokio::spawn(worker.run(mode.subscribe()))));
         }
-        Ok(Notifiers { mode, tasks })
+        Ok(Notifiers { mode, tasks, descriptions })
+    }
+
+    /// The rule descriptions messages show; a reload replaces them.
+    pub fn descriptions(&self) -> message::Descriptions {
+        self.descriptions.clone()
     }
 
     /// Lets every notifier deliver what the log holds for up to `grace`,

@@ -326,7 +326,7 @@ fn am_alert(alert: &Alert, descriptions: &Descriptions, ends_at: Option<&str>) -
     annotations.insert("summary".into(), json!(alert.summary));
     annotations.insert("alert_id".into(), json!(alert.id));
     if let Some(description) = descriptions.get(&alert.rule) {
-        annotations.insert("description".into(), json!(description));
+        annotations.insert("description".into(), json!(&*description));
     }
     if let Some(runbook) = &alert.runbook {
         annotations.insert("runbook_url".into(), json!(runbook));

@@ -6,14 +6,18 @@
 //! engine thread copies their increase into these metrics once per batch,
 //! so the hot path touches no registry.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use prometheus::{
     Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
-use crate::pipeline::Pipeline;
+use crate::engine::Sampling;
+use crate::pipeline::{Pipeline, LOGIN_OUTCOMES, STATUS_CLASSES};
+use crate::ruleset::RuleSet;
 
 pub struct Metrics {
     registry: Registry,
@@ -29,6 +33,15 @@ pub struct Metrics {
     pub batch_seconds: Histogram,
     pub event_lag_seconds: Histogram,
     pub alerts_replayed: IntCounter,
+    pub rule_info: IntGaugeVec,
+    pub rule_sampled: IntCounterVec,
+    pub rule_sampled_seconds: prometheus::CounterVec,
+    pub reloads: IntCounterVec,
+    pub last_reload_successful: IntGauge,
+    pub last_reload_success_seconds: prometheus::Gauge,
+    pub logins: IntCounterVec,
+    pub api_calls: IntCounterVec,
+    pub messages: IntCounter,
     pub notify: NotifyMetrics,
     pub kafka: KafkaMetrics,
 }
@@ -242,8 +255,12 @@ impl Metrics {
             IntCounter::new("vigil_events_late_total", "Events older than the watermark (seen by match rules only).")
                 .expect("valid");
         registry.register(Box::new(late.clone())).expect("registered once");
-        let alerts =
-            counter_vec(&registry, "vigil_alerts_total", "Alerts raised, by rule and severity.", &["rule", "severity"]);
+        let alerts = counter_vec(
+            &registry,
+            "vigil_alerts_total",
+            "Alerts raised, by rule, severity and detector type.",
+            &["rule", "severity", "detector"],
+        );
         let suppressed =
             counter_vec(&registry, "vigil_alerts_suppressed_total", "Alerts held back by realert, by rule.", &["rule"]);
         let groups =
@@ -279,6 +296,65 @@ impl Metrics {
             "vigil_alerts_replayed_total",
             "Alerts raised again by events read again after a restart, dropped because the alert log holds them.",
         );
+        let rule_info = gauge_vec(
+            &registry,
+            "vigil_rule_info",
+            "Always 1 for each rule loaded; labels name its severity and detector type.",
+            &["rule", "severity", "detector"],
+        );
+        let rule_sampled = counter_vec(
+            &registry,
+            "vigil_rule_evaluations_sampled_total",
+            "Rule evaluations timed (one event in 64), by rule.",
+            &["rule"],
+        );
+        let rule_sampled_seconds = prometheus::CounterVec::new(
+            Opts::new(
+                "vigil_rule_evaluation_sampled_seconds_total",
+                "Time spent in the timed rule evaluations (filter, group key, detector), by rule.",
+            ),
+            &["rule"],
+        )
+        .expect("valid");
+        registry.register(Box::new(rule_sampled_seconds.clone())).expect("registered once");
+        let reloads = counter_vec(
+            &registry,
+            "vigil_rules_reloads_total",
+            "Rule reloads (SIGHUP or a changed rule file), by result (success, failure).",
+            &["result"],
+        );
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
+        let last_reload_successful = gauge(
+            &registry,
+            "vigil_rules_last_reload_successful",
+            "1 if the last rule reload succeeded (or none was tried), 0 if the running rules are older than the files.",
+        );
+        last_reload_successful.set(1);
+        let last_reload_success_seconds = prometheus::Gauge::new(
+            "vigil_rules_last_reload_success_timestamp_seconds",
+            "Unix time the running rules were loaded.",
+        )
+        .expect("valid");
+        registry.register(Box::new(last_reload_success_seconds.clone())).expect("registered once");
+        let logins = counter_vec(
+            &registry,
+            "vigil_logins_total",
+            "Login events by outcome (success, failure, other).",
+            &["outcome"],
+        );
+        let api_calls = counter_vec(
+            &registry,
+            "vigil_api_calls_total",
+            "API call events by status class (1xx to 5xx, other).",
+            &["status_class"],
+        );
+        let messages = counter(
+            &registry,
+            "vigil_messages_total",
+            "Messages sent, summed from the `count` of message_volume events.",
+        );
         let notify = NotifyMetrics::new(&registry);
         let kafka = KafkaMetrics::new(&registry);
         Arc::new(Metrics {
@@ -295,9 +371,29 @@ impl Metrics {
             batch_seconds,
             event_lag_seconds,
             alerts_replayed,
+            rule_info,
+            rule_sampled,
+            rule_sampled_seconds,
+            reloads,
+            last_reload_successful,
+            last_reload_success_seconds,
+            logins,
+            api_calls,
+            messages,
             notify,
             kafka,
         })
+    }
+
+    /// Publishes the rule set now running: `vigil_rules_loaded`, one
+    /// `vigil_rule_info` series per rule, and the load time.
+    pub fn rules_running(&self, rules: &RuleSet) {
+        self.rules_loaded.set(rules.rules.len() as i64);
+        self.rule_info.reset();
+        for rule in &rules.rules {
+            self.rule_info.with_label_values(&[&rule.id, rule.severity.as_str(), rule.detector.type_name()]).set(1);
+        }
+        self.last_reload_success_seconds.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -314,8 +410,34 @@ pub struct Exported {
     by_kind: Vec<u64>,
     rejected: Vec<u64>,
     late: u64,
-    /// Per rule: alerts, suppressed, evictions.
-    rules: Vec<[u64; 3]>,
+    logins: [u64; LOGIN_OUTCOMES.len()],
+    api_calls: [u64; STATUS_CLASSES.len()],
+    messages: u64,
+    /// Per rule, in the pipeline's rule order: its id and the counters
+    /// [`RuleCounters`] names.
+    rules: Vec<(Arc<str>, RuleCounters)>,
+}
+
+/// Alerts, suppressed, evictions, timed evaluations, their nanoseconds.
+type RuleCounters = [u64; 5];
+
+impl Exported {
+    /// The counters last exported for each rule of `pipeline`, in its
+    /// order; after a reload they are matched by rule id, so a rule's
+    /// counters go on and a new rule starts from zero.
+    fn rules_of(&mut self, pipeline: &Pipeline) -> &mut [(Arc<str>, RuleCounters)] {
+        let engine = pipeline.engine();
+        let same = self.rules.len() == engine.rule_count()
+            && engine.rule_stats().zip(&self.rules).all(|((rule, ..), (id, _))| *rule.id == **id);
+        if !same {
+            let mut previous: HashMap<Arc<str>, RuleCounters> = self.rules.drain(..).collect();
+            self.rules = engine
+                .rule_stats()
+                .map(|(rule, ..)| (rule.id.clone(), previous.remove(&rule.id).unwrap_or_default()))
+                .collect();
+        }
+        &mut self.rules
+    }
 }
 
 /// Copies the increase of the pipelines' counters into the metrics, once
@@ -323,9 +445,8 @@ pub struct Exported {
 /// (one per Kafka partition) add up.
 pub struct Exporter {
     metrics: Arc<Metrics>,
-    /// Rule ids seen, and their tracked groups summed in this export.
-    ids: Vec<Arc<str>>,
-    groups: Vec<i64>,
+    /// Tracked groups per rule, summed over the pipelines of the last export.
+    groups: HashMap<Arc<str>, i64>,
 }
 
 fn advance(last: &mut u64, now: u64) -> u64 {
@@ -341,9 +462,23 @@ fn slot<T: Default + Clone>(list: &mut Vec<T>, index: usize) -> &mut T {
     &mut list[index]
 }
 
+/// One event in this many has its rule evaluations timed.
+pub const SAMPLE_EVERY: u32 = 64;
+
+/// Nanoseconds on a monotonic clock: what the engine's sampling reads.
+pub fn monotonic_nanos() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// The engine's rule timing as the daemon sets it.
+pub fn sampling() -> Sampling {
+    Sampling { clock: monotonic_nanos, every: SAMPLE_EVERY }
+}
+
 impl Exporter {
     pub fn new(metrics: Arc<Metrics>) -> Exporter {
-        Exporter { metrics, ids: Vec::new(), groups: Vec::new() }
+        Exporter { metrics, groups: HashMap::new() }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -351,10 +486,11 @@ impl Exporter {
     }
 
     /// Exports every pipeline's increase since the last export; the groups
-    /// gauge is the sum over the pipelines given.
+    /// gauge is the sum over the pipelines given, and a rule no pipeline
+    /// runs any more (after a reload) loses its series.
     pub fn export<'a>(&mut self, pipelines: impl IntoIterator<Item = (&'a Pipeline, &'a mut Exported)>) {
         let m = &self.metrics;
-        self.groups.iter_mut().for_each(|g| *g = 0);
+        let mut groups: HashMap<Arc<str>, i64> = HashMap::with_capacity(self.groups.len());
         for (pipeline, last) in pipelines {
             for (i, (kind, count)) in pipeline.by_kind().enumerate() {
                 m.events.with_label_values(&[kind]).inc_by(advance(slot(&mut last.by_kind, i), count));
@@ -363,20 +499,35 @@ impl Exporter {
                 m.rejected.with_label_values(&[reason.as_str()]).inc_by(advance(slot(&mut last.rejected, i), count));
             }
             m.late.inc_by(advance(&mut last.late, pipeline.engine().stats().late));
-            for (i, (rule, stats, groups, evictions)) in pipeline.engine().rule_stats().enumerate() {
+            let activity = pipeline.activity();
+            for (i, outcome) in LOGIN_OUTCOMES.iter().enumerate() {
+                m.logins.with_label_values(&[outcome]).inc_by(advance(&mut last.logins[i], activity.logins[i]));
+            }
+            for (i, class) in STATUS_CLASSES.iter().enumerate() {
+                m.api_calls.with_label_values(&[class]).inc_by(advance(&mut last.api_calls[i], activity.api_calls[i]));
+            }
+            m.messages.inc_by(advance(&mut last.messages, activity.messages));
+            let counters = last.rules_of(pipeline);
+            for ((rule, stats, tracked, evictions), (_, last)) in pipeline.engine().rule_stats().zip(counters) {
                 let id = &*rule.id;
-                let [alerts, suppressed, evicted] = slot(&mut last.rules, i);
-                m.alerts.with_label_values(&[id, rule.severity.as_str()]).inc_by(advance(alerts, stats.alerts));
+                let [alerts, suppressed, evicted, sampled, nanos] = last;
+                m.alerts
+                    .with_label_values(&[id, rule.severity.as_str(), rule.detector.type_name()])
+                    .inc_by(advance(alerts, stats.alerts));
                 m.suppressed.with_label_values(&[id]).inc_by(advance(suppressed, stats.suppressed));
                 m.evictions.with_label_values(&[id]).inc_by(advance(evicted, evictions));
-                *slot(&mut self.groups, i) += groups as i64;
-                if self.ids.len() <= i {
-                    self.ids.push(rule.id.clone());
-                }
+                m.rule_sampled.with_label_values(&[id]).inc_by(advance(sampled, stats.sampled));
+                let spent = advance(nanos, stats.sampled_nanos);
+                m.rule_sampled_seconds.with_label_values(&[id]).inc_by(spent as f64 / 1e9);
+                *groups.entry(rule.id.clone()).or_default() += tracked as i64;
             }
         }
-        for (id, groups) in self.ids.iter().zip(&self.groups) {
-            m.groups.with_label_values(&[id]).set(*groups);
+        for gone in self.groups.keys().filter(|id| !groups.contains_key(*id)) {
+            let _ = m.groups.remove_label_values(&[gone]);
         }
+        for (id, tracked) in &groups {
+            m.groups.with_label_values(&[id]).set(*tracked);
+        }
+        self.groups = groups;
     }
 }

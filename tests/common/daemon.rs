@@ -3,33 +3,55 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::vigil;
 
 /// A running daemon; killed when dropped, so a failing test leaves no
 /// process behind.
-pub struct Daemon(Child);
+pub struct Daemon {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Its log (stderr) so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a log line holds `needle`.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            assert!(Instant::now() < deadline, "no log line with `{needle}`");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
 
 impl std::ops::Deref for Daemon {
     type Target = Child;
     fn deref(&self) -> &Child {
-        &self.0
+        &self.child
     }
 }
 
 impl std::ops::DerefMut for Daemon {
     fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
+        &mut self.child
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -59,17 +81,20 @@ pub fn start(config: &str, stdin: Stdio) -> (Daemon, mpsc::Receiver<String>, Str
     });
     let stderr = child.stderr.take().unwrap();
     let (addr_tx, addr_rx) = mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             // Shown with the output of a failing test.
             eprintln!("vigil: {line}");
+            kept.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("http://").nth(1) {
                 let addr: String = rest.chars().take_while(|c| *c != '/' && !c.is_whitespace()).collect();
                 let _ = addr_tx.send(addr);
             }
         }
     });
-    let child = Daemon(child);
+    let child = Daemon { child, log };
     let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the daemon logs its admin address");
     (child, lines, addr, dir)
 }
