@@ -81,6 +81,9 @@ pub struct Pipeline {
     by_kind: [u64; KNOWN_KINDS.len() + 1],
     fields: ActivityFields,
     activity: Activity,
+    /// Fed copies of events another pipeline already counted (re-keyed
+    /// topics): they are detected on but not counted again.
+    copies: bool,
 }
 
 impl Pipeline {
@@ -93,7 +96,14 @@ impl Pipeline {
             by_kind: [0; KNOWN_KINDS.len() + 1],
             fields: ActivityFields::of(&rules.schema),
             activity: Activity::default(),
+            copies: false,
         }
+    }
+
+    /// Marks this pipeline as fed copies of events counted elsewhere: its
+    /// events leave the by-kind and activity counters alone.
+    pub fn feeds_on_copies(&mut self) {
+        self.copies = true;
     }
 
     /// Swaps in a new rule set (see [`Engine::reload`]); the decoder takes
@@ -112,6 +122,7 @@ impl Pipeline {
     /// Like [`Pipeline::feed`], with the `kind` of events that carry none.
     pub fn feed_or_kind(&mut self, bytes: &[u8], default_kind: Option<&str>) -> Result<Disposition, DecodeError> {
         match self.decoder.decode_bytes_or_kind(bytes, default_kind) {
+            Ok(event) if self.copies => Ok(self.engine.process(&event, &mut self.alerts)),
             Ok(event) => {
                 let kind = KNOWN_KINDS.iter().position(|k| *k == event.kind).unwrap_or(KNOWN_KINDS.len());
                 self.by_kind[kind] += 1;

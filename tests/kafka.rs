@@ -394,3 +394,44 @@ fn a_broker_outage_makes_vigil_unready_and_it_carries_on_when_the_broker_returns
     assert_eq!(seen.len(), 2, "one alert each: {seen:?}");
     assert!(terminate(&mut child).success());
 }
+
+#[test]
+fn a_reload_reaches_every_partition_and_one_needing_other_rekey_topics_is_refused() {
+    let broker = Broker::start();
+    broker.create_topic("logins", 3);
+    let rules = tempfile::tempdir().unwrap();
+    let burst = "id: auth.burst\ntitle: Burst\nseverity: critical\nfilter: {kind: login, outcome: failure}\n\
+                 detect: {type: threshold, group_by: [user], window: 5m, threshold: 4}\nalert: {summary: burst}\n";
+    let spray = "id: auth.spray\ntitle: Spray\nseverity: warning\nfilter: {kind: login, outcome: failure}\n\
+                 detect: {type: distinct, group_by: [src_ip], field: user, window: 5m, threshold: 50}\n\
+                 alert: {summary: spray}\n";
+    std::fs::write(rules.path().join("burst.yml"), burst).unwrap();
+    std::fs::write(rules.path().join("spray.yml"), spray).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let source = "topics: [{name: logins, kind: login, key: [user]}]\n  rekey: {partitions: 2}";
+    let rest = format!("rules: {}\nreload: {{watch: 200ms}}\n", rules.path().display());
+    let (mut child, lines, addr, _dir) = start(&config(&broker, state.path(), source, &rest), Stdio::null());
+    wait_metric(&addr, "vigil_kafka_assigned_partitions 5");
+
+    let users = ["alice", "bob", "carol"];
+    let early: Vec<(String, String)> =
+        users.iter().flat_map(|u| (0..3).map(move |i| (u.to_string(), login(u, i, "failure")))).collect();
+    broker.produce("logins", &early);
+    wait_metric(&addr, "vigil_logins_total{outcome=\"failure\"} 9");
+    std::fs::write(rules.path().join("burst.yml"), burst.replace("title: Burst", "title: Renamed burst")).unwrap();
+    wait_metric(&addr, "vigil_rules_reloads_total{result=\"success\"} 1");
+    let late: Vec<(String, String)> = users.iter().map(|u| (u.to_string(), login(u, 10, "failure"))).collect();
+    broker.produce("logins", &late);
+    let mut seen = Vec::new();
+    for _ in users {
+        wait_for(&lines, "Renamed burst", &mut seen);
+    }
+
+    // Grouping the spray rule by another field needs another internal topic.
+    std::fs::write(rules.path().join("spray.yml"), spray.replace("group_by: [src_ip]", "group_by: [country]")).unwrap();
+    wait_metric(&addr, "vigil_rules_reloads_total{result=\"failure\"} 1");
+    assert!(child.log().contains("restart vigil to apply them"), "the refusal says why");
+    let metrics = wait_metric(&addr, "vigil_rules_last_reload_successful 0");
+    assert!(metrics.contains("vigil_rules_loaded 2"));
+    assert!(terminate(&mut child).success());
+}

@@ -253,8 +253,8 @@ impl Worker {
                     _ => None,
                 })
                 .unwrap_or(-1);
-            let rules = &self.streams[topic].rules;
-            let mut pipeline = new_pipeline(rules, &self.settings);
+            let stream = &self.streams[topic];
+            let mut pipeline = new_pipeline(stream, &self.settings);
             let mut start = None;
             let mut marks = Vec::new();
             match self.store.load(&name, partition, pipeline.engine_mut()) {
@@ -274,7 +274,7 @@ impl Worker {
                          without sharing it); the partition starts with empty state"
                     );
                     restores.with_label_values(&["stale"]).inc();
-                    pipeline = new_pipeline(rules, &self.settings);
+                    pipeline = new_pipeline(stream, &self.settings);
                 }
                 Ok(None) => {
                     restores.with_label_values(&["missing"]).inc();
@@ -518,9 +518,12 @@ pub struct Control<'a> {
     pub reloads: mpsc::Receiver<Reload>,
 }
 
-fn new_pipeline(rules: &RuleSet, settings: &Settings) -> Pipeline {
-    let mut pipeline = Pipeline::new(rules, settings.lateness, settings.max_event_bytes);
+fn new_pipeline(stream: &Stream, settings: &Settings) -> Pipeline {
+    let mut pipeline = Pipeline::new(&stream.rules, settings.lateness, settings.max_event_bytes);
     pipeline.engine_mut().sample_rule_time(metrics::sampling());
+    if stream.rekeyed {
+        pipeline.feeds_on_copies();
+    }
     pipeline
 }
 
