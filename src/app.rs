@@ -415,6 +415,7 @@ fn detect(
     pipeline.engine_mut().sample_rule_time(metrics::sampling());
     let mut exporter = Exporter::new(metrics.clone());
     let mut exported = Exported::default();
+    exporter.export([(&pipeline, &mut exported)]);
     let mut rejected = 0u64;
     loop {
         let mut batch = match rx.blocking_recv() {

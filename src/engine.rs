@@ -320,7 +320,7 @@ pub struct Restored {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RestoreReport {
     pub rules: usize,
-    /// Saved rules that are gone or whose document changed: their state is
+    /// Saved rules that are gone or whose state-bearing sections changed (`Rule::digest`): their state is
     /// dropped and they start afresh.
     pub dropped: usize,
 }
@@ -335,7 +335,7 @@ impl Engine {
     }
 
     /// Takes over a checkpointed state. Rules are matched by id and kept
-    /// only if their document is unchanged; new rules start empty.
+    /// only if their state-bearing sections are unchanged; new rules start empty.
     pub fn restore(&mut self, restored: Restored) -> RestoreReport {
         self.max_ts = restored.max_ts;
         self.next_tick = restored.next_tick;

@@ -560,6 +560,11 @@ pub fn run(
         }),
         None => None,
     };
+    if dead_letters.is_some() {
+        for reason in crate::event::Reason::ALL {
+            metrics.kafka.dead_lettered.with_label_values(&[reason.as_str()]);
+        }
+    }
     let plan = Plan::new(&rules, source);
     warn_misaligned(&plan);
     let rekeyer = match &source.rekey {

@@ -167,6 +167,19 @@ impl Worker {
         } else {
             worker.saved = worker.cursor.clone();
         }
+        // Every series of this notifier exists from the start, at zero, so
+        // a dashboard or an alert on failures has something to show.
+        let m = &worker.metrics.notify;
+        let name = [worker.name.as_str()];
+        for result in ["sent", "retried", "failed"] {
+            m.notifications.with_label_values(&[&worker.name, result]);
+        }
+        m.alerts_delivered.with_label_values(&name);
+        m.alerts_held_back.with_label_values(&name);
+        m.outbox_dropped.with_label_values(&name);
+        m.outbox_pending.with_label_values(&name);
+        m.outbox_oldest_seconds.with_label_values(&name);
+        m.latency_seconds.with_label_values(&name);
         Ok(worker)
     }
 

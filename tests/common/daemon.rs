@@ -108,6 +108,15 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, response)
 }
 
+/// The status of a GET, or `None` while nothing listens.
+pub fn http_get_status(addr: &str, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
 pub fn wait_for(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
