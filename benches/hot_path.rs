@@ -110,6 +110,23 @@ fn metrics(c: &mut Criterion) {
             pipeline.alerts_mut().clear();
         })
     });
+    let mut sampled = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
+    sampled.engine_mut().sample_rule_time(vigil::telemetry::metrics::sampling());
+    for (_, line) in stream.events.iter().take(20_000) {
+        let _ = sampled.feed(line.as_bytes());
+        sampled.alerts_mut().clear();
+    }
+    group.bench_function("the same batch with rule timing sampled (1 event in 64)", |b| {
+        b.iter(|| {
+            for line in &batch {
+                let _ = sampled.feed(black_box(line.as_bytes()));
+            }
+            sampled.alerts_mut().clear();
+        })
+    });
+    group.bench_function("one read of the clock rule timing uses", |b| {
+        b.iter(vigil::telemetry::metrics::monotonic_nanos)
+    });
     group.bench_function("the metrics export after a batch (18 rules)", |b| {
         b.iter(|| {
             metrics.batch_seconds.observe(black_box(0.001));

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, error, info, warn};
+use tracing::{error, info, warn};
 
 use crate::alert::Alert;
 use crate::alert_log::AlertLog;
@@ -39,6 +39,7 @@ use crate::source::demo::{self, DemoSpec};
 use crate::source::lines::{LineReader, Next};
 use crate::source::{Batch, Record};
 use crate::telemetry::http::{self, Health};
+use crate::telemetry::logging::Rejections;
 use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};
 use crate::time::Timestamp;
 
@@ -399,10 +400,6 @@ fn read_demo(speed: f64, seed: u64, batches: &mut Batches<'_>, stopping: &Atomic
     Ok(())
 }
 
-/// Rejected events logged one by one before switching to DEBUG (the
-/// metric counts them all).
-const LOGGED_REJECTIONS: u64 = 10;
-
 fn detect(
     rules: RuleSet,
     settings: &Settings,
@@ -416,7 +413,7 @@ fn detect(
     let mut exporter = Exporter::new(metrics.clone());
     let mut exported = Exported::default();
     exporter.export([(&pipeline, &mut exported)]);
-    let mut rejected = 0u64;
+    let mut rejected = Rejections::default();
     loop {
         let mut batch = match rx.blocking_recv() {
             Some(Feed::Batch(batch)) => batch,
@@ -439,12 +436,7 @@ fn detect(
                 }
             };
             if let Err((reason, detail)) = result {
-                rejected += 1;
-                if rejected <= LOGGED_REJECTIONS {
-                    warn!(line = number, %reason, detail, "Event rejected");
-                } else {
-                    debug!(line = number, %reason, detail, "Event rejected");
-                }
+                rejected.record(&format_args!("line {number}"), reason, &detail);
             } else {
                 last_ts = Some(pipeline.engine().watermark());
             }

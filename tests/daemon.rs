@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::daemon::{http_get, start, terminate, wait_for};
+use common::daemon::{http_get, start, terminate, wait_for, wait_metric};
 use common::vigil;
 
 #[test]
@@ -40,18 +40,23 @@ fn demo_daemon_raises_alerts_serves_metrics_and_stops_on_sigterm() {
     assert!(terminate(&mut child).success());
 }
 
-#[test]
-fn stdin_daemon_alerts_at_once_and_drains_on_sigterm() {
-    let config = "source: {type: stdin}\nmetrics: {listen: 127.0.0.1:0}\noutput: {format: json}\n";
-    let (mut child, lines, addr, _dir) = start(config, Stdio::piped());
-    let mut stdin = child.stdin.take().unwrap();
-    for i in 0..5 {
+/// Failed logins of alice, one a second: five make a burst.
+fn failed_logins(stdin: &mut impl Write, count: u32) {
+    for i in 0..count {
         writeln!(
             stdin,
             r#"{{"ts":"2026-11-09T08:00:{i:02}Z","kind":"login","user":"alice","outcome":"failure","src_ip":"185.220.101.7"}}"#
         )
         .unwrap();
     }
+}
+
+#[test]
+fn stdin_daemon_alerts_at_once_and_drains_on_sigterm() {
+    let config = "source: {type: stdin}\nmetrics: {listen: 127.0.0.1:0}\noutput: {format: json}\n";
+    let (mut child, lines, addr, _dir) = start(config, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    failed_logins(&mut stdin, 5);
     writeln!(stdin, "not json").unwrap();
     stdin.flush().unwrap();
     let mut seen = Vec::new();
@@ -124,4 +129,37 @@ fn promtool_accepts_the_metrics() {
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
     assert!(terminate(&mut child).success());
+}
+
+#[test]
+fn json_logs_carry_one_info_line_per_alert_and_nothing_per_event_above_debug() {
+    let config = "source: {type: stdin}\nmetrics: {listen: 127.0.0.1:0}\noutput: {format: json}\nlog: {format: json}\n";
+    let (mut child, lines, addr, _dir) = start(config, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    failed_logins(&mut stdin, 5);
+    for _ in 0..50 {
+        writeln!(stdin, "not json").unwrap();
+    }
+    stdin.flush().unwrap();
+    let mut seen = Vec::new();
+    wait_for(&lines, "auth.failed_login_burst", &mut seen);
+    wait_metric(&addr, "vigil_events_rejected_total{reason=\"not_an_object\"} 50");
+    let alert_line = child.wait_log("\"message\":\"Alert\"");
+    assert!(terminate(&mut child).success());
+    drop(stdin);
+
+    let log = child.log();
+    let records: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect();
+    let alert: serde_json::Value = serde_json::from_str(&alert_line).unwrap();
+    assert_eq!(alert["level"], "INFO");
+    assert_eq!(alert["fields"]["rule"], "auth.failed_login_burst");
+    assert_eq!(alert["fields"]["severity"], "critical");
+    assert_eq!(alert["fields"]["group"], "user=alice");
+    let alerts = records.iter().filter(|r| r["fields"]["message"] == "Alert").count();
+    assert_eq!(alerts, 1, "one line per alert");
+    let warnings: Vec<_> = records.iter().filter(|r| r["level"] == "WARN").collect();
+    assert_eq!(warnings.len(), 1, "50 malformed events make one warning: {warnings:?}");
+    assert_eq!(warnings[0]["fields"]["count"], 1, "the first is reported at once; the rest wait a minute");
+    assert!(log.lines().all(|l| !l.contains("\u{1b}[")), "no colour codes off a terminal");
 }

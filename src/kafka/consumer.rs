@@ -57,6 +57,7 @@ use crate::kafka::rekey::{self, Origin, Plan, Rekeyer, Stream};
 use crate::pipeline::Pipeline;
 use crate::reload::Reload;
 use crate::ruleset::RuleSet;
+use crate::telemetry::logging::Rejections;
 use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};
 use crate::time::Timestamp;
 
@@ -64,8 +65,6 @@ use crate::time::Timestamp;
 const BATCH: usize = 1024;
 const POLL: Duration = Duration::from_millis(100);
 const EXPORT_EVERY: Duration = Duration::from_millis(250);
-/// Rejected messages logged one by one before switching to DEBUG.
-const LOGGED_REJECTIONS: u64 = 10;
 /// How long a commit or a dead-letter flush may wait on the broker.
 const BROKER_WAIT: Duration = Duration::from_secs(10);
 
@@ -108,7 +107,7 @@ struct Worker {
     dead_letters: Option<DeadLetters>,
     exporter: Exporter,
     consumed: Vec<IntCounter>,
-    rejected: u64,
+    rejected: Rejections,
     last_checkpoint: Instant,
     last_export: Instant,
     log_ok: bool,
@@ -365,13 +364,9 @@ impl Worker {
     }
 
     fn reject(&mut self, message: &BorrowedMessage<'_>, err: &DecodeError) {
-        self.rejected += 1;
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
-        if self.rejected <= LOGGED_REJECTIONS {
-            warn!(topic, partition, offset, reason = %err.reason, detail = %err.detail, "Message rejected");
-        } else {
-            debug!(topic, partition, offset, reason = %err.reason, detail = %err.detail, "Message rejected");
-        }
+        let place = format_args!("{topic}/{partition}@{offset}");
+        self.rejected.record(&place, err.reason, &err.detail);
         let Some(dead) = &self.dead_letters else { return };
         let partition_text = partition.to_string();
         let offset_text = offset.to_string();
@@ -594,7 +589,7 @@ pub fn run(
         dead_letters,
         exporter: Exporter::new(metrics.clone()),
         consumed,
-        rejected: 0,
+        rejected: Rejections::default(),
         last_checkpoint: Instant::now(),
         last_export: Instant::now(),
         log_ok: true,

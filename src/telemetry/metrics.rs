@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::engine::Sampling;
@@ -35,10 +36,10 @@ pub struct Metrics {
     pub alerts_replayed: IntCounter,
     pub rule_info: IntGaugeVec,
     pub rule_sampled: IntCounterVec,
-    pub rule_sampled_seconds: prometheus::CounterVec,
+    pub rule_sampled_seconds: CounterVec,
     pub reloads: IntCounterVec,
     pub last_reload_successful: IntGauge,
-    pub last_reload_success_seconds: prometheus::Gauge,
+    pub last_reload_success_seconds: Gauge,
     pub logins: IntCounterVec,
     pub api_calls: IntCounterVec,
     pub messages: IntCounter,
@@ -63,25 +64,19 @@ pub struct NotifyMetrics {
 
 impl NotifyMetrics {
     fn new(registry: &Registry) -> NotifyMetrics {
-        let latency_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "vigil_notification_latency_seconds",
-                "From an alert being raised to its notification being accepted by the receiver.",
-            )
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0]),
+        let latency_seconds = histogram_vec(
+            registry,
+            "vigil_notification_latency_seconds",
+            "From an alert being raised to its notification being accepted by the receiver.",
+            vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0],
             &["notifier"],
-        )
-        .expect("valid");
-        registry.register(Box::new(latency_seconds.clone())).expect("registered once");
-        let outbox_oldest_seconds = GaugeVec::new(
-            Opts::new(
-                "vigil_outbox_oldest_age_seconds",
-                "Age of the oldest alert a notifier has yet to deliver (0: none).",
-            ),
+        );
+        let outbox_oldest_seconds = float_gauge_vec(
+            registry,
+            "vigil_outbox_oldest_age_seconds",
+            "Age of the oldest alert a notifier has yet to deliver (0: none).",
             &["notifier"],
-        )
-        .expect("valid");
-        registry.register(Box::new(outbox_oldest_seconds.clone())).expect("registered once");
+        );
         NotifyMetrics {
             notifications: counter_vec(
                 registry,
@@ -138,28 +133,50 @@ pub struct KafkaMetrics {
     pub rekey_failures: IntCounter,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("metric definitions are valid");
+/// Registers a metric built from a definition in this file; both can fail
+/// only on a programming error (an invalid name, a name used twice).
+fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: prometheus::Result<M>) -> M {
+    let metric = metric.expect("metric definitions are valid");
     registry.register(Box::new(metric.clone())).expect("each metric is registered once");
     metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(registry, IntCounter::new(name, help))
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
+}
+
+/// A counter of fractional amounts (seconds).
+fn float_counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    register(registry, CounterVec::new(Opts::new(name, help), labels))
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::new(name, help).expect("metric definitions are valid");
-    registry.register(Box::new(metric.clone())).expect("each metric is registered once");
-    metric
+    register(registry, IntGauge::new(name, help))
 }
 
 fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric definitions are valid");
-    registry.register(Box::new(metric.clone())).expect("each metric is registered once");
-    metric
+    register(registry, IntGaugeVec::new(Opts::new(name, help), labels))
+}
+
+/// A gauge of fractional values (seconds, timestamps).
+fn float_gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    register(registry, Gauge::new(name, help))
+}
+
+fn float_gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    register(registry, GaugeVec::new(Opts::new(name, help), labels))
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid");
-    registry.register(Box::new(metric.clone())).expect("each metric is registered once");
-    metric
+    register(registry, Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)))
+}
+
+fn histogram_vec(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]) -> HistogramVec {
+    register(registry, HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels))
 }
 
 impl KafkaMetrics {
@@ -235,12 +252,6 @@ impl KafkaMetrics {
     }
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definitions are valid");
-    registry.register(Box::new(metric.clone())).expect("each metric is registered once");
-    metric
-}
-
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let registry = Registry::new();
@@ -251,10 +262,11 @@ impl Metrics {
             "Events rejected as malformed, by reason.",
             &["reason"],
         );
-        let late =
-            IntCounter::new("vigil_events_late_total", "Events older than the watermark (seen by match rules only).")
-                .expect("valid");
-        registry.register(Box::new(late.clone())).expect("registered once");
+        let late = counter(
+            &registry,
+            "vigil_events_late_total",
+            "Events older than the watermark (seen by match rules only).",
+        );
         let alerts = counter_vec(
             &registry,
             "vigil_alerts_total",
@@ -263,34 +275,29 @@ impl Metrics {
         );
         let suppressed =
             counter_vec(&registry, "vigil_alerts_suppressed_total", "Alerts held back by realert, by rule.", &["rule"]);
-        let groups =
-            IntGaugeVec::new(Opts::new("vigil_detector_groups", "Groups tracked per rule."), &["rule"]).expect("valid");
-        registry.register(Box::new(groups.clone())).expect("registered once");
+        let groups = gauge_vec(&registry, "vigil_detector_groups", "Groups tracked per rule.", &["rule"]);
         let evictions = counter_vec(
             &registry,
             "vigil_detector_evictions_total",
             "Groups or values evicted to stay within the rule's limits.",
             &["rule"],
         );
-        let rules_loaded = IntGauge::new("vigil_rules_loaded", "Rules loaded and active.").expect("valid");
-        registry.register(Box::new(rules_loaded.clone())).expect("registered once");
+        let rules_loaded = gauge(&registry, "vigil_rules_loaded", "Rules loaded and active.");
         let build_info =
-            IntGaugeVec::new(Opts::new("vigil_build_info", "Always 1; labels name the build."), &["version", "commit"])
-                .expect("valid");
-        registry.register(Box::new(build_info.clone())).expect("registered once");
+            gauge_vec(&registry, "vigil_build_info", "Always 1; labels name the build.", &["version", "commit"]);
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), env!("VIGIL_GIT_COMMIT")]).set(1);
-        let batch_seconds = Histogram::with_opts(
-            HistogramOpts::new("vigil_batch_processing_seconds", "Time to process one batch of events.")
-                .buckets(prometheus::exponential_buckets(0.00001, 4.0, 10).expect("valid buckets")),
-        )
-        .expect("valid");
-        registry.register(Box::new(batch_seconds.clone())).expect("registered once");
-        let event_lag_seconds = Histogram::with_opts(
-            HistogramOpts::new("vigil_event_lag_seconds", "Wall clock minus event time of the last event of a batch.")
-                .buckets(vec![0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 3600.0, 86_400.0]),
-        )
-        .expect("valid");
-        registry.register(Box::new(event_lag_seconds.clone())).expect("registered once");
+        let batch_seconds = histogram(
+            &registry,
+            "vigil_batch_processing_seconds",
+            "Time to process one batch of events.",
+            prometheus::exponential_buckets(0.00001, 4.0, 10).expect("valid buckets"),
+        );
+        let event_lag_seconds = histogram(
+            &registry,
+            "vigil_event_lag_seconds",
+            "Wall clock minus event time of the last event of a batch.",
+            vec![0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 3600.0, 86_400.0],
+        );
         let alerts_replayed = counter(
             &registry,
             "vigil_alerts_replayed_total",
@@ -308,15 +315,12 @@ impl Metrics {
             "Rule evaluations timed (one event in 64), by rule.",
             &["rule"],
         );
-        let rule_sampled_seconds = prometheus::CounterVec::new(
-            Opts::new(
-                "vigil_rule_evaluation_sampled_seconds_total",
-                "Time spent in the timed rule evaluations (filter, group key, detector), by rule.",
-            ),
+        let rule_sampled_seconds = float_counter_vec(
+            &registry,
+            "vigil_rule_evaluation_sampled_seconds_total",
+            "Time spent in the timed rule evaluations (filter, group key, detector), by rule.",
             &["rule"],
-        )
-        .expect("valid");
-        registry.register(Box::new(rule_sampled_seconds.clone())).expect("registered once");
+        );
         let reloads = counter_vec(
             &registry,
             "vigil_rules_reloads_total",
@@ -332,12 +336,11 @@ impl Metrics {
             "1 if the last rule reload succeeded (or none was tried), 0 if the running rules are older than the files.",
         );
         last_reload_successful.set(1);
-        let last_reload_success_seconds = prometheus::Gauge::new(
+        let last_reload_success_seconds = float_gauge(
+            &registry,
             "vigil_rules_last_reload_success_timestamp_seconds",
             "Unix time the running rules were loaded.",
-        )
-        .expect("valid");
-        registry.register(Box::new(last_reload_success_seconds.clone())).expect("registered once");
+        );
         let logins = counter_vec(
             &registry,
             "vigil_logins_total",
