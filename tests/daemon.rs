@@ -29,7 +29,12 @@ fn demo_daemon_raises_alerts_serves_metrics_and_stops_on_sigterm() {
     assert_eq!(status, 200);
     for series in [
         "vigil_events_total{kind=\"login\"}",
-        "vigil_alerts_total{rule=\"auth.failed_login_burst\",severity=\"critical\"} 1",
+        "vigil_alerts_total{detector=\"threshold\",rule=\"auth.failed_login_burst\",severity=\"critical\"} 1",
+        "vigil_rule_info{detector=\"off_hours\",rule=\"auth.unusual_login_hour\",severity=\"warning\"} 1",
+        "vigil_logins_total{outcome=\"failure\"}",
+        "vigil_api_calls_total{status_class=\"5xx\"}",
+        "vigil_messages_total",
+        "vigil_rule_evaluations_sampled_total{rule=\"auth.new_device\"}",
         "vigil_detector_groups{rule=\"auth.new_device\"}",
         "vigil_rules_loaded 18",
         "vigil_events_rejected_total{reason=\"invalid_json\"} 0",

@@ -170,7 +170,11 @@ fn email_goes_over_starttls_or_implicit_tls_with_auth_and_carries_text_and_html(
         metric(m, r#"vigil_notifications_total{notifier="badauth",result="retried"}"#).is_some_and(|r| r >= 2.0)
     });
     assert_eq!(metric(&metrics, r#"vigil_notifications_total{notifier="oncall",result="sent"}"#), Some(1.0));
-    assert_eq!(metric(&metrics, r#"vigil_notifications_total{notifier="badauth",result="failed"}"#), None);
+    assert_eq!(
+        metric(&metrics, r#"vigil_notifications_total{notifier="badauth",result="failed"}"#),
+        Some(0.0),
+        "present at zero: never refused"
+    );
     assert_eq!(metric(&metrics, r#"vigil_outbox_pending_alerts{notifier="badauth"}"#), Some(1.0));
     assert_eq!(starttls.messages().len(), 1, "the wrong password sent nothing");
     drop(stdin);
@@ -470,7 +474,8 @@ fn a_full_outbox_deletes_the_oldest_alerts_and_counts_what_each_notifier_lost() 
     feed(&mut stdin, &events);
     let metrics = wait_metrics(&addr, "dropped alerts", |m| {
         metric(m, r#"vigil_outbox_dropped_alerts_total{notifier="hook"}"#).is_some_and(|d| d > 0.0)
-            && metric(m, r#"vigil_alerts_total{rule="test.login",severity="critical"}"#) == Some(ALERTS as f64)
+            && metric(m, r#"vigil_alerts_total{detector="match",rule="test.login",severity="critical"}"#)
+                == Some(ALERTS as f64)
     });
     let dropped = metric(&metrics, r#"vigil_outbox_dropped_alerts_total{notifier="hook"}"#).unwrap() as u64;
     let on_disk: u64 = std::fs::read_dir(setup.dir.path().join("state/alerts"))
