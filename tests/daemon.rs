@@ -168,3 +168,79 @@ fn json_logs_carry_one_info_line_per_alert_and_nothing_per_event_above_debug() {
     assert_eq!(warnings[0]["fields"]["count"], 1, "the first is reported at once; the rest wait a minute");
     assert!(log.lines().all(|l| !l.contains("\u{1b}[")), "no colour codes off a terminal");
 }
+
+/// A small tmpfs, so that the alert log can be made unwritable (root
+/// ignores permissions; a full disk is the failure that happens).
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs needs root (CAP_SYS_ADMIN), as CI has");
+        SmallDisk { path, _dir: dir }
+    }
+
+    /// Writes until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).and_then(|()| file.sync_all()).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn an_alert_log_that_cannot_be_written_makes_vigil_unready_and_holds_the_alert_until_it_can() {
+    let disk = SmallDisk::mount();
+    let config = format!(
+        "source: {{type: stdin}}\nmetrics: {{listen: 127.0.0.1:0}}\noutput: {{format: json}}\nstate: {{dir: {}}}\n",
+        disk.path.display()
+    );
+    let (mut child, lines, addr, _dir) = start(&config, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    wait_for_status(&addr, "/readyz", 200);
+    let filler = disk.fill();
+
+    failed_logins(&mut stdin, 5);
+    stdin.flush().unwrap();
+    let mut seen = Vec::new();
+    wait_for(&lines, "auth.failed_login_burst", &mut seen);
+    wait_for_status(&addr, "/readyz", 503);
+    child.wait_log("Writing the alert log failed");
+    assert!(!common::alert_log(&disk.path).contains("auth.failed_login_burst"), "not on disk yet");
+    assert_eq!(http_get(&addr, "/healthz").0, 200, "alive while not ready");
+
+    std::fs::remove_file(filler).unwrap();
+    wait_for_status(&addr, "/readyz", 200);
+    child.wait_log("The alert log is written again");
+    let logged = common::alert_log(&disk.path);
+    assert_eq!(logged.lines().count(), 1, "the alert, once and whole:\n{logged}");
+    assert!(logged.contains("auth.failed_login_burst"));
+    assert!(terminate(&mut child).success());
+    drop(stdin);
+}
+
+fn wait_for_status(addr: &str, path: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(addr, path).0 != status {
+        assert!(Instant::now() < deadline, "{path} did not answer {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
