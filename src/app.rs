@@ -438,7 +438,7 @@ fn detect(
             if let Err((reason, detail)) = result {
                 rejected.record(&format_args!("line {number}"), reason, &detail);
             } else {
-                last_ts = Some(pipeline.engine().watermark());
+                last_ts = Some(pipeline.engine().newest());
             }
             for mut alert in pipeline.drain_alerts() {
                 alert.raised_at = Some(now);
@@ -449,8 +449,7 @@ fn detect(
         }
         metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
         if let Some(ts) = last_ts {
-            let lag = now.0 - ts.0 - settings.lateness.0;
-            metrics.event_lag_seconds.observe((lag as f64 / 1e6).max(0.0));
+            metrics.event_lag_seconds.observe(now.0.saturating_sub(ts.0).max(0) as f64 / 1e6);
         }
         exporter.export([(&pipeline, &mut exported)]);
         batch.clear();

@@ -209,6 +209,11 @@ impl Engine {
         report
     }
 
+    /// The newest event time seen.
+    pub fn newest(&self) -> Timestamp {
+        self.max_ts
+    }
+
     /// The event time before which events are late.
     pub fn watermark(&self) -> Timestamp {
         self.max_ts.saturating_sub(self.lateness)

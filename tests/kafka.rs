@@ -103,6 +103,7 @@ fn events_become_alerts_bad_messages_become_dead_letters() {
         metric_value(m, "vigil_kafka_rebalances_total{event=\"assign\"}") > 0.0
     });
     wait_metrics(&addr, "timed commits", |m| metric_value(m, "vigil_kafka_commit_seconds_count") > 0.0);
+    wait_metrics(&addr, "event-time lag", |m| metric_value(m, "vigil_event_lag_seconds_count") > 0.0);
     assert_eq!(http_get(&addr, "/readyz").0, 200);
     assert!(terminate(&mut child).success());
 }

@@ -108,6 +108,8 @@ struct Worker {
     exporter: Exporter,
     consumed: Vec<IntCounter>,
     rejected: Rejections,
+    /// The newest event time processed in the current batch.
+    newest: Timestamp,
     last_checkpoint: Instant,
     last_export: Instant,
     log_ok: bool,
@@ -331,7 +333,7 @@ impl Worker {
 
     fn process(&mut self, message: &BorrowedMessage<'_>, now: Timestamp) {
         let Some(index) = self.find(message.topic(), message.partition()) else { return };
-        let Worker { partitions, streams, rekeyer, log, pending, consumed, .. } = self;
+        let Worker { partitions, streams, rekeyer, log, pending, consumed, newest, .. } = self;
         let part = &mut partitions[index];
         consumed[part.topic].inc();
         part.next = Some(message.offset() + 1);
@@ -350,6 +352,9 @@ impl Worker {
         }
         let payload = message.payload().unwrap_or_default();
         let result = part.pipeline.feed_or_kind(payload, default_kind);
+        if result.is_ok() {
+            *newest = (*newest).max(part.pipeline.engine().newest());
+        }
         for mut alert in part.pipeline.drain_alerts() {
             alert.raised_at = Some(now);
             if log.append(&alert) {
@@ -590,6 +595,7 @@ pub fn run(
         exporter: Exporter::new(metrics.clone()),
         consumed,
         rejected: Rejections::default(),
+        newest: Timestamp::MIN,
         last_checkpoint: Instant::now(),
         last_export: Instant::now(),
         log_ok: true,
@@ -667,10 +673,14 @@ pub fn run(
         if !batch.is_empty() {
             let started = Instant::now();
             let now = Timestamp(chrono::Utc::now().timestamp_micros());
+            worker.newest = Timestamp::MIN;
             for message in batch.drain(..) {
                 worker.process(&message, now);
             }
             metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+            if worker.newest > Timestamp::MIN {
+                metrics.event_lag_seconds.observe(now.0.saturating_sub(worker.newest.0).max(0) as f64 / 1e6);
+            }
         }
         if worker.log.has_pending() || !worker.pending.is_empty() {
             worker.sync_log();

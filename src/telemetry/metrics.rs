@@ -295,7 +295,7 @@ impl Metrics {
         let event_lag_seconds = histogram(
             &registry,
             "vigil_event_lag_seconds",
-            "Wall clock minus event time of the last event of a batch.",
+            "Wall clock minus the newest event time, after each batch.",
             vec![0.01, 0.1, 1.0, 10.0, 60.0, 300.0, 3600.0, 86_400.0],
         );
         let alerts_replayed = counter(
