@@ -172,7 +172,7 @@ pub async fn run(settings: Settings, start: StartRules) -> Result<()> {
     let reloader = Reloader {
         origin,
         fingerprint,
-        watch: settings.rules_watch.map(|span| Duration::from_micros(span.0.max(1) as u64)),
+        watch: settings.rules_watch,
         metrics: metrics.clone(),
         descriptions: notifiers.descriptions(),
     };

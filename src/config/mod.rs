@@ -333,7 +333,7 @@ pub enum LogFormat {
 pub struct Settings {
     pub rules_dir: Option<PathBuf>,
     /// How often rule files are checked for changes; `None`: on SIGHUP only.
-    pub rules_watch: Option<Span>,
+    pub rules_watch: Option<std::time::Duration>,
     pub lateness: Span,
     pub source: Source,
     pub output: OutputFormat,
@@ -377,7 +377,7 @@ impl Settings {
     }
 }
 
-pub const DEFAULT_RULES_WATCH: Span = Span(5_000_000);
+pub const DEFAULT_RULES_WATCH: std::time::Duration = std::time::Duration::from_secs(5);
 pub const DEFAULT_LATENESS: Span = Span(60_000_000);
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_DEMO_SPEED: f64 = 300.0;
@@ -439,17 +439,7 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
     if let Some(watch) = spec.reload.as_ref().and_then(|r| r.watch.as_ref()) {
         settings.rules_watch = match watch.value.as_str() {
             "off" => None,
-            text => match Span::parse(text) {
-                Ok(span) if span.0 > 0 => Some(span),
-                Ok(_) => {
-                    sink.error(watch, "`watch` must be above zero, or `off`");
-                    None
-                }
-                Err(message) => {
-                    sink.error(watch, message);
-                    None
-                }
-            },
+            _ => notify::duration(watch, sink),
         };
     }
     if let Some(lateness) = &spec.lateness {
@@ -755,6 +745,23 @@ mod tests {
         assert_eq!(s.lateness, Span::from_secs(300));
         assert_eq!(s.source, Source::File(PathBuf::from("/etc/vigil/ev.jsonl")));
         assert_eq!(s.metrics_listen, None);
+    }
+
+    #[test]
+    fn reload_watch_is_a_duration_or_off() {
+        let watch = |text: &str| parse(Path::new("c.yml"), text, Path::new(".")).map(|s| s.rules_watch);
+        assert_eq!(watch(""), Ok(Some(DEFAULT_RULES_WATCH)));
+        assert_eq!(watch("reload: {watch: 30s}\n"), Ok(Some(std::time::Duration::from_secs(30))));
+        assert_eq!(watch("reload: {watch: \"off\"}\n"), Ok(None));
+        assert_eq!(watch("reload: {watch: off}\n"), Ok(None));
+        for (text, problem) in [
+            ("reload: {watch: 0s}\n", "c.yml:1:17: must be above zero"),
+            ("reload: {watch: soon}\n", "c.yml:1:17: invalid duration"),
+            ("reload: {watch: 5s, every: 1s}\n", "c.yml:1:"),
+        ] {
+            let err = watch(text).unwrap_err();
+            assert!(err.0[0].to_string().starts_with(problem), "{text}: {}", err.0[0]);
+        }
     }
 
     #[test]

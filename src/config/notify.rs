@@ -255,7 +255,8 @@ pub struct RateLimit {
     pub per: Duration,
 }
 
-fn duration(value: &Spanned<String>, sink: &mut Sink) -> Option<Duration> {
+/// A duration above zero (`30s`, `5m`); a problem goes to `sink`.
+pub(super) fn duration(value: &Spanned<String>, sink: &mut Sink) -> Option<Duration> {
     match Span::parse(&value.value) {
         Ok(span) if span.0 > 0 => Some(Duration::from_micros(span.0 as u64)),
         Ok(_) => {
