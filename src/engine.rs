@@ -172,8 +172,9 @@ impl Engine {
 
     /// Times rule evaluation on one event in `sampling.every`.
     pub fn sample_rule_time(&mut self, sampling: Sampling) {
-        self.countdown = sampling.every.max(1);
-        self.sampling = Some(Sampling { every: sampling.every.max(1), ..sampling });
+        let every = sampling.every.max(1);
+        self.countdown = every;
+        self.sampling = Some(Sampling { every, ..sampling });
     }
 
     /// Swaps in a new rule set. A rule keeps its detector state when its id

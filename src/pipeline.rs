@@ -46,8 +46,8 @@ impl ActivityFields {
 }
 
 impl Activity {
-    fn count(&mut self, fields: ActivityFields, kind: &str, event: &EventRef<'_>) {
-        match kind {
+    fn count(&mut self, fields: ActivityFields, event: &EventRef<'_>) {
+        match event.kind {
             "login" => {
                 let outcome = match event.get(fields.outcome).as_str() {
                     Some("success") => 0,
@@ -126,9 +126,7 @@ impl Pipeline {
             Ok(event) => {
                 let kind = KNOWN_KINDS.iter().position(|k| *k == event.kind).unwrap_or(KNOWN_KINDS.len());
                 self.by_kind[kind] += 1;
-                if let Some(known) = KNOWN_KINDS.get(kind) {
-                    self.activity.count(self.fields, known, &event);
-                }
+                self.activity.count(self.fields, &event);
                 Ok(self.engine.process(&event, &mut self.alerts))
             }
             Err(err) => {
