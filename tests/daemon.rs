@@ -244,3 +244,21 @@ fn wait_for_status(addr: &str, path: &str, status: u16) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn the_log_level_is_a_filter_per_module() {
+    let config = "source: {type: stdin}\nmetrics: {listen: 127.0.0.1:0}\noutput: {format: json}\n\
+                  log: {level: \"warn,vigil::app=info\"}\n";
+    let (mut child, _lines, addr, _dir) = common::daemon::start_with_config_log(config, Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "not json").unwrap();
+    stdin.flush().unwrap();
+    child.wait_log("Malformed events set aside");
+    std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    wait_metric(&addr, "vigil_rules_reloads_total{result=\"success\"} 1");
+    assert!(terminate(&mut child).success());
+    drop(stdin);
+    let log = child.log();
+    assert!(log.contains("vigil is running"), "vigil::app logs at INFO:\n{log}");
+    assert!(!log.contains("Rules reloaded"), "vigil::reload logs only WARN and above:\n{log}");
+}

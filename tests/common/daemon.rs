@@ -59,12 +59,32 @@ impl Drop for Daemon {
 /// Starts the daemon with `config`; returns it, its stdout lines and the
 /// admin address it logged.
 pub fn start(config: &str, stdin: Stdio) -> (Daemon, mpsc::Receiver<String>, String, tempfile::TempDir) {
+    spawn(config, stdin, Some(std::env::var("VIGIL_TEST_LOG").unwrap_or_else(|_| "info".into())))
+}
+
+/// Like [`start`], with the log level the config sets (no `RUST_LOG`).
+pub fn start_with_config_log(
+    config: &str,
+    stdin: Stdio,
+) -> (Daemon, mpsc::Receiver<String>, String, tempfile::TempDir) {
+    spawn(config, stdin, None)
+}
+
+fn spawn(
+    config: &str,
+    stdin: Stdio,
+    rust_log: Option<String>,
+) -> (Daemon, mpsc::Receiver<String>, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vigil.yml");
     std::fs::write(&path, config).unwrap();
-    let mut child = vigil()
+    let mut command = vigil();
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command
         .args(["run", "--config", path.to_str().unwrap()])
-        .env("RUST_LOG", std::env::var("VIGIL_TEST_LOG").unwrap_or_else(|_| "info".into()))
         .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
