@@ -15,7 +15,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::detect::Firing;
+use crate::detect::{Firing, Status};
 use crate::event::{EventRef, FieldId};
 use crate::rules::Severity;
 use crate::ruleset::Rule;
@@ -56,6 +56,9 @@ pub struct Alert {
     pub evidence: Vec<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raised_at: Option<Timestamp>,
+    /// `resumed`: the end of a silence this rule alerted on.
+    #[serde(default, skip_serializing_if = "Status::is_firing")]
+    pub status: Status,
 }
 
 fn group_as_map<S: Serializer>(group: &[(Arc<str>, String)], serializer: S) -> Result<S::Ok, S::Error> {
@@ -113,12 +116,22 @@ impl Alert {
         };
         let fingerprint = fingerprint(&rule.id, key);
         let id = {
-            let seed = format!("{fingerprint}/{}/{}", firing.ts.0, firing.first_ts.0);
+            let mut seed = format!("{fingerprint}/{}/{}", firing.ts.0, firing.first_ts.0);
+            if firing.status == Status::Resumed {
+                seed.push_str("/resumed");
+            }
             format!("{:032x}", xxhash_rust::xxh3::xxh3_128(seed.as_bytes()))
         };
         let mut summary = String::new();
-        rule.summary
-            .render(&mut summary, |name, field, out| render_var(rule, &group, &firing, event, name, field, out));
+        match firing.status {
+            Status::Firing => rule
+                .summary
+                .render(&mut summary, |name, field, out| render_var(rule, &group, &firing, event, name, field, out)),
+            Status::Resumed => {
+                let silence = firing.ts.since(firing.first_ts);
+                let _ = write!(summary, "Resumed after {silence} of silence: {}", rule.title);
+            }
+        }
         let evidence = firing.evidence.into_iter().filter_map(|line| RawValue::from_string(line).ok()).collect();
         Alert {
             id,
@@ -139,6 +152,7 @@ impl Alert {
             fingerprint,
             evidence,
             raised_at: None,
+            status: firing.status,
         }
     }
 

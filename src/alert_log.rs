@@ -457,6 +457,7 @@ mod tests {
             fingerprint: String::new(),
             evidence: vec![],
             raised_at: None,
+            status: Default::default(),
         }
     }
 

@@ -7,10 +7,12 @@
 //! no wall clock and touches no metrics registry: the runtime around it
 //! reads [`Engine::stats`] and exports them.
 //!
-//! Event time: the watermark is the latest `ts` seen minus the allowed
-//! lateness. An event older than the watermark is *late*: it is counted and
-//! only stateless `match` rules still see it, so windows are never silently
-//! rewritten by stragglers.
+//! Event time is kept by [`Clocks`] (see `time::watermark`): one frontier
+//! per source, the watermark the slowest delivering source allows. An event
+//! behind its own source's watermark is *late*: it is counted (per rule
+//! whose filter it matches) and only stateless `match` rules still see it,
+//! so windows are never silently rewritten by stragglers. An event from
+//! beyond the wall clock's bound is refused before any rule sees it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::alert::{Alert, KEY_SEPARATOR};
 use crate::detect::{Detector, Firing, Outcome, Params, Saved, SavedRef};
 use crate::event::EventRef;
 use crate::ruleset::{Rule, RuleSet};
+use crate::time::watermark::{Admission, Clocks, SavedClocks, SourceId, SourceStats, TimePolicy};
 use crate::time::{Span, Timestamp};
 
 /// Counters of one rule, read by the runtime for metrics.
@@ -31,6 +34,9 @@ pub struct RuleStats {
     pub suppressed: u64,
     /// Matching events that lacked a `group_by` field and were skipped.
     pub ungrouped: u64,
+    /// Late events the rule's filter matched, which its windows no longer
+    /// took (`match` rules see late events and never count them).
+    pub late: u64,
     /// Evaluations timed (one event in [`Sampling::every`]) and their
     /// total time in nanoseconds.
     pub sampled: u64,
@@ -80,6 +86,11 @@ impl ReloadReport {
 pub struct EngineStats {
     pub events: u64,
     pub late: u64,
+    /// Refused: further ahead of the wall clock than `max_future`.
+    pub future: u64,
+    /// A replay's lone outliers far ahead of their stream: like late
+    /// events, only `match` rules saw them.
+    pub ahead: u64,
 }
 
 /// Whether the engine took an event in full.
@@ -88,6 +99,8 @@ pub enum Disposition {
     Accepted,
     /// Older than the watermark: only `match` rules saw it.
     Late,
+    /// From beyond the wall clock's bound: no rule saw it.
+    Future,
 }
 
 struct Slot {
@@ -101,8 +114,7 @@ pub struct Engine {
     by_kind: HashMap<Box<str>, Box<[u32]>>,
     any_kind: Box<[u32]>,
     ticking: Box<[u32]>,
-    lateness: Span,
-    max_ts: Timestamp,
+    clocks: Clocks,
     next_tick: Timestamp,
     tick_every: Span,
     key: String,
@@ -114,7 +126,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(rules: &RuleSet, lateness: Span) -> Engine {
+    pub fn new(rules: &RuleSet, time: TimePolicy) -> Engine {
         let slots: Vec<Slot> = rules
             .rules
             .iter()
@@ -158,8 +170,7 @@ impl Engine {
             by_kind,
             any_kind: any_kind.into_boxed_slice(),
             ticking: ticking.into_boxed_slice(),
-            lateness,
-            max_ts: Timestamp::MIN,
+            clocks: Clocks::new(time),
             next_tick: Timestamp::MIN,
             tick_every,
             key: String::new(),
@@ -182,8 +193,8 @@ impl Engine {
     /// `digest`), and keeps its counters whenever its id is found; the
     /// event-time clock goes on.
     pub fn reload(&mut self, rules: &RuleSet) -> ReloadReport {
-        let mut next = Engine::new(rules, self.lateness);
-        next.max_ts = self.max_ts;
+        let mut next = Engine::new(rules, self.clocks.policy());
+        next.clocks = self.clocks.clone();
         next.next_tick = self.next_tick;
         next.stats = self.stats;
         if let Some(sampling) = self.sampling {
@@ -212,27 +223,106 @@ impl Engine {
 
     /// The newest event time seen.
     pub fn newest(&self) -> Timestamp {
-        self.max_ts
+        self.clocks.newest()
     }
 
-    /// The event time before which events are late.
+    /// The event time up to which windows are closed.
     pub fn watermark(&self) -> Timestamp {
-        self.max_ts.saturating_sub(self.lateness)
+        self.clocks.watermark()
     }
 
+    pub fn clocks(&self) -> &Clocks {
+        &self.clocks
+    }
+
+    /// Declares another source (see [`Clocks::add_source`]).
+    pub fn add_source(&mut self) -> SourceId {
+        self.clocks.add_source()
+    }
+
+    /// Lends the wall clock, once per batch: events are bounded by it.
+    pub fn set_wall(&mut self, now: Timestamp) {
+        self.clocks.set_wall(now);
+    }
+
+    /// Lets the wall clock move quiet sources (see
+    /// [`Clocks::advance_quiet`]); silence that is now long enough fires.
+    pub fn advance_quiet(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
+        if self.clocks.advance_quiet(now) {
+            self.tick_if_due(out);
+        }
+    }
+
+    /// A source has ended: it no longer holds event time back.
+    pub fn end_source(&mut self, source: SourceId, out: &mut Vec<Alert>) {
+        self.clocks.end(source);
+        self.tick_if_due(out);
+    }
+
+    /// Per source: late and refused events, and its frontier.
+    pub fn source_stats(&self) -> impl Iterator<Item = (SourceId, SourceStats)> + '_ {
+        self.clocks.source_stats()
+    }
+
+    /// Processes an event of the first (often the only) source.
     pub fn process(&mut self, event: &EventRef<'_>, out: &mut Vec<Alert>) -> Disposition {
+        self.process_from(SourceId::default(), event, out)
+    }
+
+    /// Processes an event of `source`.
+    pub fn process_from(&mut self, source: SourceId, event: &EventRef<'_>, out: &mut Vec<Alert>) -> Disposition {
+        let admission = self.clocks.admit(source, event.ts);
+        self.evaluate_all(admission, event, out)
+    }
+
+    /// Processes an event without letting its time move its source's
+    /// frontier: what a replay's guard still held at the end of the input.
+    pub fn process_unmoved(&mut self, source: SourceId, event: &EventRef<'_>, out: &mut Vec<Alert>) -> Disposition {
+        let admission = self.clocks.judge(source, event.ts);
+        self.evaluate_all(admission, event, out)
+    }
+
+    /// Processes a replay's lone outlier (see `time::outliers`): only
+    /// `match` rules see it, and its time moves nothing.
+    pub fn process_aside(&mut self, event: &EventRef<'_>, out: &mut Vec<Alert>) {
+        self.stats.ahead += 1;
         self.stats.events += 1;
-        if event.ts > self.max_ts {
-            self.max_ts = event.ts;
-        }
-        let watermark = self.watermark();
-        let late = event.ts < watermark;
-        if late {
-            self.stats.late += 1;
-        }
+        self.evaluate_candidates(true, event, out);
+    }
+
+    fn tick_if_due(&mut self, out: &mut Vec<Alert>) {
+        let watermark = self.clocks.watermark();
         if !self.ticking.is_empty() && watermark >= self.next_tick {
             self.tick(watermark, out);
         }
+    }
+
+    fn evaluate_all(&mut self, admission: Admission, event: &EventRef<'_>, out: &mut Vec<Alert>) -> Disposition {
+        let late = match admission {
+            Admission::Future => {
+                self.stats.future += 1;
+                return Disposition::Future;
+            }
+            Admission::Late => true,
+            Admission::OnTime => false,
+        };
+        self.stats.events += 1;
+        if late {
+            self.stats.late += 1;
+        }
+        self.tick_if_due(out);
+        self.evaluate_candidates(late, event, out);
+        if late {
+            Disposition::Late
+        } else {
+            Disposition::Accepted
+        }
+    }
+
+    /// Shows the event to the rules its kind can match; `late`: only to
+    /// stateless ones.
+    fn evaluate_candidates(&mut self, late: bool, event: &EventRef<'_>, out: &mut Vec<Alert>) {
+        let watermark = self.clocks.watermark();
         let kind = if event.kind.bytes().any(|b| b.is_ascii_uppercase()) {
             self.kind_buf.clear();
             self.kind_buf.push_str(&event.kind.to_ascii_lowercase());
@@ -256,6 +346,9 @@ impl Engine {
         for &index in candidates.iter() {
             let slot = &mut self.slots[index as usize];
             if late && !matches!(slot.detector, Detector::Match(_)) {
+                if slot.rule.filter.matches(event) {
+                    slot.stats.late += 1;
+                }
                 continue;
             }
             match timer {
@@ -267,11 +360,6 @@ impl Engine {
                     slot.stats.sampled_nanos += clock().saturating_sub(started);
                 }
             }
-        }
-        if late {
-            Disposition::Late
-        } else {
-            Disposition::Accepted
         }
     }
 
@@ -309,7 +397,7 @@ impl Engine {
 /// every rule's detector state, tagged with the rule's id and digest.
 #[derive(Serialize)]
 pub struct Snapshot<'a> {
-    max_ts: Timestamp,
+    clocks: SavedClocks,
     next_tick: Timestamp,
     rules: Vec<(&'a str, u64, SavedRef<'a>)>,
 }
@@ -317,7 +405,7 @@ pub struct Snapshot<'a> {
 /// The engine's state read back from a checkpoint.
 #[derive(Deserialize)]
 pub struct Restored {
-    max_ts: Timestamp,
+    clocks: SavedClocks,
     next_tick: Timestamp,
     rules: Vec<(String, u64, Saved)>,
 }
@@ -334,7 +422,7 @@ pub struct RestoreReport {
 impl Engine {
     pub fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {
-            max_ts: self.max_ts,
+            clocks: self.clocks.save(),
             next_tick: self.next_tick,
             rules: self.slots.iter().map(|s| (&*s.rule.id, s.rule.digest, s.detector.save())).collect(),
         }
@@ -343,7 +431,7 @@ impl Engine {
     /// Takes over a checkpointed state. Rules are matched by id and kept
     /// only if their state-bearing sections are unchanged; new rules start empty.
     pub fn restore(&mut self, restored: Restored) -> RestoreReport {
-        self.max_ts = restored.max_ts;
+        self.clocks.restore(restored.clocks);
         self.next_tick = restored.next_tick;
         let mut report = RestoreReport::default();
         for (id, digest, saved) in restored.rules {

@@ -44,8 +44,9 @@ enum Command {
     },
     /// Backtest rules over recorded events (JSON lines; `-` for stdin); alerts as JSON lines on stdout.
     Replay {
-        /// Events file, or `-` for stdin.
-        input: String,
+        /// Events files (each its own source, merged by event time), or `-` for stdin.
+        #[arg(required = true)]
+        inputs: Vec<String>,
         #[command(flatten)]
         args: RuleArgs,
         /// Allowed event-time lateness (overrides the config), e.g. 30s.
@@ -137,20 +138,23 @@ fn execute(command: Command) -> Result<ExitCode> {
             runtime.block_on(app::run(settings, start))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { input, args, lateness } => {
+        Command::Replay { inputs, args, lateness } => {
             let mut settings = settings(args.config.as_deref())?;
             if let Some(text) = lateness {
                 settings.lateness = Span::parse(&text).map_err(anyhow::Error::msg)?;
             }
             let Some(rules) = compile(&args, &settings)? else { return Ok(ExitCode::FAILURE) };
-            let reader = app::open_input(&input)?;
+            if inputs.iter().filter(|i| *i == "-").count() > 1 {
+                anyhow::bail!("stdin (`-`) can be read once");
+            }
+            let inputs = inputs.iter().map(|i| app::open_input(i)).collect::<Result<Vec<_>>>()?;
             let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
             let mut diag = io::stderr().lock();
-            let report = app::replay(reader, &input, &rules, &settings, &mut out, &mut diag)?;
+            let report = app::replay(inputs, &rules, &settings, &mut out, &mut diag)?;
             writeln!(
                 diag,
-                "replay: {} events, {} alerts, {} rejected, {} late",
-                report.events, report.alerts, report.rejected, report.late
+                "replay: {} events, {} alerts, {} rejected, {} late, {} ahead",
+                report.events, report.alerts, report.rejected, report.late, report.ahead
             )?;
             Ok(ExitCode::SUCCESS)
         }

@@ -8,7 +8,9 @@ use crate::alert::Alert;
 use crate::engine::{Disposition, Engine, ReloadReport};
 use crate::event::{DecodeError, Decoder, EventRef, FieldId, Reason, Schema};
 use crate::ruleset::RuleSet;
-use crate::time::Span;
+use crate::time::outliers::{Outliers, Step, Verdict};
+use crate::time::watermark::{SourceId, TimePolicy};
+use crate::time::{Span, Timestamp};
 
 /// Event kinds counted by name; any other kind is counted as `other`, so
 /// the metric's labels stay bounded whatever producers send.
@@ -77,6 +79,17 @@ pub struct Pipeline {
     decoder: Decoder,
     engine: Engine,
     alerts: Vec<Alert>,
+    tally: Tally,
+    /// Per source, with [`Pipeline::guard_outliers`] (replays): events far
+    /// ahead of their stream held until the next one confirms them.
+    guards: Option<Vec<Outliers>>,
+    /// Lines the guard set aside (source, line number, `ts`), for the
+    /// replay's report.
+    set_aside: Vec<(SourceId, u64, Timestamp)>,
+}
+
+/// What the pipeline counts about the events themselves.
+struct Tally {
     rejected: [u64; Reason::ALL.len()],
     by_kind: [u64; KNOWN_KINDS.len() + 1],
     fields: ActivityFields,
@@ -86,31 +99,92 @@ pub struct Pipeline {
     copies: bool,
 }
 
+impl Tally {
+    fn reject(&mut self, reason: Reason) {
+        if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
+            self.rejected[i] += 1;
+        }
+    }
+
+    fn accept(&mut self, event: &EventRef<'_>) {
+        if self.copies {
+            return;
+        }
+        let kind = KNOWN_KINDS.iter().position(|k| *k == event.kind).unwrap_or(KNOWN_KINDS.len());
+        self.by_kind[kind] += 1;
+        self.activity.count(self.fields, event);
+    }
+}
+
+/// What became of a line fed through the replay's guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fed {
+    Taken(Result<Disposition, DecodeError>),
+    /// Far ahead of its stream: judged when the next line comes.
+    Held,
+}
+
+/// Hands a decoded event to the engine; a refused one becomes a rejection.
+fn take(
+    engine: &mut Engine,
+    tally: &mut Tally,
+    source: SourceId,
+    event: &EventRef<'_>,
+    alerts: &mut Vec<Alert>,
+) -> Result<Disposition, DecodeError> {
+    match engine.process_from(source, event, alerts) {
+        Disposition::Future => Err(future(tally, event)),
+        disposition => {
+            tally.accept(event);
+            Ok(disposition)
+        }
+    }
+}
+
+fn future(tally: &mut Tally, event: &EventRef<'_>) -> DecodeError {
+    tally.reject(Reason::FutureTs);
+    DecodeError::new(Reason::FutureTs, format!("`ts` {} is too far ahead of the wall clock", event.ts))
+}
+
 impl Pipeline {
     pub fn new(rules: &RuleSet, lateness: Span, max_event_bytes: usize) -> Pipeline {
+        Pipeline::with_time(rules, TimePolicy::with_lateness(lateness), max_event_bytes)
+    }
+
+    pub fn with_time(rules: &RuleSet, time: TimePolicy, max_event_bytes: usize) -> Pipeline {
         Pipeline {
             decoder: Decoder::with_max_bytes(rules.schema.clone(), max_event_bytes),
-            engine: Engine::new(rules, lateness),
+            engine: Engine::new(rules, time),
             alerts: Vec::new(),
-            rejected: [0; Reason::ALL.len()],
-            by_kind: [0; KNOWN_KINDS.len() + 1],
-            fields: ActivityFields::of(&rules.schema),
-            activity: Activity::default(),
-            copies: false,
+            tally: Tally {
+                rejected: [0; Reason::ALL.len()],
+                by_kind: [0; KNOWN_KINDS.len() + 1],
+                fields: ActivityFields::of(&rules.schema),
+                activity: Activity::default(),
+                copies: false,
+            },
+            guards: None,
+            set_aside: Vec::new(),
         }
     }
 
     /// Marks this pipeline as fed copies of events counted elsewhere: its
     /// events leave the by-kind and activity counters alone.
     pub fn feeds_on_copies(&mut self) {
-        self.copies = true;
+        self.tally.copies = true;
+    }
+
+    /// Holds back events far ahead of their stream (see `time::outliers`):
+    /// for replays, which have no wall clock to bound event time by.
+    pub fn guard_outliers(&mut self) {
+        self.guards = Some(Vec::new());
     }
 
     /// Swaps in a new rule set (see [`Engine::reload`]); the decoder takes
     /// the new set's fields. Counters go on.
     pub fn reload(&mut self, rules: &RuleSet) -> ReloadReport {
         self.decoder = Decoder::with_max_bytes(rules.schema.clone(), self.decoder.max_bytes());
-        self.fields = ActivityFields::of(&rules.schema);
+        self.tally.fields = ActivityFields::of(&rules.schema);
         self.engine.reload(rules)
     }
 
@@ -121,28 +195,106 @@ impl Pipeline {
 
     /// Like [`Pipeline::feed`], with the `kind` of events that carry none.
     pub fn feed_or_kind(&mut self, bytes: &[u8], default_kind: Option<&str>) -> Result<Disposition, DecodeError> {
-        match self.decoder.decode_bytes_or_kind(bytes, default_kind) {
-            Ok(event) if self.copies => Ok(self.engine.process(&event, &mut self.alerts)),
-            Ok(event) => {
-                let kind = KNOWN_KINDS.iter().position(|k| *k == event.kind).unwrap_or(KNOWN_KINDS.len());
-                self.by_kind[kind] += 1;
-                self.activity.count(self.fields, &event);
-                Ok(self.engine.process(&event, &mut self.alerts))
-            }
+        self.feed_from(SourceId::default(), bytes, default_kind)
+    }
+
+    /// Like [`Pipeline::feed_or_kind`], for an event of `source`.
+    pub fn feed_from(
+        &mut self,
+        source: SourceId,
+        bytes: &[u8],
+        default_kind: Option<&str>,
+    ) -> Result<Disposition, DecodeError> {
+        let Pipeline { decoder, engine, alerts, tally, .. } = self;
+        match decoder.decode_bytes_or_kind(bytes, default_kind) {
+            Ok(event) => take(engine, tally, source, &event, alerts),
             Err(err) => {
-                if let Some(i) = Reason::ALL.iter().position(|r| *r == err.reason) {
-                    self.rejected[i] += 1;
-                }
+                tally.reject(err.reason);
                 Err(err)
             }
         }
     }
 
+    /// Feeds line `number` of `source` through the replay's guard (see
+    /// [`Pipeline::guard_outliers`]; without it, like [`Pipeline::feed_from`]).
+    pub fn feed_guarded(&mut self, source: SourceId, number: u64, bytes: &[u8]) -> Fed {
+        let Some(guards) = &mut self.guards else { return Fed::Taken(self.feed_from(source, bytes, None)) };
+        let index = source.0 as usize;
+        if guards.len() <= index {
+            let tolerance = self.engine.clocks().policy().lateness;
+            guards.resize_with(index + 1, || Outliers::new(tolerance));
+        }
+        let guard = &mut guards[index];
+        let Pipeline { decoder, engine, alerts, tally, set_aside, .. } = self;
+        let step = match decoder.decode_bytes(bytes) {
+            Ok(event) => {
+                let step = guard.arrive(event.ts);
+                if step == (Step { set_aside: 0, take: 0, current: Verdict::Take }) {
+                    return Fed::Taken(take(engine, tally, source, &event, alerts));
+                }
+                (step, event.ts)
+            }
+            Err(err) => {
+                tally.reject(err.reason);
+                return Fed::Taken(Err(err));
+            }
+        };
+        let (step, ts) = step;
+        for _ in 0..step.set_aside {
+            let Some(held) = guard.pop() else { break };
+            if let Ok(event) = decoder.decode_bytes(&held.bytes) {
+                engine.process_aside(&event, alerts);
+                tally.accept(&event);
+            }
+            set_aside.push((source, held.number, held.ts));
+            guard.recycle(held);
+        }
+        for _ in 0..step.take {
+            let Some(held) = guard.pop() else { break };
+            if let Ok(event) = decoder.decode_bytes(&held.bytes) {
+                let _ = take(engine, tally, source, &event, alerts);
+            }
+            guard.recycle(held);
+        }
+        match step.current {
+            Verdict::Hold => {
+                guard.hold(ts, number, bytes);
+                Fed::Held
+            }
+            Verdict::Take => Fed::Taken(match decoder.decode_bytes(bytes) {
+                Ok(event) => take(engine, tally, source, &event, alerts),
+                Err(err) => Err(err),
+            }),
+        }
+    }
+
+    /// The end of `source`'s input: what the guard still holds is taken
+    /// without moving the source's frontier, and the source stops holding
+    /// event time back.
+    pub fn end_source(&mut self, source: SourceId) {
+        let Pipeline { decoder, engine, alerts, tally, guards, .. } = self;
+        if let Some(guard) = guards.as_mut().and_then(|g| g.get_mut(source.0 as usize)) {
+            while let Some(held) = guard.pop() {
+                if let Ok(event) = decoder.decode_bytes(&held.bytes) {
+                    if engine.process_unmoved(source, &event, alerts) != Disposition::Future {
+                        tally.accept(&event);
+                    }
+                }
+                guard.recycle(held);
+            }
+        }
+        engine.end_source(source, alerts);
+    }
+
+    /// Lines the replay's guard set aside since the last call (only `match`
+    /// rules saw them): source, line number, `ts`.
+    pub fn drain_set_aside(&mut self) -> std::vec::Drain<'_, (SourceId, u64, Timestamp)> {
+        self.set_aside.drain(..)
+    }
+
     /// Counts an event the source rejected before decoding (too large).
     pub fn reject(&mut self, reason: Reason) {
-        if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
-            self.rejected[i] += 1;
-        }
+        self.tally.reject(reason);
     }
 
     /// The alerts raised since the last drain, in order.
@@ -164,16 +316,16 @@ impl Pipeline {
 
     /// Rejected events per reason.
     pub fn rejected(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
-        Reason::ALL.iter().copied().zip(self.rejected.iter().copied())
+        Reason::ALL.iter().copied().zip(self.tally.rejected.iter().copied())
     }
 
     pub fn activity(&self) -> &Activity {
-        &self.activity
+        &self.tally.activity
     }
 
     /// Accepted events per kind label.
     pub fn by_kind(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        KNOWN_KINDS.iter().copied().chain(["other"]).zip(self.by_kind.iter().copied())
+        KNOWN_KINDS.iter().copied().chain(["other"]).zip(self.tally.by_kind.iter().copied())
     }
 }
 

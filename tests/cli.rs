@@ -93,7 +93,7 @@ fn replay_skips_malformed_lines_with_their_numbers() {
         "malformed.jsonl:6: skipped (missing_kind)",
         "malformed.jsonl:7: skipped (not_an_object)",
         "malformed.jsonl:8: skipped (wrong_type): `status` of a `api_call` event must be a number",
-        "replay: 5 events, 1 alerts, 7 rejected, 0 late",
+        "replay: 5 events, 1 alerts, 7 rejected, 0 late, 0 ahead",
     ] {
         assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
     }
@@ -105,13 +105,57 @@ fn replay_counts_late_events_and_keeps_them_out_of_windows() {
     let path = data("late.jsonl");
     let out = run(&["replay", path.to_str().unwrap()]);
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("replay: 8 events, 2 alerts, 0 rejected, 3 late"), "{stderr}");
+    assert!(stderr.contains("replay: 9 events, 2 alerts, 0 rejected, 3 late, 0 ahead"), "{stderr}");
     let stdout = text(&out.stdout);
     assert!(!stdout.contains("failed_login_burst"), "late failures must not complete a burst: {stdout}");
     golden(&data("late.alerts.jsonl"), &stdout);
     // With more lateness allowed, the same events do make a burst.
     let out = run(&["replay", path.to_str().unwrap(), "--lateness", "30m"]);
     assert!(text(&out.stdout).contains("auth.failed_login_burst"));
+}
+
+/// Failed logins of `user`, one every second from `start` (`HH:MM`), as lines.
+fn failures(user: &str, date: &str, count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(r#"{{"ts":"{date}T08:00:{i:02}Z","kind":"login","user":"{user}","outcome":"failure"}}"#) + "\n"
+        })
+        .collect()
+}
+
+#[test]
+fn one_event_dated_9999_does_not_blind_a_replay() {
+    let mut input = r#"{"ts":"9999-12-31T23:59:59Z","kind":"heartbeat"}"#.to_owned() + "\n";
+    input.push_str(&failures("victim", "2026-11-09", 7));
+    let out = run_with_stdin(&["replay", "-"], input.as_bytes());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("-:1: ahead of its stream (`ts` 9999-12-31T23:59:59Z"), "{stderr}");
+    assert!(stderr.contains("replay: 8 events, 1 alerts, 0 rejected, 0 late, 1 ahead"), "{stderr}");
+    assert!(text(&out.stdout).contains("auth.failed_login_burst"));
+}
+
+#[test]
+fn a_replay_of_two_sources_with_disjoint_times_drops_nothing_in_either_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let november = dir.path().join("november.jsonl");
+    let october = dir.path().join("october.jsonl");
+    std::fs::write(&november, failures("alice", "2026-11-09", 6)).unwrap();
+    std::fs::write(&october, failures("bob", "2026-10-09", 6)).unwrap();
+    for files in [[&november, &october], [&october, &november]] {
+        let out = run(&["replay", files[0].to_str().unwrap(), files[1].to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("replay: 12 events, 2 alerts, 0 rejected, 0 late, 0 ahead"), "{stderr}");
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains(r#""user":"alice""#) && stdout.contains(r#""user":"bob""#), "{stdout}");
+        // Merged by event time: October's burst comes out first.
+        assert!(stdout.find("bob").unwrap() < stdout.find("alice").unwrap(), "{stdout}");
+    }
+    // The same files concatenated into one source: November first makes
+    // October late, which is what separate inputs avoid.
+    let mut both = std::fs::read(&november).unwrap();
+    both.extend(std::fs::read(&october).unwrap());
+    let out = run_with_stdin(&["replay", "-"], &both);
+    assert!(text(&out.stderr).contains("6 late"), "{}", text(&out.stderr));
 }
 
 #[test]

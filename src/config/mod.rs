@@ -5,7 +5,9 @@
 //!
 //! ```yaml
 //! rules: rules            # directory, relative to this file
-//! lateness: 1m            # allowed event-time lateness
+//! lateness: 1m            # how far behind its source an event may be
+//! max_future: 5m          # live: how far ahead of the wall clock
+//! idle_advance: 1m        # live: a source quiet this long moves with the wall clock
 //! source: {type: file, path: events.jsonl}   # or stdin, demo, kafka (below)
 //! output: {format: auto}  # auto | text | json; optional path
 //! metrics: {listen: 127.0.0.1:9464}          # or enabled: false
@@ -51,6 +53,7 @@ use crate::alert_log::LogLimits;
 use crate::event::decode::DEFAULT_MAX_EVENT_BYTES;
 use crate::rules::yaml::{self, Document, Loc, Spanned};
 use crate::rules::{Diagnostic, Diagnostics, Sink};
+use crate::time::watermark::{TimePolicy, DEFAULT_IDLE_ADVANCE, DEFAULT_MAX_FUTURE};
 use crate::time::Span;
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +62,8 @@ pub struct ConfigSpec {
     pub rules: Option<Spanned<String>>,
     pub reload: Option<ReloadSpec>,
     pub lateness: Option<Spanned<String>>,
+    pub max_future: Option<Spanned<String>>,
+    pub idle_advance: Option<Spanned<String>>,
     pub source: Option<Spanned<SourceSpec>>,
     pub output: Option<OutputSpec>,
     pub metrics: Option<MetricsSpec>,
@@ -335,6 +340,10 @@ pub struct Settings {
     /// How often rule files are checked for changes; `None`: on SIGHUP only.
     pub rules_watch: Option<std::time::Duration>,
     pub lateness: Span,
+    /// Live: events further ahead of the wall clock are refused.
+    pub max_future: Span,
+    /// Live: a source quiet this long moves with the wall clock.
+    pub idle_advance: Span,
     pub source: Source,
     pub output: OutputFormat,
     pub output_path: Option<PathBuf>,
@@ -372,6 +381,11 @@ impl Settings {
         self.state_dir.join("outbox")
     }
 
+    /// The event-time settings every pipeline runs with.
+    pub fn time(&self) -> TimePolicy {
+        TimePolicy { lateness: self.lateness, max_future: self.max_future, idle_advance: self.idle_advance }
+    }
+
     pub fn checkpoint_dir(&self) -> PathBuf {
         self.checkpoint_dir.clone().unwrap_or_else(|| self.state_dir.join("checkpoints"))
     }
@@ -390,6 +404,8 @@ impl Default for Settings {
             rules_dir: None,
             rules_watch: Some(DEFAULT_RULES_WATCH),
             lateness: DEFAULT_LATENESS,
+            max_future: DEFAULT_MAX_FUTURE,
+            idle_advance: DEFAULT_IDLE_ADVANCE,
             source: Source::Demo { speed: DEFAULT_DEMO_SPEED, seed: 1 },
             output: OutputFormat::Auto,
             output_path: None,
@@ -447,6 +463,12 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
             Ok(span) => settings.lateness = span,
             Err(message) => sink.error(lateness, message),
         }
+    }
+    if let Some(max_future) = &spec.max_future {
+        settings.max_future = notify::duration(max_future, sink).map_or(DEFAULT_MAX_FUTURE, Span::from_duration);
+    }
+    if let Some(idle) = &spec.idle_advance {
+        settings.idle_advance = notify::duration(idle, sink).map_or(DEFAULT_IDLE_ADVANCE, Span::from_duration);
     }
     if let Some(source) = &spec.source {
         let s = &source.value;

@@ -2,14 +2,21 @@
 //! that stopped sending, an account whose traffic died.
 //!
 //! Silence has no event to react to, so this detector fires from
-//! [`Detector::tick`] as the engine's watermark (event time) advances. A
-//! group must have been known for a whole window before it can go quiet,
-//! fires once per silence, and re-arms with its next event.
+//! [`Detector::tick`] as the engine's watermark (event time) advances; live,
+//! the wall clock moves the watermark of a quiet source, so a feed that
+//! stops altogether is seen too. A group must have been known for a whole
+//! window before it can go quiet, fires once per silence, and re-arms with
+//! its next event, which raises a `resumed` alert when the silence was
+//! announced.
+//!
+//! The alert's time is the moment the count fell below the threshold (the
+//! *deadline*), not the moment the watermark noticed, so its id does not
+//! depend on how often the engine ticks or how a stream was partitioned.
 
 use std::collections::VecDeque;
 
 use super::groups::GroupTable;
-use super::{Firing, Limits, Outcome, ParamReader};
+use super::{Firing, Limits, Outcome, ParamReader, Status};
 use crate::event::EventRef;
 use crate::time::{Span, Timestamp};
 
@@ -32,6 +39,22 @@ pub struct Activity {
     recent: VecDeque<Timestamp>,
     first_seen: Timestamp,
     silent: bool,
+    /// The silence was alerted on (not held back by realert): its end is
+    /// announced too.
+    announced: bool,
+}
+
+impl Activity {
+    /// When the count in the window falls below `threshold` unless another
+    /// event comes: the `threshold`-th newest event leaving the window, and
+    /// never before the group has been known for a whole window.
+    fn deadline(&self, window: Span, threshold: u64) -> Timestamp {
+        let known = self.first_seen.saturating_add(window);
+        match self.recent.len() as u64 {
+            n if n >= threshold => self.recent.front().map_or(known, |t| t.saturating_add(window)).max(known),
+            _ => known,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -47,10 +70,21 @@ impl Detector {
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str) -> Outcome {
         let cap = self.params.threshold as usize;
-        let group =
-            self.groups.entry(key, || Activity { recent: VecDeque::new(), first_seen: event.ts, silent: false });
+        let group = self.groups.entry(key, || Activity {
+            recent: VecDeque::new(),
+            first_seen: event.ts,
+            silent: false,
+            announced: false,
+        });
         group.evidence.record(event.line);
         let activity = &mut group.state;
+        let resumed = (activity.silent && activity.announced).then(|| Firing {
+            ts: event.ts,
+            first_ts: activity.recent.back().copied().unwrap_or(activity.first_seen),
+            count: Some(0),
+            status: Status::Resumed,
+            ..Firing::default()
+        });
         let at = activity.recent.iter().rposition(|&t| t <= event.ts).map_or(0, |i| i + 1);
         activity.recent.insert(at, event.ts);
         while activity.recent.len() > cap {
@@ -58,7 +92,16 @@ impl Detector {
         }
         activity.first_seen = activity.first_seen.min(event.ts);
         activity.silent = false;
-        Outcome::Quiet
+        activity.announced = false;
+        match resumed {
+            // One per announced silence, whatever realert says: the
+            // silence's own alert already passed it.
+            Some(mut firing) => {
+                firing.evidence = group.evidence.snapshot();
+                Outcome::Fired(firing)
+            }
+            None => Outcome::Quiet,
+        }
     }
 
     pub fn tick(&mut self, watermark: Timestamp, limits: &Limits, out: &mut Vec<(String, Firing)>) -> u64 {
@@ -67,19 +110,18 @@ impl Detector {
         let mut suppressed = 0;
         for (key, group) in self.groups.iter_mut() {
             let activity = &mut group.state;
-            if activity.silent || watermark.since(activity.first_seen) < window {
+            let deadline = activity.deadline(window, threshold);
+            if activity.silent || deadline > watermark {
                 continue;
             }
-            let horizon = watermark.saturating_sub(window);
+            let horizon = deadline.saturating_sub(window);
             let count = activity.recent.iter().filter(|&&t| t > horizon).count() as u64;
-            if count >= threshold {
-                continue;
-            }
             activity.silent = true;
             let last = activity.recent.back().copied().unwrap_or(activity.first_seen);
-            if group.permit(watermark, limits.realert) {
+            if group.permit(deadline, limits.realert) {
+                group.state.announced = true;
                 let firing = Firing {
-                    ts: watermark,
+                    ts: deadline,
                     first_ts: last,
                     count: Some(count),
                     evidence: group.evidence.snapshot(),
@@ -109,7 +151,7 @@ mod tests {
         let mut feed = |d: &mut Detector, offset: i64| {
             let text = line(offset, "");
             let ev = dec.decode(&text).unwrap();
-            d.observe(&ev, "g");
+            d.observe(&ev, "g")
         };
         let at = |s: i64| Timestamp::from_secs(BASE + s);
         for offset in [0, 100, 200] {
@@ -120,12 +162,47 @@ mod tests {
         d.tick(at(801), &lim, &mut fired);
         assert_eq!(fired.len(), 1, "one event left in the window");
         assert_eq!(fired[0].1.first_ts, at(200));
+        assert_eq!(fired[0].1.ts, at(700), "at the moment the count fell, not when it was noticed");
         d.tick(at(5000), &lim, &mut fired);
         assert_eq!(fired.len(), 1, "one alert per silence");
-        feed(&mut d, 5001);
+        let Outcome::Fired(resumed) = feed(&mut d, 5001) else { panic!("no resumed alert") };
+        assert_eq!((resumed.status, resumed.ts, resumed.first_ts), (Status::Resumed, at(5001), at(200)));
         feed(&mut d, 5002);
         d.tick(at(6000), &lim, &mut fired);
         assert_eq!(fired.len(), 2, "re-armed by new events");
+    }
+
+    #[test]
+    fn the_alert_time_does_not_depend_on_when_the_engine_ticks() {
+        let lim = limits();
+        let fire_at = |ticks: &[i64]| {
+            let mut dec = decoder(Schema::new());
+            let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 1 }, &lim);
+            d.observe(&dec.decode(&line(0, "")).unwrap(), "g");
+            let mut fired = Vec::new();
+            for &t in ticks {
+                d.tick(Timestamp::from_secs(BASE + t), &lim, &mut fired);
+            }
+            fired.into_iter().map(|(_, f)| f.ts).collect::<Vec<_>>()
+        };
+        assert_eq!(fire_at(&[300, 601]), fire_at(&[599, 900, 3600]));
+        assert_eq!(fire_at(&[601]), vec![Timestamp::from_secs(BASE + 600)]);
+    }
+
+    #[test]
+    fn a_silence_held_back_by_realert_ends_without_a_notice() {
+        let mut dec = decoder(Schema::new());
+        let lim = Limits { realert: Span::from_secs(100_000), ..limits() };
+        let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 1 }, &lim);
+        let mut fired = Vec::new();
+        let mut outcomes = Vec::new();
+        for (event, tick) in [(0, 700), (800, 1500), (1600, 0)] {
+            outcomes.push(d.observe(&dec.decode(&line(event, "")).unwrap(), "g"));
+            d.tick(Timestamp::from_secs(BASE + tick), &lim, &mut fired);
+        }
+        assert_eq!(fired.len(), 1, "the second silence is within realert");
+        assert!(matches!(outcomes[1], Outcome::Fired(_)), "the first silence's end is announced");
+        assert_eq!(outcomes[2], Outcome::Quiet, "the second's is not");
     }
 
     #[test]

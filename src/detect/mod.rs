@@ -45,6 +45,23 @@ pub struct Firing {
     /// A value the alert is about (the new device, the off-hours time).
     pub value: Option<String>,
     pub evidence: Vec<String>,
+    pub status: Status,
+}
+
+/// Whether an alert reports a condition or its end (a silent group that
+/// speaks again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Firing,
+    Resumed,
+}
+
+impl Status {
+    pub fn is_firing(&self) -> bool {
+        *self == Status::Firing
+    }
 }
 
 /// The result of showing an event to a detector.

@@ -26,10 +26,13 @@ pub enum Reason {
     MissingKind,
     InvalidKind,
     WrongType,
+    /// `ts` beyond the wall clock's bound (`max_future`), or a replay's
+    /// lone outlier far ahead of its stream.
+    FutureTs,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::TooLarge,
         Reason::InvalidUtf8,
         Reason::InvalidJson,
@@ -39,6 +42,7 @@ impl Reason {
         Reason::MissingKind,
         Reason::InvalidKind,
         Reason::WrongType,
+        Reason::FutureTs,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Reason {
             Reason::MissingKind => "missing_kind",
             Reason::InvalidKind => "invalid_kind",
             Reason::WrongType => "wrong_type",
+            Reason::FutureTs => "future_ts",
         }
     }
 }

@@ -6,6 +6,9 @@
 //! `i64`: cheap to compare and subtract on the hot path, and wide enough for
 //! any date an event can carry.
 
+pub mod outliers;
+pub mod watermark;
+
 use std::fmt;
 use std::time::Duration;
 
