@@ -157,12 +157,18 @@ pub fn replay<'a>(
     Ok(report)
 }
 
-/// What the engine thread receives: work, new rules, or the order to finish.
+/// What the engine thread receives: work, new rules, the wall clock's
+/// tick (for quiet sources), the end of the input, or the order to finish.
 enum Feed {
     Batch(Batch),
     Reload(Reload),
+    Tick,
+    SourceEnded,
     Stop,
 }
+
+/// How often the engine thread hears the wall clock when no batch comes.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Lines per batch, at most: large enough to amortize the channel, small
 /// enough that a batch takes well under a millisecond.
@@ -323,10 +329,23 @@ async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Da
         .spawn(move || {
             let mut batches = Batches { tx: &source_tx, recycled: &recycle_rx, current: Batch::default() };
             let result = read_source(&source, max_bytes, &mut batches, &source_stop);
+            let _ = source_tx.blocking_send(Feed::SourceEnded);
             let _ = source_done_tx.send(result);
         })
         .context("starting the source thread")?;
 
+    let tick_feed = feed_tx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(TICK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            every.tick().await;
+            // A full channel means batches are flowing: no tick is needed.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tick_feed.try_send(Feed::Tick) {
+                return;
+            }
+        }
+    });
     let engine_metrics = metrics.clone();
     let engine_settings = settings.clone();
     std::thread::Builder::new()
@@ -461,7 +480,7 @@ fn detect(
     tx: mpsc::Sender<Alert>,
     metrics: Arc<Metrics>,
 ) {
-    let mut pipeline = Pipeline::new(&rules, settings.lateness, settings.max_event_bytes);
+    let mut pipeline = Pipeline::with_time(&rules, settings.time(), settings.max_event_bytes);
     pipeline.engine_mut().sample_rule_time(metrics::sampling());
     let mut exporter = Exporter::new(metrics.clone());
     let mut exported = Exported::default();
@@ -475,10 +494,27 @@ fn detect(
                 exporter.export([(&pipeline, &mut exported)]);
                 continue;
             }
+            Some(Feed::Tick) => {
+                let now = wall_now();
+                pipeline.advance_quiet(now);
+                if !send_alerts(&mut pipeline, now, &tx) {
+                    return;
+                }
+                exporter.export([(&pipeline, &mut exported)]);
+                continue;
+            }
+            Some(Feed::SourceEnded) => {
+                pipeline.end_source(SourceId::default());
+                if !send_alerts(&mut pipeline, wall_now(), &tx) {
+                    return;
+                }
+                continue;
+            }
             Some(Feed::Stop) | None => return,
         };
         let started = Instant::now();
-        let now = Timestamp(chrono::Utc::now().timestamp_micros());
+        let now = wall_now();
+        pipeline.engine_mut().set_wall(now);
         let mut last_ts = None;
         for (record, bytes) in batch.iter() {
             let (number, result) = match record {
@@ -493,11 +529,8 @@ fn detect(
             } else {
                 last_ts = Some(pipeline.engine().newest());
             }
-            for mut alert in pipeline.drain_alerts() {
-                alert.raised_at = Some(now);
-                if tx.blocking_send(alert).is_err() {
-                    return;
-                }
+            if !send_alerts(&mut pipeline, now, &tx) {
+                return;
             }
         }
         metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
@@ -508,6 +541,22 @@ fn detect(
         batch.clear();
         let _ = recycle.send(batch);
     }
+}
+
+fn wall_now() -> Timestamp {
+    Timestamp(chrono::Utc::now().timestamp_micros())
+}
+
+/// Stamps the pipeline's alerts with the wall clock and hands them to the
+/// output task; false once it is gone.
+fn send_alerts(pipeline: &mut Pipeline, now: Timestamp, tx: &mpsc::Sender<Alert>) -> bool {
+    for mut alert in pipeline.drain_alerts() {
+        alert.raised_at = Some(now);
+        if tx.blocking_send(alert).is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// The local daemon's alert log, as the output task writes it.
@@ -569,27 +618,42 @@ async fn write_alerts(settings: Settings, mut rx: mpsc::Receiver<Alert>, mut log
         OutputFormat::Auto if terminal => Style::Text { color: true },
         OutputFormat::Auto => Style::Json,
     };
+    // Alerts are shown only once they are on disk, and an alert the log
+    // already holds (raised again after a restart) is not shown again.
+    let mut synced: Vec<Alert> = Vec::new();
     while let Some(alert) = rx.recv().await {
-        if let Some(local) = &mut log {
-            if !local.log.append(&alert) {
-                local.metrics.alerts_replayed.inc();
-            }
+        let fresh = match &mut log {
+            Some(local) => local.log.append(&alert),
+            None => true,
+        };
+        if fresh {
+            synced.push(alert);
+        } else if let Some(local) = &log {
+            local.metrics.alerts_replayed.inc();
         }
-        if !terminal {
-            info!(rule = %alert.rule, severity = %alert.severity, group = %alert.group_text(), "Alert");
-        }
-        console::write(&mut out, &alert, style)?;
         if rx.is_empty() {
-            out.flush()?;
             if let Some(local) = &mut log {
                 local.sync().await?;
             }
+            show(&mut out, synced.drain(..), style, terminal)?;
         }
     }
-    out.flush()?;
     if let Some(local) = &mut log {
         local.sync().await?;
     }
+    show(&mut out, synced.drain(..), style, terminal)?;
+    Ok(())
+}
+
+/// Prints alerts and, off a terminal, logs one INFO line for each.
+fn show(out: &mut impl Write, alerts: impl Iterator<Item = Alert>, style: Style, terminal: bool) -> Result<()> {
+    for alert in alerts {
+        if !terminal {
+            info!(rule = %alert.rule, severity = %alert.severity, group = %alert.group_text(), "Alert");
+        }
+        console::write(out, &alert, style)?;
+    }
+    out.flush()?;
     Ok(())
 }
 

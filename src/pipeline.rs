@@ -286,6 +286,12 @@ impl Pipeline {
         engine.end_source(source, alerts);
     }
 
+    /// Lets the wall clock move quiet sources (live daemons, when no batch
+    /// comes); alerts of silence wait for [`Pipeline::drain_alerts`].
+    pub fn advance_quiet(&mut self, now: Timestamp) {
+        self.engine.advance_quiet(now, &mut self.alerts);
+    }
+
     /// Lines the replay's guard set aside since the last call (only `match`
     /// rules saw them): source, line number, `ts`.
     pub fn drain_set_aside(&mut self) -> std::vec::Drain<'_, (SourceId, u64, Timestamp)> {

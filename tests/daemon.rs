@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::daemon::{http_get, start, terminate, wait_for, wait_metric};
@@ -36,7 +36,7 @@ fn demo_daemon_raises_alerts_serves_metrics_and_stops_on_sigterm() {
         "vigil_messages_total",
         "vigil_rule_evaluations_sampled_total{rule=\"auth.new_device\"}",
         "vigil_detector_groups{rule=\"auth.new_device\"}",
-        "vigil_rules_loaded 18",
+        "vigil_rules_loaded 19",
         "vigil_events_rejected_total{reason=\"invalid_json\"} 0",
     ] {
         assert!(metrics.contains(series), "missing {series} in:\n{metrics}");
@@ -91,17 +91,24 @@ fn file_daemon_exits_when_its_input_ends() {
         "source: {type: file, path: events.jsonl}\nmetrics: {enabled: false}\noutput: {path: alerts.jsonl}\n",
     )
     .unwrap();
-    let status = vigil()
-        .args(["run", "--config", config.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let alerts = std::fs::read_to_string(out).unwrap();
+    let run = || {
+        vigil()
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(run().success());
+    let alerts = std::fs::read_to_string(&out).unwrap();
     assert_eq!(alerts.lines().count(), 1, "{alerts}");
     assert!(alerts.contains("auth.failed_login_burst"));
+    // The same input again, with the same state: the alert log already
+    // holds the alert, so it is not shown (or delivered) a second time.
+    assert!(run().success());
+    let again = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(again, alerts, "an alert the log refused as a replay is not printed");
 }
 
 /// `promtool check metrics` (Debian's prometheus package) accepts what
@@ -220,14 +227,17 @@ fn an_alert_log_that_cannot_be_written_makes_vigil_unready_and_holds_the_alert_u
 
     failed_logins(&mut stdin, 5);
     stdin.flush().unwrap();
-    let mut seen = Vec::new();
-    wait_for(&lines, "auth.failed_login_burst", &mut seen);
     wait_for_status(&addr, "/readyz", 503);
     child.wait_log("Writing the alert log failed");
     assert!(!common::alert_log(&disk.path).contains("auth.failed_login_burst"), "not on disk yet");
     assert_eq!(http_get(&addr, "/healthz").0, 200, "alive while not ready");
+    // An alert is shown only once it is on disk.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lines.try_recv().is_err(), "an alert was printed before it was on disk");
 
     std::fs::remove_file(filler).unwrap();
+    let mut seen = Vec::new();
+    wait_for(&lines, "auth.failed_login_burst", &mut seen);
     wait_for_status(&addr, "/readyz", 200);
     child.wait_log("The alert log is written again");
     let logged = common::alert_log(&disk.path);
@@ -261,4 +271,63 @@ fn the_log_level_is_a_filter_per_module() {
     let log = child.log();
     assert!(log.contains("vigil is running"), "vigil::app logs at INFO:\n{log}");
     assert!(!log.contains("Rules reloaded"), "vigil::reload logs only WARN and above:\n{log}");
+}
+
+/// A feed that stops is seen while it is silent: the wall clock moves the
+/// quiet source's event time, so a flatline fires within its window plus
+/// `idle_advance` (and a tick), and says "resumed" at the next event.
+/// Before, event time stood still with the feed and the silence was
+/// reported only when an unrelated event arrived.
+#[test]
+fn a_feed_that_stops_fires_a_flatline_while_silent_and_resumed_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("feed.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("silent.yml"),
+        "id: feed.silent\ntitle: No events\nseverity: critical\nfilter: {kind|exists: true}\n\
+         detect: {type: flatline, group_by: [], window: 4s, threshold: 1}\n\
+         alert: {summary: \"No events for {{window}}\", realert: 1h}\n",
+    )
+    .unwrap();
+    let config = format!(
+        "rules: {}\nsource: {{type: file, path: {}}}\nlateness: 1s\nidle_advance: 2s\n\
+         metrics: {{listen: 127.0.0.1:0}}\noutput: {{format: json}}\n",
+        rules.display(),
+        fifo.display()
+    );
+    // The writer opens the FIFO after vigil does and keeps it open.
+    let writer = std::thread::spawn(move || std::fs::OpenOptions::new().write(true).open(fifo).unwrap());
+    let (mut child, lines, _addr, _dir) = start(&config, Stdio::null());
+    let mut feed = writer.join().unwrap();
+    let event = || format!(r#"{{"ts":"{}","kind":"login","user":"a","outcome":"success"}}"#, now_rfc3339());
+    for _ in 0..3 {
+        writeln!(feed, "{}", event()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    feed.flush().unwrap();
+    let stopped = Instant::now();
+    let mut seen = Vec::new();
+    wait_for(&lines, "feed.silent", &mut seen);
+    let after = stopped.elapsed();
+    assert!(after >= Duration::from_secs(3), "fired before the window was over: {after:?}");
+    assert!(after <= Duration::from_secs(4 + 2 + 3), "window 4s + idle_advance 2s (+ tick and slack): {after:?}");
+    let silent: serde_json::Value = serde_json::from_str(seen.last().unwrap()).unwrap();
+    assert_eq!(silent["count"], 0);
+    assert!(silent.get("status").is_none(), "a firing alert: {silent}");
+
+    writeln!(feed, "{}", event()).unwrap();
+    feed.flush().unwrap();
+    wait_for(&lines, "resumed", &mut seen);
+    let resumed: serde_json::Value = serde_json::from_str(seen.last().unwrap()).unwrap();
+    assert_eq!((resumed["rule"].as_str(), resumed["status"].as_str()), (Some("feed.silent"), Some("resumed")));
+    assert!(resumed["summary"].as_str().unwrap().starts_with("Resumed after"), "{resumed}");
+    assert!(terminate(&mut child).success());
+}
+
+fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    vigil::time::Timestamp(now.as_micros() as i64).to_string()
 }

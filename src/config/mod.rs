@@ -754,6 +754,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn event_time_settings_have_defaults_and_refuse_nonsense() {
+        let s = parse(Path::new("c.yml"), "max_future: 10m\nidle_advance: 30s\n", Path::new(".")).unwrap();
+        assert_eq!((s.max_future, s.idle_advance), (Span::from_secs(600), Span::from_secs(30)));
+        assert_eq!(s.time().lateness, DEFAULT_LATENESS);
+        let defaults = Settings::default().time();
+        assert_eq!((defaults.max_future, defaults.idle_advance), (DEFAULT_MAX_FUTURE, DEFAULT_IDLE_ADVANCE));
+        let err = parse(Path::new("c.yml"), "max_future: 0s\nidle_advance: soon\n", Path::new(".")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("c.yml:1:") && text.contains("must be above zero"), "{text}");
+        assert!(text.contains("c.yml:2:") && text.contains("invalid duration"), "{text}");
+    }
+
+    #[test]
     fn empty_config_is_the_default() {
         let expected = Settings { state_dir: Path::new(".").join(DEFAULT_STATE_DIR), ..Settings::default() };
         assert_eq!(parse(Path::new("c.yml"), "", Path::new(".")).unwrap(), expected);

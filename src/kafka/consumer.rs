@@ -347,11 +347,14 @@ impl Worker {
                 }
                 default_kind = origin.kind;
             }
-        } else if let Some(rekeyer) = rekeyer {
-            rekeyer.copy(message, default_kind);
         }
         let payload = message.payload().unwrap_or_default();
         let result = part.pipeline.feed_or_kind(payload, default_kind);
+        // What the source refused (malformed, or from beyond the wall
+        // clock's bound) is dead-lettered once, here, and not copied.
+        if let (false, Some(rekeyer), Ok(_)) = (stream.rekeyed, rekeyer, &result) {
+            rekeyer.copy(message, default_kind);
+        }
         if result.is_ok() {
             *newest = (*newest).max(part.pipeline.engine().newest());
         }
@@ -365,6 +368,31 @@ impl Worker {
         }
         if let Err(err) = result {
             self.reject(message, &err);
+        }
+    }
+
+    /// Lends every partition the wall clock for the next batch.
+    fn set_wall(&mut self, now: Timestamp) {
+        for part in &mut self.partitions {
+            part.pipeline.engine_mut().set_wall(now);
+        }
+    }
+
+    /// Lets the wall clock move quiet source partitions, so silence fires
+    /// while it lasts. Re-keyed partitions take their time from their
+    /// source partitions only: a catch-up must not make their copies late.
+    fn advance_quiet(&mut self, now: Timestamp) {
+        let Worker { partitions, streams, log, pending, exporter, .. } = self;
+        for part in partitions.iter_mut().filter(|p| !streams[p.topic].rekeyed) {
+            part.pipeline.advance_quiet(now);
+            for mut alert in part.pipeline.drain_alerts() {
+                alert.raised_at = Some(now);
+                if log.append(&alert) {
+                    pending.push(alert);
+                } else {
+                    exporter.metrics().alerts_replayed.inc();
+                }
+            }
         }
     }
 
@@ -519,7 +547,7 @@ pub struct Control<'a> {
 }
 
 fn new_pipeline(stream: &Stream, settings: &Settings) -> Pipeline {
-    let mut pipeline = Pipeline::new(&stream.rules, settings.lateness, settings.max_event_bytes);
+    let mut pipeline = Pipeline::with_time(&stream.rules, settings.time(), settings.max_event_bytes);
     pipeline.engine_mut().sample_rule_time(metrics::sampling());
     if stream.rekeyed {
         pipeline.feeds_on_copies();
@@ -674,6 +702,7 @@ pub fn run(
             let started = Instant::now();
             let now = Timestamp(chrono::Utc::now().timestamp_micros());
             worker.newest = Timestamp::MIN;
+            worker.set_wall(now);
             for message in batch.drain(..) {
                 worker.process(&message, now);
             }
@@ -682,6 +711,7 @@ pub fn run(
                 metrics.event_lag_seconds.observe(now.0.saturating_sub(worker.newest.0).max(0) as f64 / 1e6);
             }
         }
+        worker.advance_quiet(Timestamp(chrono::Utc::now().timestamp_micros()));
         if worker.log.has_pending() || !worker.pending.is_empty() {
             worker.sync_log();
         }

@@ -86,8 +86,21 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(rules: &RuleSet, source: &KafkaSource) -> Plan {
+        // A topic declared with a `kind` carries that kind: a rule that
+        // cannot match it needs no alignment with that topic's key. A rule
+        // whose kinds no declared topic carries may see them anywhere.
+        let carries = |rule: &Rule, topic: &crate::config::Topic| match (&topic.kind, rule.filter.required_kinds()) {
+            (Some(kind), Some(kinds)) => kinds.iter().any(|k| k.eq_ignore_ascii_case(kind)),
+            _ => true,
+        };
         let misaligned = |rule: &Rule| {
-            source.topics.iter().any(|t| !t.key.iter().all(|k| rule.group_by.iter().any(|(name, _)| **name == **k)))
+            let keyed_apart =
+                |t: &crate::config::Topic| !t.key.iter().all(|k| rule.group_by.iter().any(|(name, _)| **name == **k));
+            if source.topics.iter().any(|t| carries(rule, t)) {
+                source.topics.iter().filter(|t| carries(rule, t)).any(keyed_apart)
+            } else {
+                source.topics.iter().any(keyed_apart)
+            }
         };
         let Some(rekey) = &source.rekey else {
             return Plan {
@@ -340,6 +353,18 @@ mod tests {
             plan.misaligned.iter().map(|r| &**r).collect::<Vec<_>>(),
             ["by_ip", "by_ip_any", "by_token", "global"]
         );
+    }
+
+    #[test]
+    fn a_rule_is_aligned_only_with_the_topics_that_carry_its_kinds() {
+        let rekey = Rekey { topic_prefix: "vigil-rekey".into(), partitions: 3, replication_factor: -1 };
+        let mut source = source(Some(rekey));
+        source.topics.push(Topic { name: "api".into(), kind: Some("api_call".into()), key: vec!["token".into()] });
+        let plan = Plan::new(&rules(), &source);
+        let names: Vec<&str> = plan.streams.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["logins", "api", "vigil-rekey._all", "vigil-rekey.src_ip"], "no vigil-rekey.user or .token");
+        assert_eq!(ids(&plan.streams[0].rules), ["by_user", "by_user_device", "by_token"]);
+        assert_eq!(ids(&plan.streams[3].rules), ["by_ip", "by_ip_any"], "by_ip_any matches any kind");
     }
 
     #[test]
