@@ -27,6 +27,7 @@ pub struct Metrics {
     pub late: IntCounter,
     pub alerts: IntCounterVec,
     pub suppressed: IntCounterVec,
+    pub rule_late: IntCounterVec,
     pub groups: IntGaugeVec,
     pub evictions: IntCounterVec,
     pub rules_loaded: IntGauge,
@@ -265,7 +266,7 @@ impl Metrics {
         let late = counter(
             &registry,
             "vigil_events_late_total",
-            "Events older than the watermark (seen by match rules only).",
+            "Events more than the lateness behind their source (seen by match rules only).",
         );
         let alerts = counter_vec(
             &registry,
@@ -275,6 +276,12 @@ impl Metrics {
         );
         let suppressed =
             counter_vec(&registry, "vigil_alerts_suppressed_total", "Alerts held back by realert, by rule.", &["rule"]);
+        let rule_late = counter_vec(
+            &registry,
+            "vigil_rule_late_events_total",
+            "Late events a rule's filter matched and its windows no longer took, by rule.",
+            &["rule"],
+        );
         let groups = gauge_vec(&registry, "vigil_detector_groups", "Groups tracked per rule.", &["rule"]);
         let evictions = counter_vec(
             &registry,
@@ -367,6 +374,7 @@ impl Metrics {
             late,
             alerts,
             suppressed,
+            rule_late,
             groups,
             evictions,
             rules_loaded,
@@ -421,8 +429,9 @@ pub struct Exported {
     rules: Vec<(Arc<str>, RuleCounters)>,
 }
 
-/// Alerts, suppressed, evictions, timed evaluations, their nanoseconds.
-type RuleCounters = [u64; 5];
+/// Alerts, suppressed, evictions, timed evaluations, their nanoseconds,
+/// late events.
+type RuleCounters = [u64; 6];
 
 impl Exported {
     /// The counters last exported for each rule of `pipeline`, in its
@@ -513,7 +522,8 @@ impl Exporter {
             let counters = last.rules_of(pipeline);
             for ((rule, stats, tracked, evictions), (_, last)) in pipeline.engine().rule_stats().zip(counters) {
                 let id = &*rule.id;
-                let [alerts, suppressed, evicted, sampled, nanos] = last;
+                let [alerts, suppressed, evicted, sampled, nanos, late] = last;
+                m.rule_late.with_label_values(&[id]).inc_by(advance(late, stats.late));
                 m.alerts
                     .with_label_values(&[id, rule.severity.as_str(), rule.detector.type_name()])
                     .inc_by(advance(alerts, stats.alerts));
