@@ -52,6 +52,7 @@ use crate::config::{KafkaSource, Settings};
 use crate::engine::ReloadReport;
 use crate::event::DecodeError;
 use crate::kafka::commit::{Committer, Offsets, Ticket};
+use crate::kafka::merge::{self, Copy, Merge, Pushed};
 use crate::kafka::producer::{Deliveries, Producer};
 use crate::kafka::rekey::{self, Origin, Plan, Rekeyer, Stream};
 use crate::pipeline::Pipeline;
@@ -59,7 +60,7 @@ use crate::reload::Reload;
 use crate::ruleset::RuleSet;
 use crate::telemetry::logging::Rejections;
 use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};
-use crate::time::Timestamp;
+use crate::time::{Span, Timestamp};
 
 /// Messages taken from librdkafka before they are processed under one lock.
 const BATCH: usize = 1024;
@@ -80,7 +81,25 @@ struct Partition {
     saved: Option<i64>,
     /// For a re-keyed topic: the last offset taken from each source partition.
     marks: Vec<SourceMark>,
+    /// For a re-keyed topic: copies waiting for their turn in event time.
+    merge: Option<Merge>,
+    /// For a source topic: when a message last came, and whether the
+    /// partition is paused for running ahead of the slowest.
+    last_message: Instant,
+    paused: bool,
 }
+
+/// How far (in event time) a source partition may run ahead of the
+/// slowest one while re-keying, before it is paused.
+const ALIGN_DRIFT: Span = Span(600_000_000);
+/// A source partition that delivered nothing for this long is at the end
+/// of its log (or stuck): it no longer holds the others back.
+const SOURCE_IDLE: Duration = Duration::from_secs(2);
+/// How often source partitions report their frontiers to the internal ones.
+const REPORT_EVERY: Duration = Duration::from_millis(200);
+/// How long an internal partition waits for a source partition it does not
+/// hear from before leaving it out of the merge.
+const MERGE_IDLE_TIMEOUT: Span = Span(10_000_000);
 
 struct DeadLetters {
     topic: String,
@@ -115,6 +134,10 @@ struct Worker {
     log_ok: bool,
     /// Set once the consumer exists, before it subscribes.
     committer: Option<Committer>,
+    /// Every partition of the source topics: what an internal partition's
+    /// merge waits for.
+    source_partitions: Vec<(String, i32)>,
+    last_report: Instant,
 }
 
 struct Shared {
@@ -291,6 +314,14 @@ impl Worker {
                 }
             }
             info!(topic = %name, partition, "Partition assigned");
+            let merge = stream.rekeyed.then(|| {
+                let now = wall_now();
+                let mut merge = Merge::new(MERGE_IDLE_TIMEOUT, merge::DEFAULT_MAX_BYTES);
+                for (topic, p) in &self.source_partitions {
+                    merge.expect(topic, *p, now);
+                }
+                merge
+            });
             self.partitions.push(Partition {
                 topic,
                 partition,
@@ -299,6 +330,9 @@ impl Worker {
                 next: start,
                 saved: start,
                 marks,
+                merge,
+                last_message: Instant::now(),
+                paused: false,
             });
         }
     }
@@ -335,25 +369,40 @@ impl Worker {
         let Some(index) = self.find(message.topic(), message.partition()) else { return };
         let Worker { partitions, streams, rekeyer, log, pending, consumed, newest, .. } = self;
         let part = &mut partitions[index];
-        consumed[part.topic].inc();
         part.next = Some(message.offset() + 1);
+        part.last_message = Instant::now();
         let stream = &streams[part.topic];
-        let mut default_kind = stream.kind.as_deref();
+        let payload = message.payload().unwrap_or_default();
         if stream.rekeyed {
             if let Some(origin) = Origin::of(message) {
-                if !origin.advance(&mut part.marks) {
-                    self.exporter.metrics().kafka.rekey_duplicates.inc();
+                let Some(merge) = &mut part.merge else { return };
+                let Some(offset) = origin.offset else {
+                    merge.heard(origin.topic, origin.partition, origin.frontier, origin.idle, now);
                     return;
+                };
+                consumed[part.topic].inc();
+                let copy = Copy {
+                    ts: origin.ts.unwrap_or(origin.frontier),
+                    offset: message.offset(),
+                    origin_offset: offset,
+                    kind: origin.kind.map(str::to_owned),
+                    payload: payload.to_vec(),
+                };
+                let fresh = origin.is_new(offset, &part.marks)
+                    && merge.push(origin.topic, origin.partition, origin.frontier, copy, now) == Pushed::Queued;
+                if !fresh {
+                    self.exporter.metrics().kafka.rekey_duplicates.inc();
                 }
-                default_kind = origin.kind;
+                return;
             }
         }
-        let payload = message.payload().unwrap_or_default();
+        consumed[part.topic].inc();
+        let default_kind = stream.kind.as_deref();
         let result = part.pipeline.feed_or_kind(payload, default_kind);
         // What the source refused (malformed, or from beyond the wall
         // clock's bound) is dead-lettered once, here, and not copied.
         if let (false, Some(rekeyer), Ok(_)) = (stream.rekeyed, rekeyer, &result) {
-            rekeyer.copy(message, default_kind);
+            rekeyer.copy(message, default_kind, part.pipeline.engine().newest());
         }
         if result.is_ok() {
             *newest = (*newest).max(part.pipeline.engine().newest());
@@ -371,6 +420,71 @@ impl Worker {
         }
     }
 
+    /// Hands the re-keyed partitions the copies whose turn has come, in
+    /// event-time order.
+    fn drain_merges(&mut self, now: Timestamp) {
+        let Worker { partitions, log, pending, exporter, .. } = self;
+        for part in partitions.iter_mut() {
+            let Some(merge) = &mut part.merge else { continue };
+            while let Some((topic, partition, copy)) = merge.pop(now) {
+                rekey::take_mark(topic, partition, copy.origin_offset, &mut part.marks);
+                let _ = part.pipeline.feed_or_kind(&copy.payload, copy.kind.as_deref());
+                for mut alert in part.pipeline.drain_alerts() {
+                    alert.raised_at = Some(now);
+                    if log.append(&alert) {
+                        pending.push(alert);
+                    } else {
+                        exporter.metrics().alerts_replayed.inc();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells the internal partitions how far each source partition got,
+    /// every [`REPORT_EVERY`].
+    fn report_frontiers(&mut self) {
+        let Some(rekeyer) = &mut self.rekeyer else { return };
+        if self.last_report.elapsed() < REPORT_EVERY {
+            return;
+        }
+        self.last_report = Instant::now();
+        for part in self.partitions.iter().filter(|p| p.merge.is_none()) {
+            let idle = !part.paused && part.last_message.elapsed() >= SOURCE_IDLE;
+            let topic = &self.streams[part.topic].name;
+            rekeyer.report(topic, part.partition, part.pipeline.engine().newest(), idle);
+        }
+    }
+
+    /// Watermark alignment: a source partition more than [`ALIGN_DRIFT`]
+    /// ahead of the slowest one still delivering is paused until that one
+    /// catches up, so the merges in front of the re-keyed partitions hold
+    /// little and nothing arrives behind them.
+    fn align(&mut self, consumer: &BaseConsumer<Context>) {
+        if self.rekeyer.is_none() {
+            return;
+        }
+        let delivering = |p: &Partition| p.merge.is_none() && !p.paused && p.last_message.elapsed() < SOURCE_IDLE;
+        let slowest = self.partitions.iter().filter(|p| delivering(p)).map(|p| p.pipeline.engine().newest()).min();
+        for part in self.partitions.iter_mut().filter(|p| p.merge.is_none()) {
+            let ahead = slowest.is_some_and(|s| part.pipeline.engine().newest() > s.saturating_add(ALIGN_DRIFT));
+            if ahead == part.paused {
+                continue;
+            }
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&self.streams[part.topic].name, part.partition);
+            let result = if ahead { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
+            match result {
+                Ok(()) => {
+                    part.paused = ahead;
+                    part.last_message = Instant::now();
+                    debug!(partition = part.partition, paused = ahead, "Aligning source partitions");
+                }
+                Err(err) => warn!(%err, "Could not pause or resume a partition"),
+            }
+        }
+    }
+
     /// Lends every partition the wall clock for the next batch.
     fn set_wall(&mut self, now: Timestamp) {
         for part in &mut self.partitions {
@@ -378,12 +492,13 @@ impl Worker {
         }
     }
 
-    /// Lets the wall clock move quiet source partitions, so silence fires
-    /// while it lasts. Re-keyed partitions take their time from their
-    /// source partitions only: a catch-up must not make their copies late.
+    /// Lets the wall clock move quiet partitions, so silence fires while it
+    /// lasts. A re-keyed partition takes its time from its source
+    /// partitions, and from the wall clock only once all of them are idle
+    /// and nothing waits in its merge: a catch-up must not make copies late.
     fn advance_quiet(&mut self, now: Timestamp) {
-        let Worker { partitions, streams, log, pending, exporter, .. } = self;
-        for part in partitions.iter_mut().filter(|p| !streams[p.topic].rekeyed) {
+        let Worker { partitions, log, pending, exporter, .. } = self;
+        for part in partitions.iter_mut().filter(|p| p.merge.as_ref().is_none_or(|m| m.quiet(now))) {
             part.pipeline.advance_quiet(now);
             for mut alert in part.pipeline.drain_alerts() {
                 alert.raised_at = Some(now);
@@ -465,7 +580,11 @@ impl Worker {
         let mut offsets = Offsets::new();
         let mut bytes = 0;
         for part in &mut self.partitions {
-            let Some(next) = part.next.filter(|n| Some(*n) != part.saved) else { continue };
+            // A re-keyed partition commits no further than its oldest
+            // waiting copy: after a crash it is read again from there.
+            let waiting = part.merge.as_ref().and_then(Merge::oldest_offset);
+            let next = part.next.map(|n| waiting.map_or(n, |w| w.min(n)));
+            let Some(next) = next.filter(|n| Some(*n) != part.saved) else { continue };
             let topic = &self.streams[part.topic].name;
             match self.store.save(topic, part.partition, next, part.pipeline.engine(), &part.marks) {
                 Ok(size) => bytes += size,
@@ -546,6 +665,10 @@ pub struct Control<'a> {
     pub reloads: mpsc::Receiver<Reload>,
 }
 
+fn wall_now() -> Timestamp {
+    Timestamp(chrono::Utc::now().timestamp_micros())
+}
+
 fn new_pipeline(stream: &Stream, settings: &Settings) -> Pipeline {
     let mut pipeline = Pipeline::with_time(&stream.rules, settings.time(), settings.max_event_bytes);
     pipeline.engine_mut().sample_rule_time(metrics::sampling());
@@ -595,7 +718,7 @@ pub fn run(
     }
     let plan = Plan::new(&rules, source);
     warn_misaligned(&plan);
-    let rekeyer = match &source.rekey {
+    let mut rekeyer = match &source.rekey {
         Some(rekey) if !plan.targets.is_empty() => {
             let internal: Vec<&str> = plan.targets.iter().map(|t| t.topic.as_str()).collect();
             rekey::create_topics(source, rekey, &internal)?;
@@ -606,6 +729,16 @@ pub fn run(
         }
         _ => None,
     };
+    let mut source_partitions = Vec::new();
+    if let Some(rekeyer) = &mut rekeyer {
+        rekeyer.learn_partitions();
+        for topic in &source.topics {
+            match rekeyer.producer.partitions(&topic.name) {
+                Ok(n) => source_partitions.extend((0..n).map(|p| (topic.name.clone(), p))),
+                Err(err) => warn!(%err, topic = %topic.name, "Could not read a source topic's partition count"),
+            }
+        }
+    }
     let streams = plan.streams;
     let consumed = streams.iter().map(|t| metrics.kafka.messages.with_label_values(&[&t.name])).collect();
     let topics: Vec<String> = streams.iter().map(|t| t.name.clone()).collect();
@@ -628,6 +761,8 @@ pub fn run(
         last_export: Instant::now(),
         log_ok: true,
         committer: None,
+        source_partitions,
+        last_report: Instant::now(),
     };
     let shared = Arc::new(Shared {
         worker: Mutex::new(worker),
@@ -706,12 +841,17 @@ pub fn run(
             for message in batch.drain(..) {
                 worker.process(&message, now);
             }
+            worker.drain_merges(now);
             metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
             if worker.newest > Timestamp::MIN {
                 metrics.event_lag_seconds.observe(now.0.saturating_sub(worker.newest.0).max(0) as f64 / 1e6);
             }
         }
-        worker.advance_quiet(Timestamp(chrono::Utc::now().timestamp_micros()));
+        let now = wall_now();
+        worker.drain_merges(now);
+        worker.report_frontiers();
+        worker.align(&consumer);
+        worker.advance_quiet(now);
         if worker.log.has_pending() || !worker.pending.is_empty() {
             worker.sync_log();
         }

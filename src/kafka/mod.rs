@@ -7,6 +7,7 @@
 
 mod commit;
 pub mod consumer;
+pub mod merge;
 pub mod producer;
 pub mod rekey;
 

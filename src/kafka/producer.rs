@@ -88,6 +88,21 @@ impl Producer {
         if let Some(headers) = headers {
             record = record.headers(headers);
         }
+        self.queue(record)
+    }
+
+    /// Queues a message for one partition (a re-keying control record).
+    pub fn send_to(&self, topic: &str, partition: i32, headers: OwnedHeaders) -> Result<(), KafkaError> {
+        self.queue(BaseRecord::to(topic).partition(partition).key(&[][..]).payload(&[][..]).headers(headers))
+    }
+
+    /// How many partitions `topic` has, from the broker's metadata.
+    pub fn partitions(&self, topic: &str) -> Result<i32, KafkaError> {
+        let metadata = self.inner.client().fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        Ok(metadata.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len() as i32))
+    }
+
+    fn queue(&self, mut record: BaseRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
         let started = std::time::Instant::now();
         loop {
             match self.inner.send(record) {

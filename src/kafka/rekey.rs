@@ -20,11 +20,18 @@
 //! checkpoint), so copies produced again after a crash are dropped rather
 //! than counted twice.
 //!
-//! Limits: events of one group reach the internal partition from several
-//! source partitions, so their order there is only as good as the
-//! consumers' progress; `lateness` must cover the skew. A copy that fails
-//! delivery after librdkafka's retries (`message.timeout.ms`) is counted,
-//! not retried, and its event is missing for the re-keyed rules.
+//! Order: events of one group reach the internal partition from several
+//! source partitions, in whatever order their consumers get to them. Each
+//! copy carries its event's time and its source partition's frontier, and
+//! every source partition reports its frontier to every internal partition
+//! in control records when it has nothing to copy (`report`); the internal
+//! partition merges the copies back into event-time order (`kafka::merge`).
+//! Source partitions that run ahead of the slowest are paused meanwhile
+//! (`consumer`), so a catch-up after downtime loses nothing to lateness.
+//!
+//! A copy that fails delivery after librdkafka's retries
+//! (`message.timeout.ms`) is counted, not retried, and its event is missing
+//! for the re-keyed rules.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -53,6 +60,15 @@ pub const SOURCE_PARTITION: &str = "vigil-source-partition";
 pub const SOURCE_OFFSET: &str = "vigil-source-offset";
 /// Header with the source topic's default kind, for events without one.
 pub const KIND: &str = "vigil-kind";
+/// The key of copies for rules without `group_by`: all in one partition.
+const GLOBAL_KEY: &str = "_all";
+/// Header with the copied event's time (microseconds since the epoch).
+pub const TS: &str = "vigil-ts";
+/// Header with the source partition's frontier (microseconds), on copies
+/// and on control records.
+pub const FRONTIER: &str = "vigil-frontier";
+/// Header of a control record whose source partition has nothing to read.
+pub const IDLE: &str = "vigil-idle";
 
 /// What a consumed topic feeds, and with which rules.
 #[derive(Debug, Clone)]
@@ -69,6 +85,8 @@ pub struct Stream {
 #[derive(Debug, Clone)]
 pub struct Target {
     pub topic: String,
+    /// Its partition count, read from the broker once it exists.
+    pub partitions: i32,
     group_by: Vec<FieldId>,
     /// Kinds its rules can match (lower case); `None`: any.
     kinds: Option<Vec<String>>,
@@ -128,6 +146,7 @@ impl Plan {
                 .map(|k| k.concat().into_iter().map(|k| k.to_ascii_lowercase()).collect());
             targets.push(Target {
                 topic: topic.clone(),
+                partitions: rekey.partitions,
                 group_by: members[0].group_by.iter().map(|g| g.1).collect(),
                 kinds,
             });
@@ -185,6 +204,8 @@ pub struct Rekeyer {
     key: String,
     /// The source partition and offset as text, header values.
     origin: String,
+    /// The event's time and the source's frontier as text.
+    times: String,
 }
 
 impl Rekeyer {
@@ -196,19 +217,66 @@ impl Rekeyer {
             sent,
             key: String::new(),
             origin: String::new(),
+            times: String::new(),
         }
     }
 
     /// Takes the rules of a reload whose plan has the same internal topics.
     pub fn retarget(&mut self, rules: &RuleSet, targets: Vec<Target>) {
         self.decoder = Decoder::with_max_bytes(rules.schema.clone(), self.decoder.max_bytes());
+        let partitions: Vec<(String, i32)> = self.targets.iter().map(|t| (t.topic.clone(), t.partitions)).collect();
         self.targets = targets;
+        for target in &mut self.targets {
+            if let Some((_, n)) = partitions.iter().find(|(topic, _)| *topic == target.topic) {
+                target.partitions = *n;
+            }
+        }
+    }
+
+    /// Reads the internal topics' partition counts from the broker (they
+    /// may have been created with another count than configured).
+    pub fn learn_partitions(&mut self) {
+        for target in &mut self.targets {
+            match self.producer.partitions(&target.topic) {
+                Ok(n) if n > 0 => target.partitions = n,
+                Ok(_) => {}
+                Err(err) => warn!(%err, topic = %target.topic, "Could not read an internal topic's partition count"),
+            }
+        }
+    }
+
+    /// Tells every internal partition how far `partition` of `topic` has
+    /// got (its frontier), and whether it has nothing to read.
+    pub fn report(&mut self, topic: &str, partition: i32, frontier: crate::time::Timestamp, idle: bool) {
+        self.origin.clear();
+        let _ = write!(self.origin, "{partition}");
+        self.times.clear();
+        let _ = write!(self.times, "{}", frontier.0);
+        for target in &self.targets {
+            for p in 0..target.partitions {
+                let mut headers = OwnedHeaders::new_with_capacity(4)
+                    .insert(Header { key: SOURCE_TOPIC, value: Some(topic) })
+                    .insert(Header { key: SOURCE_PARTITION, value: Some(self.origin.as_str()) })
+                    .insert(Header { key: FRONTIER, value: Some(self.times.as_str()) });
+                if idle {
+                    headers = headers.insert(Header { key: IDLE, value: Some("1") });
+                }
+                if let Err(err) = self.producer.send_to(&target.topic, p, headers) {
+                    warn!(%err, topic = %target.topic, "Could not queue a frontier report");
+                }
+            }
+        }
     }
 
     /// Copies a source message to every internal topic whose rules may
     /// match it. A message that does not decode was already rejected by
     /// the source's pipeline and is not copied.
-    pub fn copy(&mut self, message: &BorrowedMessage<'_>, default_kind: Option<&str>) {
+    pub fn copy(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        default_kind: Option<&str>,
+        frontier: crate::time::Timestamp,
+    ) {
         let payload = message.payload().unwrap_or_default();
         let Ok(event) = self.decoder.decode_bytes_or_kind(payload, default_kind) else { return };
         self.origin.clear();
@@ -216,6 +284,11 @@ impl Rekeyer {
         let split = self.origin.len();
         let _ = write!(self.origin, "{}", message.offset());
         let (partition, offset) = self.origin.split_at(split);
+        self.times.clear();
+        let _ = write!(self.times, "{}", event.ts.0);
+        let split = self.times.len();
+        let _ = write!(self.times, "{}", frontier.0);
+        let (ts, frontier) = self.times.split_at(split);
         for (target, sent) in self.targets.iter().zip(&self.sent) {
             if let Some(kinds) = &target.kinds {
                 if !kinds.iter().any(|k| k.eq_ignore_ascii_case(event.kind)) {
@@ -232,10 +305,16 @@ impl Rekeyer {
             if !grouped {
                 continue; // no rule of this topic could group it
             }
-            let mut headers = OwnedHeaders::new_with_capacity(4)
+            if target.group_by.is_empty() {
+                // librdkafka spreads empty keys at random: one group, one key.
+                self.key.push_str(GLOBAL_KEY);
+            }
+            let mut headers = OwnedHeaders::new_with_capacity(6)
                 .insert(Header { key: SOURCE_TOPIC, value: Some(message.topic()) })
                 .insert(Header { key: SOURCE_PARTITION, value: Some(partition) })
-                .insert(Header { key: SOURCE_OFFSET, value: Some(offset) });
+                .insert(Header { key: SOURCE_OFFSET, value: Some(offset) })
+                .insert(Header { key: TS, value: Some(ts) })
+                .insert(Header { key: FRONTIER, value: Some(frontier) });
             if let Some(kind) = default_kind {
                 headers = headers.insert(Header { key: KIND, value: Some(kind) });
             }
@@ -247,18 +326,24 @@ impl Rekeyer {
     }
 }
 
-/// Where a re-keyed copy came from, from its headers.
+/// Where a re-keyed copy (or a control record) came from, from its headers.
 pub struct Origin<'a> {
     pub topic: &'a str,
     pub partition: i32,
-    pub offset: i64,
+    /// `None` for a control record, which reports a frontier only.
+    pub offset: Option<i64>,
     pub kind: Option<&'a str>,
+    pub ts: Option<crate::time::Timestamp>,
+    pub frontier: crate::time::Timestamp,
+    pub idle: bool,
 }
 
 impl<'a> Origin<'a> {
     pub fn of(message: &'a BorrowedMessage<'_>) -> Option<Origin<'a>> {
+        use crate::time::Timestamp;
         let headers = message.headers()?;
         let (mut topic, mut partition, mut offset, mut kind) = (None, None, None, None);
+        let (mut ts, mut frontier, mut idle) = (None, None, false);
         for header in headers.iter() {
             let value = header.value.and_then(|v| std::str::from_utf8(v).ok());
             match header.key {
@@ -266,26 +351,27 @@ impl<'a> Origin<'a> {
                 SOURCE_PARTITION => partition = value.and_then(|v| v.parse().ok()),
                 SOURCE_OFFSET => offset = value.and_then(|v| v.parse().ok()),
                 KIND => kind = value,
+                TS => ts = value.and_then(|v| v.parse().ok()).map(Timestamp),
+                FRONTIER => frontier = value.and_then(|v| v.parse().ok()).map(Timestamp),
+                IDLE => idle = true,
                 _ => {}
             }
         }
-        Some(Origin { topic: topic?, partition: partition?, offset: offset?, kind })
+        let frontier = frontier.or(ts).unwrap_or(Timestamp::MIN);
+        Some(Origin { topic: topic?, partition: partition?, offset, kind, ts, frontier, idle })
     }
 
-    /// True if this copy is new to `marks` (and records it); false for a
-    /// copy produced again after a crash.
-    pub fn advance(&self, marks: &mut Vec<SourceMark>) -> bool {
-        match marks.iter_mut().find(|m| m.partition == self.partition && m.topic == self.topic) {
-            Some(mark) if self.offset <= mark.offset => false,
-            Some(mark) => {
-                mark.offset = self.offset;
-                true
-            }
-            None => {
-                marks.push(SourceMark { topic: self.topic.to_owned(), partition: self.partition, offset: self.offset });
-                true
-            }
-        }
+    /// True if the copy at `offset` is newer than what `marks` took.
+    pub fn is_new(&self, offset: i64, marks: &[SourceMark]) -> bool {
+        marks.iter().find(|m| m.partition == self.partition && m.topic == self.topic).is_none_or(|m| offset > m.offset)
+    }
+}
+
+/// Records that the copy from `topic`/`partition` at `offset` was taken.
+pub fn take_mark(topic: &str, partition: i32, offset: i64, marks: &mut Vec<SourceMark>) {
+    match marks.iter_mut().find(|m| m.partition == partition && m.topic == topic) {
+        Some(mark) => mark.offset = mark.offset.max(offset),
+        None => marks.push(SourceMark { topic: topic.to_owned(), partition, offset }),
     }
 }
 
@@ -370,12 +456,23 @@ mod tests {
     #[test]
     fn a_copy_produced_again_is_recognised() {
         let mut marks = Vec::new();
-        let at = |offset| Origin { topic: "logins", partition: 2, offset, kind: None };
-        assert!(at(5).advance(&mut marks));
-        assert!(at(6).advance(&mut marks));
-        assert!(!at(6).advance(&mut marks), "the same copy again");
-        assert!(!at(3).advance(&mut marks), "an older copy, produced again after a crash");
-        assert!(Origin { topic: "logins", partition: 1, offset: 3, kind: None }.advance(&mut marks));
+        let origin = |partition| Origin {
+            topic: "logins",
+            partition,
+            offset: None,
+            kind: None,
+            ts: None,
+            frontier: crate::time::Timestamp::MIN,
+            idle: false,
+        };
+        for offset in [5, 6] {
+            assert!(origin(2).is_new(offset, &marks));
+            take_mark("logins", 2, offset, &mut marks);
+        }
+        assert!(!origin(2).is_new(6, &marks), "the same copy again");
+        assert!(!origin(2).is_new(3, &marks), "an older copy, produced again after a crash");
+        assert!(origin(1).is_new(3, &marks));
+        take_mark("logins", 1, 3, &mut marks);
         assert_eq!(marks.len(), 2);
     }
 }
