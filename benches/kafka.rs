@@ -150,7 +150,55 @@ fn throughput(broker: &broker::Broker, days: i64) {
     println!("  file replay      {replay:>12.0} events/s (best of two, before and after)");
     println!("  kafka consume    {kafka:>12.0} events/s ({:.1} s, first to last message)", elapsed.as_secs_f64());
     println!("  ratio            {:>12.1} % of file replay (target >= 50 %)", 100.0 * kafka / replay);
+    catch_up_with_rekey(broker, n, &rules, replay);
     compare_clients(broker, n, &rules);
+}
+
+/// The same backlog caught up by a new consumer group with re-keying: the
+/// topic keyed by user, the rules grouped otherwise run on internal topics
+/// behind the ordered merge, source partitions aligned by pause/resume.
+/// Timed from the first message until every source message and every copy
+/// is consumed.
+fn catch_up_with_rekey(broker: &broker::Broker, n: u64, rules: &RuleSet, replay: f64) {
+    let state = tempfile::tempdir().expect("temp dir");
+    let (mut settings, mut source) = settings(broker, "events", state.path());
+    source.topics[0].key = vec!["user".into()];
+    source.group_id = "bench-rekey".into();
+    source.rekey =
+        Some(vigil::config::Rekey { topic_prefix: "bench-rekey".into(), partitions: 3, replication_factor: -1 });
+    settings.source = Source::Kafka(Box::new(source.clone()));
+    let internal: Vec<String> =
+        vigil::kafka::rekey::Plan::new(rules, &source).targets.into_iter().map(|t| t.topic).collect();
+    let metrics = Metrics::new();
+    let (mut alerts, stop, handle) = start(settings, source, rules.clone(), metrics.clone());
+    let copies = |metrics: &Metrics| -> (u64, u64) {
+        let made = internal.iter().map(|t| metrics.kafka.rekeyed.with_label_values(&[t]).get()).sum();
+        let taken = internal.iter().map(|t| consumed(metrics, t)).sum();
+        (made, taken)
+    };
+    let mut first = None;
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let (made, taken) = copies(&metrics);
+        if consumed(&metrics, "events") >= n && made > 0 && taken >= made {
+            break;
+        }
+        if first.is_none() && consumed(&metrics, "events") > 0 {
+            first = Some(Instant::now());
+        }
+        assert!(Instant::now() < deadline, "vigil did not catch up on {n} events with re-keying");
+        while alerts.try_recv().is_ok() {}
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
+    let (made, _) = copies(&metrics);
+    stop.store(true, Ordering::Relaxed);
+    while alerts.try_recv().is_ok() {}
+    handle.join().expect("kafka thread");
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!("catch-up with rekey: {n} events, {made} copies to {} internal topics", internal.len());
+    println!("  kafka + rekey    {rate:>12.0} events/s ({:.1} s, first message to last copy)", elapsed.as_secs_f64());
+    println!("  ratio            {:>12.1} % of file replay", 100.0 * rate / replay);
 }
 
 /// The consumer models vigil could use, reading the same topic and

@@ -438,9 +438,11 @@ fn a_reload_reaches_every_partition_and_one_needing_other_rekey_topics_is_refuse
 }
 
 /// A week of the demo's traffic (with its attacks), keyed by user (or the
-/// account, for volume reports) over four partitions.
-fn week_of_history() -> Vec<(String, String)> {
-    let out = common::run(&["generate", "--days", "7", "--users", "100"]);
+/// account, for volume reports) over four partitions; `busy` for seven
+/// times the API traffic of three times the users.
+fn week_of_history(busy: bool) -> Vec<(String, String)> {
+    let size: &[&str] = if busy { &["--users", "300", "--calls-per-hour", "40"] } else { &["--users", "100"] };
+    let out = common::run(&[&["generate", "--days", "7"], size].concat());
     assert!(out.status.success());
     common::text(&out.stdout)
         .lines()
@@ -489,7 +491,7 @@ fn wait_caught_up(addr: &str, state: &Path, events: usize) {
 /// and the re-keyed rules lost most of their alerts.
 #[test]
 fn a_week_of_backlog_caught_up_with_rekeying_raises_the_alerts_replay_does() {
-    let history = week_of_history();
+    let history = week_of_history(false);
     let expected = replayed_ids(&history);
     let broker = Broker::start();
     broker.create_topic("events", 4);
@@ -517,4 +519,47 @@ fn a_week_of_backlog_caught_up_with_rekeying_raises_the_alerts_replay_does() {
         metric_value(&metrics, "vigil_events_late_total"),
         &extra[..extra.len().min(12)]
     );
+}
+
+/// A busier week caught up, killed three times (SIGKILL) on its way: each
+/// run resumes from its checkpoints, and together they raise exactly the
+/// alert ids replay does, each once.
+#[test]
+fn a_week_of_backlog_caught_up_through_three_sigkills_raises_the_alerts_replay_does() {
+    let history = week_of_history(true);
+    let expected = replayed_ids(&history);
+    let broker = Broker::start();
+    broker.create_topic("events", 4);
+    broker.produce("events", &history);
+    let state = tempfile::tempdir().unwrap();
+    let source = "topics: [{name: events, key: [user]}]\n  rekey: {topic_prefix: vigil-rekey, partitions: 4}";
+    let config = config(&broker, state.path(), source, "");
+    for kill in 1..=3 {
+        let (mut vigil, _lines, addr, _dir) = start(&config, Stdio::null());
+        // Killed once it is reading and has written a checkpoint: mid-way
+        // through the week, with copies in flight and in the merges.
+        wait_metrics(&addr, "progress", |m| {
+            metric_value(m, "vigil_kafka_messages_total{topic=\"events\"}") > 0.0
+                && metric_value(m, "vigil_checkpoint_bytes") > 0.0
+        });
+        std::thread::sleep(Duration::from_millis(150 * kill));
+        vigil.kill().unwrap();
+        vigil.wait().unwrap();
+    }
+    let (mut vigil, _lines, addr, _dir) = start(&config, Stdio::null());
+    let left = wait_metrics(&addr, "the rest of the backlog", |m| {
+        metric_value(m, "vigil_kafka_messages_total{topic=\"events\"}") > 0.0
+    });
+    let left = metric_value(&left, "vigil_kafka_messages_total{topic=\"events\"}");
+    assert!(left < history.len() as f64, "the kills came after the catch-up was over");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !expected.iter().all(|id| logged_ids(state.path()).contains(id)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(terminate(&mut vigil).success());
+    let got = logged_ids(state.path());
+    let missing: Vec<&String> = expected.iter().filter(|id| !got.contains(id)).collect();
+    assert!(missing.is_empty(), "{} of {} alerts missing after three kills", missing.len(), expected.len());
+    assert_eq!(got, expected, "every alert once, none extra");
 }

@@ -89,9 +89,14 @@ struct Partition {
     paused: bool,
 }
 
-/// How far (in event time) a source partition may run ahead of the
-/// slowest one while re-keying, before it is paused.
-const ALIGN_DRIFT: Span = Span(600_000_000);
+/// Watermark alignment is backpressure: source partitions ahead of the
+/// slowest (by more than `ALIGN_DRIFT` of event time) are paused once the
+/// merges hold `ALIGN_HIGH` bytes of copies waiting, and resumed below
+/// `ALIGN_LOW`. Pausing costs a re-fetch (librdkafka drops what it had
+/// prefetched), so a backlog the merges can hold is never paused.
+const ALIGN_DRIFT: Span = Span(60_000_000);
+const ALIGN_HIGH: usize = 16 << 20;
+const ALIGN_LOW: usize = 4 << 20;
 /// A source partition that delivered nothing for this long is at the end
 /// of its log (or stuck): it no longer holds the others back.
 const SOURCE_IDLE: Duration = Duration::from_secs(2);
@@ -456,29 +461,34 @@ impl Worker {
         }
     }
 
-    /// Watermark alignment: a source partition more than [`ALIGN_DRIFT`]
-    /// ahead of the slowest one still delivering is paused until that one
-    /// catches up, so the merges in front of the re-keyed partitions hold
-    /// little and nothing arrives behind them.
+    /// Watermark alignment (see [`ALIGN_HIGH`]): while the merges in front
+    /// of the re-keyed partitions fill up, source partitions running ahead
+    /// of the slowest one still delivering are paused, so memory stays
+    /// bounded and nothing arrives behind what the merges released.
     fn align(&mut self, consumer: &BaseConsumer<Context>) {
         if self.rekeyer.is_none() {
             return;
         }
+        let waiting: usize = self.partitions.iter().filter_map(|p| p.merge.as_ref()).map(Merge::waiting_bytes).sum();
         let delivering = |p: &Partition| p.merge.is_none() && !p.paused && p.last_message.elapsed() < SOURCE_IDLE;
         let slowest = self.partitions.iter().filter(|p| delivering(p)).map(|p| p.pipeline.engine().newest()).min();
         for part in self.partitions.iter_mut().filter(|p| p.merge.is_none()) {
             let ahead = slowest.is_some_and(|s| part.pipeline.engine().newest() > s.saturating_add(ALIGN_DRIFT));
-            if ahead == part.paused {
+            let pause = match part.paused {
+                false => ahead && waiting > ALIGN_HIGH,
+                true => ahead && waiting >= ALIGN_LOW,
+            };
+            if pause == part.paused {
                 continue;
             }
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition(&self.streams[part.topic].name, part.partition);
-            let result = if ahead { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
+            let result = if pause { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
             match result {
                 Ok(()) => {
-                    part.paused = ahead;
+                    part.paused = pause;
                     part.last_message = Instant::now();
-                    debug!(partition = part.partition, paused = ahead, "Aligning source partitions");
+                    debug!(partition = part.partition, paused = pause, waiting, "Aligning source partitions");
                 }
                 Err(err) => warn!(%err, "Could not pause or resume a partition"),
             }

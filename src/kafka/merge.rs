@@ -64,7 +64,7 @@ pub struct Merge {
     pub forced: u64,
 }
 
-/// Copies waiting in all merges of one vigil, at most, in bytes.
+/// Copies waiting in one merge (one re-keyed partition), at most, in bytes.
 pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 
 impl Merge {
