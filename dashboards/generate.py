@@ -228,6 +228,10 @@ def pipeline_health():
     b.series("Event-time lag", "Wall clock minus event time after each batch: how far behind the events vigil is.",
              [(f"histogram_quantile({q}, sum by (le) (rate(vigil_event_lag_seconds_bucket{{{inst}}}[$__rate_interval])))", f"p{int(q * 100)}")
               for q in (0.5, 0.99)], unit="s", steps=(GREEN, (60, AMBER), (300, RED)))
+    b.series("Source lag", "Per source (a file, stdin, a Kafka partition): wall clock minus the newest event time it delivered. A source whose producers or delivery fall behind shows here; events more than `lateness` behind their own source are late.",
+             [(f"max by (source) (vigil_source_lag_seconds{{{inst}}})", "{{source}}")], unit="s", steps=(GREEN, (60, AMBER), (300, RED)))
+    b.series("Late events by rule", "Late events each rule's filter matched, per second: what its windows no longer took.",
+             [(f"sum by (rule) (rate(vigil_rule_late_events_total{{{inst}}}[$__rate_interval]))", "{{rule}}")], unit="ops")
     b.series("Batch processing latency", "Time to process one batch of up to 1,024 events.",
              [(f"histogram_quantile({q}, sum by (le) (rate(vigil_batch_processing_seconds_bucket{{{inst}}}[$__rate_interval])))", f"p{int(q * 100)}")
               for q in (0.5, 0.9, 0.99)], unit="s")

@@ -38,8 +38,9 @@ use crate::ruleset::RuleSet;
 use crate::source::demo::{self, DemoSpec};
 use crate::source::lines::{LineReader, Next};
 use crate::source::{Batch, Record};
+use crate::stage::Stage;
 use crate::telemetry::http::{self, Health};
-use crate::telemetry::logging::Rejections;
+use crate::telemetry::logging::{Lateness, Rejections};
 use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};
 use crate::time::watermark::SourceId;
 use crate::time::Timestamp;
@@ -353,7 +354,8 @@ async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Da
         .spawn(move || detect(rules, &engine_settings, feed_rx, &recycle_tx, alert_tx, engine_metrics))
         .context("starting the engine thread")?;
 
-    let local = LocalLog { log, metrics: metrics.clone(), ready: ready.clone(), stopping: stopping.clone() };
+    let stage = Stage::new(log, metrics.alerts_replayed.clone());
+    let local = LocalLog { stage, ready: ready.clone(), stopping: stopping.clone() };
     let output = tokio::spawn(write_alerts(settings.clone(), alert_rx, Some(local)));
     ready.store(true, Ordering::Relaxed);
     info!(source = ?settings.source, "vigil is running");
@@ -486,6 +488,16 @@ fn detect(
     let mut exported = Exported::default();
     exporter.export([(&pipeline, &mut exported)]);
     let mut rejected = Rejections::default();
+    let mut lateness = Lateness::default();
+    let source_name = match settings.source {
+        Source::Demo { .. } => "demo",
+        Source::Stdin => "stdin",
+        _ => "file",
+    };
+    let observe = |pipeline: &Pipeline, lateness: &mut Lateness, now: Timestamp| {
+        metrics.source_lag(source_name, pipeline.engine().newest(), now);
+        lateness.observe([(source_name, pipeline.engine().stats().late)]);
+    };
     loop {
         let mut batch = match rx.blocking_recv() {
             Some(Feed::Batch(batch)) => batch,
@@ -500,6 +512,7 @@ fn detect(
                 if !send_alerts(&mut pipeline, now, &tx) {
                     return;
                 }
+                observe(&pipeline, &mut lateness, now);
                 exporter.export([(&pipeline, &mut exported)]);
                 continue;
             }
@@ -537,6 +550,7 @@ fn detect(
         if let Some(ts) = last_ts {
             metrics.event_lag_seconds.observe(now.0.saturating_sub(ts.0).max(0) as f64 / 1e6);
         }
+        observe(&pipeline, &mut lateness, now);
         exporter.export([(&pipeline, &mut exported)]);
         batch.clear();
         let _ = recycle.send(batch);
@@ -561,27 +575,26 @@ fn send_alerts(pipeline: &mut Pipeline, now: Timestamp, tx: &mpsc::Sender<Alert>
 
 /// The local daemon's alert log, as the output task writes it.
 struct LocalLog {
-    log: AlertLog,
-    metrics: Arc<Metrics>,
+    stage: Stage,
     ready: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
 }
 
 impl LocalLog {
-    /// Syncs the log. While it cannot be written, this waits and retries
-    /// and vigil reports not ready: the output task takes no more alerts,
-    /// so the engine and the source wait too, and nothing is dropped. At
-    /// shutdown it gives up with the error.
-    async fn sync(&mut self) -> Result<()> {
+    /// Syncs the log and returns the alerts it now holds. While it cannot
+    /// be written, this waits and retries and vigil reports not ready: the
+    /// output task takes no more alerts, so the engine and the source wait
+    /// too, and nothing is dropped. At shutdown it gives up with the error.
+    async fn sync(&mut self) -> Result<Vec<Alert>> {
         let mut failing = false;
         loop {
-            match tokio::task::block_in_place(|| self.log.sync()) {
-                Ok(()) => {
+            match tokio::task::block_in_place(|| self.stage.sync().map(Iterator::collect)) {
+                Ok(released) => {
                     if failing {
                         info!("The alert log is written again");
                         self.ready.store(true, Ordering::Relaxed);
                     }
-                    return Ok(());
+                    return Ok(released);
                 }
                 Err(err) if self.stopping.load(Ordering::Relaxed) => return Err(err.into()),
                 Err(err) => {
@@ -597,8 +610,9 @@ impl LocalLog {
     }
 }
 
-/// Prints each alert; with a `log` (the local daemon), first appends it
-/// to the alert log, fsynced before the notifiers see it.
+/// Prints each alert; with a `log` (the local daemon), takes it through the
+/// detection stage first (see `stage`): shown once it is on disk, and not
+/// at all if the log already held it. The Kafka loop's alerts come synced.
 async fn write_alerts(settings: Settings, mut rx: mpsc::Receiver<Alert>, mut log: Option<LocalLog>) -> Result<()> {
     let to_file = settings.output_path.is_some();
     let mut out: Box<dyn Write + Send> = match &settings.output_path {
@@ -618,30 +632,23 @@ async fn write_alerts(settings: Settings, mut rx: mpsc::Receiver<Alert>, mut log
         OutputFormat::Auto if terminal => Style::Text { color: true },
         OutputFormat::Auto => Style::Json,
     };
-    // Alerts are shown only once they are on disk, and an alert the log
-    // already holds (raised again after a restart) is not shown again.
-    let mut synced: Vec<Alert> = Vec::new();
+    let mut released: Vec<Alert> = Vec::new();
     while let Some(alert) = rx.recv().await {
-        let fresh = match &mut log {
-            Some(local) => local.log.append(&alert),
-            None => true,
-        };
-        if fresh {
-            synced.push(alert);
-        } else if let Some(local) = &log {
-            local.metrics.alerts_replayed.inc();
+        match &mut log {
+            Some(local) => local.stage.take(alert, wall_now()),
+            None => released.push(alert),
         }
         if rx.is_empty() {
             if let Some(local) = &mut log {
-                local.sync().await?;
+                released.extend(local.sync().await?);
             }
-            show(&mut out, synced.drain(..), style, terminal)?;
+            show(&mut out, released.drain(..), style, terminal)?;
         }
     }
     if let Some(local) = &mut log {
-        local.sync().await?;
+        released.extend(local.sync().await?);
     }
-    show(&mut out, synced.drain(..), style, terminal)?;
+    show(&mut out, released.drain(..), style, terminal)?;
     Ok(())
 }
 

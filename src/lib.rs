@@ -21,5 +21,6 @@ pub mod rules;
 pub mod ruleset;
 pub mod ruletest;
 pub mod source;
+pub mod stage;
 pub mod telemetry;
 pub mod time;

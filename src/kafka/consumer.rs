@@ -58,7 +58,8 @@ use crate::kafka::rekey::{self, Origin, Plan, Rekeyer, Stream};
 use crate::pipeline::Pipeline;
 use crate::reload::Reload;
 use crate::ruleset::RuleSet;
-use crate::telemetry::logging::Rejections;
+use crate::stage::Stage;
+use crate::telemetry::logging::{Lateness, Rejections};
 use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};
 use crate::time::{Span, Timestamp};
 
@@ -121,9 +122,8 @@ struct Worker {
     rekeyer: Option<Rekeyer>,
     partitions: Vec<Partition>,
     store: Store,
-    log: AlertLog,
-    /// Alerts queued in the log, sent on once it is synced.
-    pending: Vec<Alert>,
+    /// The alert log, and the alerts in it not yet synced.
+    stage: Stage,
     /// Dropped at shutdown: the output task ends when it is gone, even if
     /// a commit thread stuck on an unreachable broker still holds the
     /// consumer (and through its context, this worker).
@@ -143,6 +143,7 @@ struct Worker {
     /// merge waits for.
     source_partitions: Vec<(String, i32)>,
     last_report: Instant,
+    lateness: Lateness,
 }
 
 struct Shared {
@@ -366,13 +367,14 @@ impl Worker {
         self.partitions = kept;
         // Their counters were exported just above.
         for p in gone {
+            self.exporter.metrics().forget_source(&source_name(&topics[p.topic].name, p.partition));
             info!(topic = %topics[p.topic].name, partition = p.partition, "Partition released");
         }
     }
 
     fn process(&mut self, message: &BorrowedMessage<'_>, now: Timestamp) {
         let Some(index) = self.find(message.topic(), message.partition()) else { return };
-        let Worker { partitions, streams, rekeyer, log, pending, consumed, newest, .. } = self;
+        let Worker { partitions, streams, rekeyer, stage, consumed, newest, .. } = self;
         let part = &mut partitions[index];
         part.next = Some(message.offset() + 1);
         part.last_message = Instant::now();
@@ -412,14 +414,7 @@ impl Worker {
         if result.is_ok() {
             *newest = (*newest).max(part.pipeline.engine().newest());
         }
-        for mut alert in part.pipeline.drain_alerts() {
-            alert.raised_at = Some(now);
-            if log.append(&alert) {
-                pending.push(alert);
-            } else {
-                self.exporter.metrics().alerts_replayed.inc();
-            }
-        }
+        stage.take_from(&mut part.pipeline, now);
         if let Err(err) = result {
             self.reject(message, &err);
         }
@@ -428,20 +423,13 @@ impl Worker {
     /// Hands the re-keyed partitions the copies whose turn has come, in
     /// event-time order.
     fn drain_merges(&mut self, now: Timestamp) {
-        let Worker { partitions, log, pending, exporter, .. } = self;
+        let Worker { partitions, stage, .. } = self;
         for part in partitions.iter_mut() {
             let Some(merge) = &mut part.merge else { continue };
             while let Some((topic, partition, copy)) = merge.pop(now) {
                 rekey::take_mark(topic, partition, copy.origin_offset, &mut part.marks);
                 let _ = part.pipeline.feed_or_kind(&copy.payload, copy.kind.as_deref());
-                for mut alert in part.pipeline.drain_alerts() {
-                    alert.raised_at = Some(now);
-                    if log.append(&alert) {
-                        pending.push(alert);
-                    } else {
-                        exporter.metrics().alerts_replayed.inc();
-                    }
-                }
+                stage.take_from(&mut part.pipeline, now);
             }
         }
     }
@@ -507,17 +495,10 @@ impl Worker {
     /// partitions, and from the wall clock only once all of them are idle
     /// and nothing waits in its merge: a catch-up must not make copies late.
     fn advance_quiet(&mut self, now: Timestamp) {
-        let Worker { partitions, log, pending, exporter, .. } = self;
+        let Worker { partitions, stage, .. } = self;
         for part in partitions.iter_mut().filter(|p| p.merge.as_ref().is_none_or(|m| m.quiet(now))) {
             part.pipeline.advance_quiet(now);
-            for mut alert in part.pipeline.drain_alerts() {
-                alert.raised_at = Some(now);
-                if log.append(&alert) {
-                    pending.push(alert);
-                } else {
-                    exporter.metrics().alerts_replayed.inc();
-                }
-            }
+            stage.take_from(&mut part.pipeline, now);
         }
     }
 
@@ -550,16 +531,20 @@ impl Worker {
     /// hands them on. While the log cannot be written nothing is handed on
     /// or committed, and vigil reports not ready.
     fn sync_log(&mut self) -> bool {
-        if let Err(err) = self.log.sync() {
-            if self.log_ok {
-                error!(%err, "Writing the alert log failed; holding alerts and offsets until it works again");
+        let Worker { stage, out, log_ok, .. } = self;
+        let released = match stage.sync() {
+            Ok(released) => released,
+            Err(err) => {
+                if *log_ok {
+                    error!(%err, "Writing the alert log failed; holding alerts and offsets until it works again");
+                }
+                *log_ok = false;
+                return false;
             }
-            self.log_ok = false;
-            return false;
-        }
-        self.log_ok = true;
-        for alert in self.pending.drain(..) {
-            let Some(out) = &self.out else { continue };
+        };
+        *log_ok = true;
+        for alert in released {
+            let Some(out) = out else { continue };
             if out.blocking_send(alert).is_err() {
                 debug!("The output task is gone");
             }
@@ -657,6 +642,16 @@ impl Worker {
     fn export(&mut self) {
         self.last_export = Instant::now();
         self.exporter.export(self.partitions.iter_mut().map(|p| (&p.pipeline, &mut p.exported)));
+        let now = wall_now();
+        let names: Vec<(String, u64)> = self
+            .partitions
+            .iter()
+            .map(|p| (source_name(&self.streams[p.topic].name, p.partition), p.pipeline.engine().stats().late))
+            .collect();
+        for (part, (name, _)) in self.partitions.iter().zip(&names) {
+            self.exporter.metrics().source_lag(name, part.pipeline.engine().newest(), now);
+        }
+        self.lateness.observe(names.iter().map(|(name, late)| (name.as_str(), *late)));
     }
 }
 
@@ -673,6 +668,11 @@ pub struct Control<'a> {
     pub ready: Arc<AtomicBool>,
     pub stop: &'a AtomicBool,
     pub reloads: mpsc::Receiver<Reload>,
+}
+
+/// A partition as the source label and the late-event warning name it.
+fn source_name(topic: &str, partition: i32) -> String {
+    format!("{topic}/{partition}")
 }
 
 fn wall_now() -> Timestamp {
@@ -759,8 +759,7 @@ pub fn run(
         rekeyer,
         partitions: Vec::new(),
         store,
-        log,
-        pending: Vec::new(),
+        stage: Stage::new(log, metrics.alerts_replayed.clone()),
         out: Some(out),
         dead_letters,
         exporter: Exporter::new(metrics.clone()),
@@ -773,6 +772,7 @@ pub fn run(
         committer: None,
         source_partitions,
         last_report: Instant::now(),
+        lateness: Lateness::default(),
     };
     let shared = Arc::new(Shared {
         worker: Mutex::new(worker),
@@ -862,7 +862,7 @@ pub fn run(
         worker.report_frontiers();
         worker.align(&consumer);
         worker.advance_quiet(now);
-        if worker.log.has_pending() || !worker.pending.is_empty() {
+        if worker.stage.has_pending() {
             worker.sync_log();
         }
         worker.recommit_after_failure();

@@ -58,9 +58,67 @@ impl Rejections {
     }
 }
 
+/// Late events, reported at WARN at most once a minute with the sources
+/// they came from, so a source whose clock or delivery lags is named
+/// without a line per event.
+#[derive(Debug, Default)]
+pub struct Lateness {
+    /// Per source: its name and the late count last reported.
+    reported_counts: Vec<(String, u64)>,
+    reported: Option<Instant>,
+}
+
+impl Lateness {
+    /// Sees each source's late count so far; true if it warned.
+    pub fn observe<'a>(&mut self, sources: impl IntoIterator<Item = (&'a str, u64)>) -> bool {
+        let due = self.reported.is_none_or(|at| at.elapsed() >= REJECTION_REPORT_EVERY);
+        let mut named = String::new();
+        let mut total = 0;
+        for (source, late) in sources {
+            let index = match self.reported_counts.iter().position(|(s, _)| s == source) {
+                Some(index) => index,
+                None => {
+                    self.reported_counts.push((source.to_owned(), 0));
+                    self.reported_counts.len() - 1
+                }
+            };
+            let new = late.saturating_sub(self.reported_counts[index].1);
+            if new > 0 && due {
+                if !named.is_empty() {
+                    named.push_str(", ");
+                }
+                named.push_str(&format!("{source} ({new})"));
+                total += new;
+                self.reported_counts[index].1 = late;
+            }
+        }
+        if total == 0 {
+            return false;
+        }
+        warn!(
+            count = total,
+            sources = %named,
+            "Late events: more than `lateness` behind their source, seen by match rules only"
+        );
+        self.reported = Some(Instant::now());
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn late_events_are_one_warning_a_minute_naming_their_sources() {
+        let mut lateness = Lateness::default();
+        assert!(!lateness.observe([("events/0", 0), ("events/1", 0)]), "nothing late");
+        assert!(lateness.observe([("events/0", 3), ("events/1", 0)]));
+        assert!(!lateness.observe([("events/0", 9), ("events/1", 5)]), "within the minute");
+        lateness.reported = Some(Instant::now() - REJECTION_REPORT_EVERY);
+        assert!(lateness.observe([("events/0", 9), ("events/1", 5)]), "the six and five since");
+        assert_eq!(lateness.reported_counts, [("events/0".to_owned(), 9), ("events/1".to_owned(), 5)]);
+    }
 
     #[test]
     fn a_flood_of_malformed_events_is_one_warning_a_minute() {

@@ -19,6 +19,7 @@ use prometheus::{
 use crate::engine::Sampling;
 use crate::pipeline::{Pipeline, LOGIN_OUTCOMES, STATUS_CLASSES};
 use crate::ruleset::RuleSet;
+use crate::time::Timestamp;
 
 pub struct Metrics {
     registry: Registry,
@@ -28,6 +29,7 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     pub suppressed: IntCounterVec,
     pub rule_late: IntCounterVec,
+    pub source_lag: GaugeVec,
     pub groups: IntGaugeVec,
     pub evictions: IntCounterVec,
     pub rules_loaded: IntGauge,
@@ -276,6 +278,12 @@ impl Metrics {
         );
         let suppressed =
             counter_vec(&registry, "vigil_alerts_suppressed_total", "Alerts held back by realert, by rule.", &["rule"]);
+        let source_lag = float_gauge_vec(
+            &registry,
+            "vigil_source_lag_seconds",
+            "Wall clock minus the newest event time each source delivered (its frontier), by source.",
+            &["source"],
+        );
         let rule_late = counter_vec(
             &registry,
             "vigil_rule_late_events_total",
@@ -375,6 +383,7 @@ impl Metrics {
             alerts,
             suppressed,
             rule_late,
+            source_lag,
             groups,
             evictions,
             rules_loaded,
@@ -405,6 +414,19 @@ impl Metrics {
             self.rule_info.with_label_values(&[&rule.id, rule.severity.as_str(), rule.detector.type_name()]).set(1);
         }
         self.last_reload_success_seconds.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+    }
+
+    /// How far behind the wall clock `source`'s newest event time is
+    /// (nothing yet: no series).
+    pub fn source_lag(&self, source: &str, frontier: Timestamp, now: Timestamp) {
+        if frontier > Timestamp::MIN {
+            self.source_lag.with_label_values(&[source]).set(now.since(frontier).as_secs_f64().max(0.0));
+        }
+    }
+
+    /// A source no longer read here (a released partition) loses its series.
+    pub fn forget_source(&self, source: &str) {
+        let _ = self.source_lag.remove_label_values(&[source]);
     }
 
     /// The Prometheus text exposition of every metric.
