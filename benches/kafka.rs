@@ -113,9 +113,15 @@ fn throughput(broker: &broker::Broker, days: i64) {
     let replay_rate = || {
         let started = Instant::now();
         let inputs = vec![vigil::app::ReplayInput { name: "bench".into(), reader: Box::new(&input[..]) }];
-        let report =
-            vigil::app::replay(inputs, &rules, &Settings::default(), &mut std::io::sink(), &mut std::io::sink())
-                .expect("replay");
+        let report = vigil::app::replay(
+            inputs,
+            &vigil::app::ReplaySources::PerInput,
+            &rules,
+            &Settings::default(),
+            &mut std::io::sink(),
+            &mut std::io::sink(),
+        )
+        .expect("replay");
         report.events as f64 / started.elapsed().as_secs_f64()
     };
     let before = replay_rate();

@@ -88,7 +88,8 @@ fn parse_only(input: &[u8]) -> u64 {
 
 fn replay(input: &[u8], rules: &RuleSet, settings: &Settings) -> u64 {
     let inputs = vec![app::ReplayInput { name: "bench".into(), reader: Box::new(input) }];
-    let report = app::replay(inputs, rules, settings, &mut io::sink(), &mut io::sink()).expect("replay");
+    let report = app::replay(inputs, &app::ReplaySources::PerInput, rules, settings, &mut io::sink(), &mut io::sink())
+        .expect("replay");
     report.events
 }
 

@@ -60,6 +60,16 @@ pub struct ReplayReport {
 /// goes on.
 const REPORTED_REJECTIONS: u64 = 1000;
 
+/// What a replay takes as its sources, each with its own event-time clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaySources {
+    /// Each input (file, stdin).
+    PerInput,
+    /// Each value of this field (of one input): recordings of several
+    /// hosts or series in one file.
+    ByField(String),
+}
+
 /// One input of a replay: its name (for messages) and its bytes.
 pub struct ReplayInput<'a> {
     pub name: String,
@@ -76,6 +86,7 @@ pub struct ReplayInput<'a> {
 /// ahead of its input waits for the next one to confirm it (`time::outliers`).
 pub fn replay<'a>(
     inputs: Vec<ReplayInput<'a>>,
+    sources: &ReplaySources,
     rules: &RuleSet,
     settings: &Settings,
     out: &mut impl Write,
@@ -88,6 +99,9 @@ pub fn replay<'a>(
     }
     let mut pipeline = Pipeline::with_time(rules, settings.time(), settings.max_event_bytes);
     pipeline.guard_outliers();
+    if let ReplaySources::ByField(field) = sources {
+        pipeline.split_sources_by(field);
+    }
     let mut open: Vec<Open> = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.into_iter().enumerate() {
         let source = if i == 0 { SourceId::default() } else { pipeline.engine_mut().add_source() };
@@ -135,7 +149,8 @@ pub fn replay<'a>(
             }
         }
         for (source, number, ts) in pipeline.drain_set_aside() {
-            let name = open.iter().find(|o| o.source == source).map_or("", |o| o.name.as_str());
+            let by_source = open.iter().find(|o| o.source == source);
+            let name = by_source.or(open.first()).map_or("", |o| o.name.as_str());
             writeln!(
                 diag,
                 "{name}:{number}: ahead of its stream (`ts` {ts}, and the next event went back): only match rules saw it"

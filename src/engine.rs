@@ -272,14 +272,14 @@ impl Engine {
     /// Processes an event of `source`.
     pub fn process_from(&mut self, source: SourceId, event: &EventRef<'_>, out: &mut Vec<Alert>) -> Disposition {
         let admission = self.clocks.admit(source, event.ts);
-        self.evaluate_all(admission, event, out)
+        self.evaluate_all(source, admission, event, out)
     }
 
     /// Processes an event without letting its time move its source's
     /// frontier: what a replay's guard still held at the end of the input.
     pub fn process_unmoved(&mut self, source: SourceId, event: &EventRef<'_>, out: &mut Vec<Alert>) -> Disposition {
         let admission = self.clocks.judge(source, event.ts);
-        self.evaluate_all(admission, event, out)
+        self.evaluate_all(source, admission, event, out)
     }
 
     /// Processes a replay's lone outlier (see `time::outliers`): only
@@ -287,7 +287,8 @@ impl Engine {
     pub fn process_aside(&mut self, event: &EventRef<'_>, out: &mut Vec<Alert>) {
         self.stats.ahead += 1;
         self.stats.events += 1;
-        self.evaluate_candidates(true, event, out);
+        let watermark = self.clocks.watermark();
+        self.evaluate_candidates(true, watermark, event, out);
     }
 
     fn tick_if_due(&mut self, out: &mut Vec<Alert>) {
@@ -297,7 +298,13 @@ impl Engine {
         }
     }
 
-    fn evaluate_all(&mut self, admission: Admission, event: &EventRef<'_>, out: &mut Vec<Alert>) -> Disposition {
+    fn evaluate_all(
+        &mut self,
+        source: SourceId,
+        admission: Admission,
+        event: &EventRef<'_>,
+        out: &mut Vec<Alert>,
+    ) -> Disposition {
         let late = match admission {
             Admission::Future => {
                 self.stats.future += 1;
@@ -311,7 +318,11 @@ impl Engine {
             self.stats.late += 1;
         }
         self.tick_if_due(out);
-        self.evaluate_candidates(late, event, out);
+        // Windows are pruned at the event's own source's watermark when that
+        // is behind the engine's (a source that joined late): its groups'
+        // windows reach back as far as its events do.
+        let watermark = self.clocks.watermark().min(self.clocks.source_watermark(source));
+        self.evaluate_candidates(late, watermark, event, out);
         if late {
             Disposition::Late
         } else {
@@ -321,8 +332,7 @@ impl Engine {
 
     /// Shows the event to the rules its kind can match; `late`: only to
     /// stateless ones.
-    fn evaluate_candidates(&mut self, late: bool, event: &EventRef<'_>, out: &mut Vec<Alert>) {
-        let watermark = self.clocks.watermark();
+    fn evaluate_candidates(&mut self, late: bool, watermark: Timestamp, event: &EventRef<'_>, out: &mut Vec<Alert>) {
         let kind = if event.kind.bytes().any(|b| b.is_ascii_uppercase()) {
             self.kind_buf.clear();
             self.kind_buf.push_str(&event.kind.to_ascii_lowercase());

@@ -52,6 +52,10 @@ enum Command {
         /// Allowed event-time lateness (overrides the config), e.g. 30s.
         #[arg(long)]
         lateness: Option<String>,
+        /// Each value of this field is its own source with its own clock
+        /// (one input holding several recordings, e.g. `host`).
+        #[arg(long, value_name = "FIELD")]
+        source_field: Option<String>,
     },
     /// Validate the config and rules; every error with file:line:column.
     Check {
@@ -138,7 +142,7 @@ fn execute(command: Command) -> Result<ExitCode> {
             runtime.block_on(app::run(settings, start))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { inputs, args, lateness } => {
+        Command::Replay { inputs, args, lateness, source_field } => {
             let mut settings = settings(args.config.as_deref())?;
             if let Some(text) = lateness {
                 settings.lateness = Span::parse(&text).map_err(anyhow::Error::msg)?;
@@ -147,10 +151,15 @@ fn execute(command: Command) -> Result<ExitCode> {
             if inputs.iter().filter(|i| *i == "-").count() > 1 {
                 anyhow::bail!("stdin (`-`) can be read once");
             }
+            let sources = match source_field {
+                Some(_) if inputs.len() > 1 => anyhow::bail!("--source-field splits one input; give one file"),
+                Some(field) => app::ReplaySources::ByField(field),
+                None => app::ReplaySources::PerInput,
+            };
             let inputs = inputs.iter().map(|i| app::open_input(i)).collect::<Result<Vec<_>>>()?;
             let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
             let mut diag = io::stderr().lock();
-            let report = app::replay(inputs, &rules, &settings, &mut out, &mut diag)?;
+            let report = app::replay(inputs, &sources, &rules, &settings, &mut out, &mut diag)?;
             writeln!(
                 diag,
                 "replay: {} events, {} alerts, {} rejected, {} late, {} ahead",

@@ -6,6 +6,8 @@
 
 use crate::alert::Alert;
 use crate::engine::{Disposition, Engine, ReloadReport};
+use std::collections::HashMap;
+
 use crate::event::{DecodeError, Decoder, EventRef, FieldId, Reason, Schema};
 use crate::ruleset::RuleSet;
 use crate::time::outliers::{Outliers, Step, Verdict};
@@ -86,7 +88,27 @@ pub struct Pipeline {
     /// Lines the guard set aside (source, line number, `ts`), for the
     /// replay's report.
     set_aside: Vec<(SourceId, u64, Timestamp)>,
+    /// With [`Pipeline::split_sources_by`]: the field whose values name the
+    /// sources of one input.
+    split: Option<Split>,
 }
+
+/// One input's events split into sources by a field's value (a replay of
+/// several recordings concatenated): each value keeps its own clock.
+struct Split {
+    field: FieldId,
+    sources: HashMap<Box<str>, SourceId>,
+    /// Per source: the line count when it last delivered.
+    last_line: Vec<u64>,
+    lines: u64,
+    value: String,
+}
+
+/// Distinct sources a split keeps; events of further values share one.
+const SPLIT_SOURCES: usize = 4096;
+/// A split source that delivered nothing for this many lines has ended: it
+/// no longer holds event time back (a replay has no wall clock to tell).
+const SPLIT_IDLE_LINES: u64 = 10_000;
 
 /// What the pipeline counts about the events themselves.
 struct Tally {
@@ -122,6 +144,43 @@ pub enum Fed {
     Taken(Result<Disposition, DecodeError>),
     /// Far ahead of its stream: judged when the next line comes.
     Held,
+}
+
+impl Split {
+    /// The source of `event`: its value of the split field (events without
+    /// it, and values beyond [`SPLIT_SOURCES`], share the first source).
+    /// Ends the sources that have gone quiet for [`SPLIT_IDLE_LINES`].
+    fn source_of(&mut self, event: &EventRef<'_>, engine: &mut Engine, alerts: &mut Vec<Alert>) -> SourceId {
+        self.lines += 1;
+        if self.lines % 1024 == 0 {
+            for (i, last) in self.last_line.iter().enumerate() {
+                let source = SourceId(i as u32);
+                if self.lines - last > SPLIT_IDLE_LINES && !engine.clocks().ended(source) {
+                    engine.end_source(source, alerts);
+                }
+            }
+        }
+        self.value.clear();
+        let source = if event.get(self.field).write_text(&mut self.value) {
+            match self.sources.get(self.value.as_str()) {
+                Some(&source) => source,
+                None if self.sources.len() < SPLIT_SOURCES => {
+                    let source = if self.sources.is_empty() { SourceId::default() } else { engine.add_source() };
+                    self.sources.insert(self.value.as_str().into(), source);
+                    source
+                }
+                None => SourceId::default(),
+            }
+        } else {
+            SourceId::default()
+        };
+        let index = source.0 as usize;
+        if self.last_line.len() <= index {
+            self.last_line.resize(index + 1, 0);
+        }
+        self.last_line[index] = self.lines;
+        source
+    }
 }
 
 /// Hands a decoded event to the engine; a refused one becomes a rejection.
@@ -165,7 +224,19 @@ impl Pipeline {
             },
             guards: None,
             set_aside: Vec::new(),
+            split: None,
         }
+    }
+
+    /// Splits events into sources by the value of `path` (replays): each
+    /// value has its own clock, so recordings of several hosts or series in
+    /// one file do not make each other late.
+    pub fn split_sources_by(&mut self, path: &str) {
+        let mut schema: Schema = (**self.decoder.schema()).clone();
+        let field = schema.intern(path);
+        self.decoder = Decoder::with_max_bytes(std::sync::Arc::new(schema), self.decoder.max_bytes());
+        self.split =
+            Some(Split { field, sources: HashMap::new(), last_line: Vec::new(), lines: 0, value: String::new() });
     }
 
     /// Marks this pipeline as fed copies of events counted elsewhere: its
@@ -224,10 +295,20 @@ impl Pipeline {
             let tolerance = self.engine.clocks().policy().lateness;
             guards.resize_with(index + 1, || Outliers::new(tolerance));
         }
-        let guard = &mut guards[index];
-        let Pipeline { decoder, engine, alerts, tally, set_aside, .. } = self;
+        let Pipeline { decoder, engine, alerts, tally, set_aside, split, .. } = self;
+        let mut source = source;
+        let mut guard = &mut guards[index];
         let step = match decoder.decode_bytes(bytes) {
             Ok(event) => {
+                if let Some(split) = split {
+                    source = split.source_of(&event, engine, alerts);
+                    let index = source.0 as usize;
+                    if guards.len() <= index {
+                        let tolerance = engine.clocks().policy().lateness;
+                        guards.resize_with(index + 1, || Outliers::new(tolerance));
+                    }
+                    guard = &mut guards[index];
+                }
                 let step = guard.arrive(event.ts);
                 if step == (Step { set_aside: 0, take: 0, current: Verdict::Take }) {
                     return Fed::Taken(take(engine, tally, source, &event, alerts));
@@ -272,6 +353,17 @@ impl Pipeline {
     /// without moving the source's frontier, and the source stops holding
     /// event time back.
     pub fn end_source(&mut self, source: SourceId) {
+        match &self.split {
+            // One input split into sources: its end is the end of each.
+            Some(split) => {
+                let count = split.last_line.len().max(1) as u32;
+                (0..count).for_each(|i| self.end_one(SourceId(i)));
+            }
+            None => self.end_one(source),
+        }
+    }
+
+    fn end_one(&mut self, source: SourceId) {
         let Pipeline { decoder, engine, alerts, tally, guards, .. } = self;
         if let Some(guard) = guards.as_mut().and_then(|g| g.get_mut(source.0 as usize)) {
             while let Some(held) = guard.pop() {

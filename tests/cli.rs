@@ -156,6 +156,10 @@ fn a_replay_of_two_sources_with_disjoint_times_drops_nothing_in_either_order() {
     both.extend(std::fs::read(&october).unwrap());
     let out = run_with_stdin(&["replay", "-"], &both);
     assert!(text(&out.stderr).contains("6 late"), "{}", text(&out.stderr));
+    // ... or naming the field that tells the recordings apart.
+    let out = run_with_stdin(&["replay", "-", "--source-field", "user"], &both);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("replay: 12 events, 2 alerts, 0 rejected, 0 late, 0 ahead"), "{stderr}");
 }
 
 #[test]

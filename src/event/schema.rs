@@ -59,12 +59,12 @@ const WELL_KNOWN: &[(&str, &str, Expect)] = &[
     ("message_volume", "template", Expect::String),
 ];
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Trie {
     entries: HashMap<Box<str>, TrieNode, RandomState>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct TrieNode {
     pub(crate) field: Option<FieldId>,
     pub(crate) children: Trie,
@@ -91,7 +91,7 @@ pub(crate) struct KindChecks {
     pub(crate) fields: Vec<(FieldId, Expect)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Schema {
     paths: Vec<Box<str>>,
     by_path: HashMap<Box<str>, FieldId, RandomState>,

@@ -155,6 +155,11 @@ impl Clocks {
         self.sources.get(source.0 as usize).map_or(Timestamp::MIN, |s| s.frontier)
     }
 
+    /// The watermark of `source` alone: its frontier minus the lateness.
+    pub fn source_watermark(&self, source: SourceId) -> Timestamp {
+        self.frontier(source).saturating_sub(self.policy.lateness)
+    }
+
     /// Whether `source` has ended.
     pub fn ended(&self, source: SourceId) -> bool {
         self.sources.get(source.0 as usize).is_none_or(|s| s.phase == Phase::Ended)
@@ -190,7 +195,9 @@ impl Clocks {
         if late {
             clock.late += 1;
         }
-        let started = clock.phase == Phase::Waiting;
+        // A source that ended (or went idle in a replay) and speaks again
+        // holds the watermark back again from here on.
+        let started = clock.phase != Phase::Delivering;
         if started {
             clock.phase = Phase::Delivering;
         }
