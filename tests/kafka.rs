@@ -454,6 +454,28 @@ fn week_of_history(busy: bool) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A week of history on a 4-partition topic before vigil starts, the ids
+/// replay raises for it, and a config with re-keying.
+struct Backlog {
+    history: Vec<(String, String)>,
+    expected: Vec<String>,
+    broker: Broker,
+    state: tempfile::TempDir,
+    config: String,
+}
+
+fn backlog(busy: bool) -> Backlog {
+    let history = week_of_history(busy);
+    let expected = replayed_ids(&history);
+    let broker = Broker::start();
+    broker.create_topic("events", 4);
+    broker.produce("events", &history);
+    let state = tempfile::tempdir().unwrap();
+    let source = "topics: [{name: events, key: [user]}]\n  rekey: {topic_prefix: vigil-rekey, partitions: 4}";
+    let config = config(&broker, state.path(), source, "");
+    Backlog { history, expected, broker, state, config }
+}
+
 /// Waits until vigil has consumed `events` source messages and every copy
 /// it made, and the alert log has stopped growing.
 fn wait_caught_up(addr: &str, state: &Path, events: usize) {
@@ -491,14 +513,8 @@ fn wait_caught_up(addr: &str, state: &Path, events: usize) {
 /// and the re-keyed rules lost most of their alerts.
 #[test]
 fn a_week_of_backlog_caught_up_with_rekeying_raises_the_alerts_replay_does() {
-    let history = week_of_history(false);
-    let expected = replayed_ids(&history);
-    let broker = Broker::start();
-    broker.create_topic("events", 4);
-    broker.produce("events", &history);
-    let state = tempfile::tempdir().unwrap();
-    let source = "topics: [{name: events, key: [user]}]\n  rekey: {topic_prefix: vigil-rekey, partitions: 4}";
-    let (mut vigil, _lines, addr, _dir) = start(&config(&broker, state.path(), source, ""), Stdio::null());
+    let Backlog { history, expected, broker: _broker, state, config } = backlog(false);
+    let (mut vigil, _lines, addr, _dir) = start(&config, Stdio::null());
     wait_caught_up(&addr, state.path(), history.len());
     let metrics = http_get(&addr, "/metrics").1;
     assert!(terminate(&mut vigil).success());
@@ -526,14 +542,7 @@ fn a_week_of_backlog_caught_up_with_rekeying_raises_the_alerts_replay_does() {
 /// alert ids replay does, each once.
 #[test]
 fn a_week_of_backlog_caught_up_through_three_sigkills_raises_the_alerts_replay_does() {
-    let history = week_of_history(true);
-    let expected = replayed_ids(&history);
-    let broker = Broker::start();
-    broker.create_topic("events", 4);
-    broker.produce("events", &history);
-    let state = tempfile::tempdir().unwrap();
-    let source = "topics: [{name: events, key: [user]}]\n  rekey: {topic_prefix: vigil-rekey, partitions: 4}";
-    let config = config(&broker, state.path(), source, "");
+    let Backlog { history, expected, broker: _broker, state, config } = backlog(true);
     for kill in 1..=3 {
         let (mut vigil, _lines, addr, _dir) = start(&config, Stdio::null());
         // Killed once it is reading and has written a checkpoint: mid-way
