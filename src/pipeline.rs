@@ -183,6 +183,17 @@ impl Split {
     }
 }
 
+/// The replay guard of `source`, made on first use with the lateness as
+/// its tolerance.
+fn guard_of<'a>(guards: &'a mut Vec<Outliers>, source: SourceId, engine: &Engine) -> &'a mut Outliers {
+    let index = source.0 as usize;
+    if guards.len() <= index {
+        let tolerance = engine.clocks().policy().lateness;
+        guards.resize_with(index + 1, || Outliers::new(tolerance));
+    }
+    &mut guards[index]
+}
+
 /// Hands a decoded event to the engine; a refused one becomes a rejection.
 fn take(
     engine: &mut Engine,
@@ -289,27 +300,18 @@ impl Pipeline {
     /// Feeds line `number` of `source` through the replay's guard (see
     /// [`Pipeline::guard_outliers`]; without it, like [`Pipeline::feed_from`]).
     pub fn feed_guarded(&mut self, source: SourceId, number: u64, bytes: &[u8]) -> Fed {
-        let Some(guards) = &mut self.guards else { return Fed::Taken(self.feed_from(source, bytes, None)) };
-        let index = source.0 as usize;
-        if guards.len() <= index {
-            let tolerance = self.engine.clocks().policy().lateness;
-            guards.resize_with(index + 1, || Outliers::new(tolerance));
+        if self.guards.is_none() {
+            return Fed::Taken(self.feed_from(source, bytes, None));
         }
-        let Pipeline { decoder, engine, alerts, tally, set_aside, split, .. } = self;
+        let Pipeline { decoder, engine, alerts, tally, set_aside, split, guards, .. } = self;
+        let guards = guards.get_or_insert_with(Vec::new);
         let mut source = source;
-        let mut guard = &mut guards[index];
         let step = match decoder.decode_bytes(bytes) {
             Ok(event) => {
                 if let Some(split) = split {
                     source = split.source_of(&event, engine, alerts);
-                    let index = source.0 as usize;
-                    if guards.len() <= index {
-                        let tolerance = engine.clocks().policy().lateness;
-                        guards.resize_with(index + 1, || Outliers::new(tolerance));
-                    }
-                    guard = &mut guards[index];
                 }
-                let step = guard.arrive(event.ts);
+                let step = guard_of(guards, source, engine).arrive(event.ts);
                 if step == (Step { set_aside: 0, take: 0, current: Verdict::Take }) {
                     return Fed::Taken(take(engine, tally, source, &event, alerts));
                 }
@@ -321,6 +323,7 @@ impl Pipeline {
             }
         };
         let (step, ts) = step;
+        let guard = guard_of(guards, source, engine);
         for _ in 0..step.set_aside {
             let Some(held) = guard.pop() else { break };
             if let Ok(event) = decoder.decode_bytes(&held.bytes) {

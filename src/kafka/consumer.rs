@@ -52,7 +52,7 @@ use crate::config::{KafkaSource, Settings};
 use crate::engine::ReloadReport;
 use crate::event::DecodeError;
 use crate::kafka::commit::{Committer, Offsets, Ticket};
-use crate::kafka::merge::{self, Copy, Merge, Pushed};
+use crate::kafka::merge::{self, Merge, Pushed};
 use crate::kafka::producer::{Deliveries, Producer};
 use crate::kafka::rekey::{self, Origin, Plan, Rekeyer, Stream};
 use crate::pipeline::Pipeline;
@@ -88,6 +88,8 @@ struct Partition {
     /// partition is paused for running ahead of the slowest.
     last_message: Instant,
     paused: bool,
+    /// `topic/partition`: the source label and the late-event warning's name.
+    name: String,
 }
 
 /// Watermark alignment is backpressure: source partitions ahead of the
@@ -339,6 +341,7 @@ impl Worker {
                 merge,
                 last_message: Instant::now(),
                 paused: false,
+                name: source_name(&name, partition),
             });
         }
     }
@@ -367,7 +370,7 @@ impl Worker {
         self.partitions = kept;
         // Their counters were exported just above.
         for p in gone {
-            self.exporter.metrics().forget_source(&source_name(&topics[p.topic].name, p.partition));
+            self.exporter.metrics().forget_source(&p.name);
             info!(topic = %topics[p.topic].name, partition = p.partition, "Partition released");
         }
     }
@@ -388,13 +391,8 @@ impl Worker {
                     return;
                 };
                 consumed[part.topic].inc();
-                let copy = Copy {
-                    ts: origin.ts.unwrap_or(origin.frontier),
-                    offset: message.offset(),
-                    origin_offset: offset,
-                    kind: origin.kind.map(str::to_owned),
-                    payload: payload.to_vec(),
-                };
+                let ts = origin.ts.unwrap_or(origin.frontier);
+                let copy = merge.copy(ts, message.offset(), offset, origin.kind, payload);
                 let fresh = origin.is_new(offset, &part.marks)
                     && merge.push(origin.topic, origin.partition, origin.frontier, copy, now) == Pushed::Queued;
                 if !fresh {
@@ -428,8 +426,9 @@ impl Worker {
             let Some(merge) = &mut part.merge else { continue };
             while let Some((topic, partition, copy)) = merge.pop(now) {
                 rekey::take_mark(topic, partition, copy.origin_offset, &mut part.marks);
-                let _ = part.pipeline.feed_or_kind(&copy.payload, copy.kind.as_deref());
+                let _ = part.pipeline.feed_or_kind(&copy.payload, copy.kind());
                 stage.take_from(&mut part.pipeline, now);
+                merge.recycle(copy);
             }
         }
     }
@@ -643,15 +642,10 @@ impl Worker {
         self.last_export = Instant::now();
         self.exporter.export(self.partitions.iter_mut().map(|p| (&p.pipeline, &mut p.exported)));
         let now = wall_now();
-        let names: Vec<(String, u64)> = self
-            .partitions
-            .iter()
-            .map(|p| (source_name(&self.streams[p.topic].name, p.partition), p.pipeline.engine().stats().late))
-            .collect();
-        for (part, (name, _)) in self.partitions.iter().zip(&names) {
-            self.exporter.metrics().source_lag(name, part.pipeline.engine().newest(), now);
+        for part in &self.partitions {
+            self.exporter.metrics().source_lag(&part.name, part.pipeline.engine().newest(), now);
         }
-        self.lateness.observe(names.iter().map(|(name, late)| (name.as_str(), *late)));
+        self.lateness.observe(self.partitions.iter().map(|p| (p.name.as_str(), p.pipeline.engine().stats().late)));
     }
 }
 

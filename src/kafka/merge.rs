@@ -21,17 +21,29 @@ use std::collections::VecDeque;
 
 use crate::time::{Span, Timestamp};
 
-/// A copy waiting in its lane.
-#[derive(Debug)]
+/// A copy waiting in its lane. Its buffers come from the merge's spares
+/// and go back with [`Merge::recycle`], so a warm merge allocates nothing
+/// per copy.
+#[derive(Debug, Default)]
 pub struct Copy {
     pub ts: Timestamp,
     /// Its own offset in the internal partition, for the commit.
     pub offset: i64,
     /// Its source partition's offset, for the duplicate marks.
     pub origin_offset: i64,
-    pub kind: Option<String>,
+    /// The source topic's default kind; empty: none.
+    kind: String,
     pub payload: Vec<u8>,
 }
+
+impl Copy {
+    pub fn kind(&self) -> Option<&str> {
+        (!self.kind.is_empty()).then_some(self.kind.as_str())
+    }
+}
+
+/// Spare copies kept for reuse.
+const SPARES: usize = 1024;
 
 #[derive(Debug)]
 struct Lane {
@@ -62,6 +74,7 @@ pub struct Merge {
     idle_timeout: Span,
     /// Copies that left before their turn to stay within `max_bytes`.
     pub forced: u64,
+    spares: Vec<Copy>,
 }
 
 /// Copies waiting in one merge (one re-keyed partition), at most, in bytes.
@@ -69,7 +82,7 @@ pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 
 impl Merge {
     pub fn new(idle_timeout: Span, max_bytes: usize) -> Merge {
-        Merge { lanes: Vec::new(), bytes: 0, max_bytes, idle_timeout, forced: 0 }
+        Merge { lanes: Vec::new(), bytes: 0, max_bytes, idle_timeout, forced: 0, spares: Vec::new() }
     }
 
     fn lane(&mut self, topic: &str, partition: i32, now: Timestamp) -> &mut Lane {
@@ -106,13 +119,37 @@ impl Merge {
         lane.idle = idle;
     }
 
+    /// A copy to fill, in a recycled buffer.
+    pub fn copy(&mut self, ts: Timestamp, offset: i64, origin_offset: i64, kind: Option<&str>, payload: &[u8]) -> Copy {
+        let mut copy = self.spares.pop().unwrap_or_default();
+        copy.ts = ts;
+        copy.offset = offset;
+        copy.origin_offset = origin_offset;
+        copy.kind.clear();
+        copy.kind.push_str(kind.unwrap_or_default());
+        copy.payload.clear();
+        copy.payload.extend_from_slice(payload);
+        copy
+    }
+
+    /// Gives a processed copy's buffers back.
+    pub fn recycle(&mut self, copy: Copy) {
+        if self.spares.len() < SPARES {
+            self.spares.push(copy);
+        }
+    }
+
     /// Queues a copy from `topic`/`partition`, which reports `frontier`.
     pub fn push(&mut self, topic: &str, partition: i32, frontier: Timestamp, copy: Copy, now: Timestamp) -> Pushed {
+        let spares = self.spares.len() < SPARES;
         let lane = self.lane(topic, partition, now);
         lane.frontier = lane.frontier.max(frontier).max(copy.ts);
         lane.heard = now;
         lane.idle = false;
         if copy.origin_offset <= lane.last_origin {
+            if spares {
+                self.spares.push(copy);
+            }
             return Pushed::Duplicate;
         }
         lane.last_origin = copy.origin_offset;
@@ -134,7 +171,8 @@ impl Merge {
     }
 
     /// The next copy in event-time order, if its turn has come (or memory
-    /// forces it out): its source topic and partition, and the copy.
+    /// forces it out): its source topic and partition, and the copy (to
+    /// [`Merge::recycle`] once processed).
     pub fn pop(&mut self, now: Timestamp) -> Option<(&str, i32, Copy)> {
         let (index, ts) = self
             .lanes
@@ -185,7 +223,7 @@ mod tests {
     }
 
     fn copy(ts: i64, offset: i64, origin: i64) -> Copy {
-        Copy { ts: at(ts), offset, origin_offset: origin, kind: None, payload: vec![b'x'; 10] }
+        Copy { ts: at(ts), offset, origin_offset: origin, kind: String::new(), payload: vec![b'x'; 10] }
     }
 
     fn drain(merge: &mut Merge, now: Timestamp) -> Vec<(i32, i64)> {

@@ -119,10 +119,6 @@ impl Outliers {
             self.spare.push(held.bytes);
         }
     }
-
-    pub fn is_holding(&self) -> bool {
-        !self.held.is_empty()
-    }
 }
 
 #[cfg(test)]
