@@ -19,7 +19,7 @@ const LOGIN: &str = r#"{"country":"DE","device_id":"dev-alice-1","kind":"login",
 const API: &str = r#"{"action":"messages.send","endpoint":"/v1/messages","kind":"api_call","latency_ms":120,"method":"POST","role":"agent","src_ip":"198.51.100.40","status":200,"token_id":"tok-alice","token_issued_at":"2026-10-05T00:00:00Z","ts":"2026-11-09T08:01:00Z","user":"alice@acme.example"}"#;
 
 fn shipped() -> RuleSet {
-    RuleSet::compile(&load::embedded_rules()).expect("shipped rules compile")
+    RuleSet::compile(&load::embedded_demo_rules()).expect("shipped rules compile")
 }
 
 fn decode(c: &mut Criterion) {

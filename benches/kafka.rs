@@ -103,7 +103,7 @@ fn throughput(broker: &broker::Broker, days: i64) {
     let n = records.len() as u64;
     broker.create_topic("events", 3);
     broker.produce("events", &records);
-    let rules = RuleSet::compile(&vigil::load::embedded_rules()).expect("shipped rules");
+    let rules = RuleSet::compile(&vigil::load::embedded_demo_rules()).expect("shipped rules");
 
     let mut input = Vec::new();
     for (_, line) in &stream.events {

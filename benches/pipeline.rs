@@ -152,7 +152,7 @@ fn main() {
         input.extend_from_slice(line.as_bytes());
         input.push(b'\n');
     }
-    let rules = RuleSet::compile(&load::embedded_rules()).expect("shipped rules compile");
+    let rules = RuleSet::compile(&load::embedded_demo_rules()).expect("shipped rules compile");
     let settings = Settings::default();
     println!("stream: {} events, {:.1} MB, {} rules", stream.events.len(), input.len() as f64 / 1e6, rules.rules.len());
 

@@ -21,6 +21,14 @@ pub fn embedded_rules() -> RuleSources {
     }
 }
 
+/// The embedded rules with the demo company's site data: what `vigil run`
+/// runs on the demo stream, and what the benchmarks over it run.
+pub fn embedded_demo_rules() -> RuleSources {
+    let mut sources = embedded_rules();
+    with_demo_site(&mut sources);
+    sources
+}
+
 /// Reads `dir/**/*.yml|yaml` (sorted by path) and `dir/lists/*.txt`.
 pub fn read_rules(dir: &Path) -> Result<RuleSources> {
     if !dir.is_dir() {
@@ -70,6 +78,9 @@ pub fn read_config(path: &Path) -> Result<Settings> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleOrigin {
     pub dir: Option<PathBuf>,
+    /// Lay the demo company's lists over the empty ones (the daemon on
+    /// the demo stream).
+    pub demo_site: bool,
 }
 
 impl RuleOrigin {
@@ -80,13 +91,33 @@ impl RuleOrigin {
             let local = PathBuf::from("rules");
             local.is_dir().then_some(local)
         });
-        RuleOrigin { dir }
+        RuleOrigin { dir, demo_site: false }
     }
 
     pub fn read(&self) -> Result<RuleSources> {
-        match &self.dir {
-            Some(dir) => read_rules(dir),
-            None => Ok(embedded_rules()),
+        let mut sources = match &self.dir {
+            Some(dir) => read_rules(dir)?,
+            None => embedded_rules(),
+        };
+        if self.demo_site {
+            with_demo_site(&mut sources);
+        }
+        Ok(sources)
+    }
+}
+
+/// Fills the lists a site has left empty with the demo company's
+/// ([`crate::source::demo::SITE_LISTS`]); lists with entries stay.
+pub fn with_demo_site(sources: &mut RuleSources) {
+    let mut lists = crate::rules::Lists::new();
+    for (name, text) in &sources.lists {
+        lists.insert(name, text);
+    }
+    for (name, demo) in crate::source::demo::SITE_LISTS {
+        match sources.lists.iter_mut().find(|(n, _)| n == name) {
+            Some((_, text)) if lists.get(name).is_none_or(|l| l.is_empty()) => text.push_str(demo),
+            Some(_) => {}
+            None => sources.lists.push((name.to_string(), demo.to_string())),
         }
     }
 }

@@ -130,7 +130,8 @@ fn execute(command: Command) -> Result<ExitCode> {
         Command::Run { args } => {
             let settings = settings(args.config.as_deref())?;
             logging::init(settings.log_format, &settings.log_level);
-            let origin = load::RuleOrigin::resolve(args.rules.as_deref(), &settings);
+            let mut origin = load::RuleOrigin::resolve(args.rules.as_deref(), &settings);
+            origin.demo_site = matches!(settings.source, vigil::config::Source::Demo { .. });
             let sources = origin.read()?;
             let Some(rules) = compile_sources(&sources)? else { return Ok(ExitCode::FAILURE) };
             let start = app::StartRules { rules, origin, fingerprint: sources.fingerprint() };
@@ -181,7 +182,14 @@ fn execute(command: Command) -> Result<ExitCode> {
             };
             match compile(&args, &settings)? {
                 Some(rules) => {
-                    println!("ok: {} rules, {} lists", rules.rules.len(), rules.lists.names().count());
+                    println!(
+                        "ok: {} rules, {} lists",
+                        rules.rules.len() + rules.inert.len(),
+                        rules.lists.names().count()
+                    );
+                    for inert in &rules.inert {
+                        println!("note: {} is inert: {}", inert.rule.id, inert.reason());
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 None => Ok(ExitCode::FAILURE),

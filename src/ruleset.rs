@@ -59,6 +59,8 @@ pub struct Rule {
     pub summary: Template,
     pub limits: Limits,
     pub tests: Vec<RuleTest>,
+    /// Lists the rule needs filled in (`requires:`).
+    pub requires: Vec<String>,
     pub file: PathBuf,
     pub loc: Loc,
     /// A hash of what the detector's state depends on (`filter`, `detect`,
@@ -76,14 +78,36 @@ pub struct RuleTest {
     /// Each expected alert: fields that must equal the alert's group values
     /// or top-level fields (`count`, `value`, `severity`, ...).
     pub expect: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// The rule compiled with the test's own `lists:`, if it gives any.
+    pub rule: Option<Arc<Rule>>,
     pub loc: Loc,
 }
 
 #[derive(Debug, Clone)]
 pub struct RuleSet {
+    /// The rules that run.
     pub rules: Vec<Arc<Rule>>,
     pub schema: Arc<Schema>,
     pub lists: Lists,
+    /// Valid rules that do not run until the site gives the data they need.
+    pub inert: Vec<Inert>,
+}
+
+/// A rule that waits for site data: it compiles, its tests run, but it sees
+/// no event, because what it compares with is not there yet (an allowlist
+/// with no networks would call every address foreign).
+#[derive(Debug, Clone)]
+pub struct Inert {
+    pub rule: Arc<Rule>,
+    /// The empty lists, by name.
+    pub missing: Vec<String>,
+}
+
+impl Inert {
+    pub fn reason(&self) -> String {
+        let files: Vec<String> = self.missing.iter().map(|m| format!("rules/lists/{m}.txt")).collect();
+        format!("it needs site data: {} {} empty", files.join(", "), if files.len() == 1 { "is" } else { "are" })
+    }
 }
 
 /// The most evidence events an alert may carry.
@@ -123,24 +147,36 @@ impl RuleSet {
             diagnostics.sort();
             return Err(Diagnostics(diagnostics));
         }
-        Ok(RuleSet { rules, schema: Arc::new(schema), lists })
+        let (rules, inert): (Vec<_>, Vec<_>) = rules.into_iter().partition(|rule| missing(rule, &lists).is_empty());
+        let inert = inert.into_iter().map(|rule| Inert { missing: missing(&rule, &lists), rule }).collect();
+        Ok(RuleSet { rules, schema: Arc::new(schema), lists, inert })
+    }
+
+    /// Every rule, inert ones included: what `vigil test` tests.
+    pub fn all_rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.rules.iter().chain(self.inert.iter().map(|i| &i.rule))
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Rule>> {
         self.rules.iter().find(|r| &*r.id == id)
     }
 
-    /// A rule set holding only `rule`, sharing this set's schema: what an
+    /// A rule set running only `rule`, sharing this set's schema: what an
     /// inline test runs against.
     pub fn only(&self, rule: &Arc<Rule>) -> RuleSet {
-        self.subset(|r| Arc::ptr_eq(r, rule))
+        RuleSet { rules: vec![rule.clone()], schema: self.schema.clone(), lists: self.lists.clone(), inert: Vec::new() }
     }
 
     /// The rules `keep` selects, sharing this set's schema and lists.
     pub fn subset(&self, keep: impl Fn(&Arc<Rule>) -> bool) -> RuleSet {
         let rules = self.rules.iter().filter(|r| keep(r)).cloned().collect();
-        RuleSet { rules, schema: self.schema.clone(), lists: self.lists.clone() }
+        RuleSet { rules, schema: self.schema.clone(), lists: self.lists.clone(), inert: Vec::new() }
     }
+}
+
+/// The lists `rule` requires that hold no entry.
+fn missing(rule: &Rule, lists: &Lists) -> Vec<String> {
+    rule.requires.iter().filter(|name| lists.get(name).is_none_or(|l| l.is_empty())).cloned().collect()
 }
 
 /// Compiles one YAML document; `None` if it is disabled or broken (the
@@ -165,7 +201,10 @@ fn compile_document(
         }
     };
     let mut sink = Sink::with_text(doc.first_line, doc.text);
-    let rule = validate(path, doc, &spec, schema, lists, &mut sink);
+    let mut rule = validate(path, doc, &spec, schema, lists, &mut sink);
+    if let Some(rule) = &mut rule {
+        with_test_lists(path, doc, &spec, schema, lists, rule, &mut sink);
+    }
     let id = spec.id.value.clone();
     diagnostics.extend(sink.problems.into_iter().map(|p| Diagnostic {
         file: path.to_owned(),
@@ -174,6 +213,33 @@ fn compile_document(
         message: p.message,
     }));
     rule.filter(|_| spec.enabled != Some(false))
+}
+
+/// Compiles the rule again for each test that brings its own `lists:`.
+fn with_test_lists(
+    path: &Path,
+    doc: &Document<'_>,
+    spec: &RuleSpec,
+    schema: &mut Schema,
+    lists: &Lists,
+    rule: &mut Rule,
+    sink: &mut Sink,
+) {
+    for (test, compiled) in spec.tests.iter().zip(rule.tests.iter_mut()) {
+        let Some(own) = &test.value.lists else { continue };
+        let mut merged = lists.clone();
+        for (name, entries) in &own.value {
+            if lists.get(name).is_none() {
+                sink.error(own, format!("the test gives list `{name}`, which the rule set does not have"));
+            }
+            merged.set(name, entries.clone());
+        }
+        let mut scratch = Sink::with_text(doc.first_line, doc.text);
+        if let Some(mut variant) = validate(path, doc, spec, schema, &merged, &mut scratch) {
+            variant.tests.clear();
+            compiled.rule = Some(Arc::new(variant));
+        }
+    }
 }
 
 /// The `id:` of a document that did not parse as a rule, for the message.
@@ -265,6 +331,15 @@ fn validate(
         }
     }
     let tests = spec.tests.iter().filter_map(|t| compile_test(t, sink)).collect();
+    let mut requires = Vec::new();
+    if let Some(names) = &spec.requires {
+        for name in &names.value {
+            if lists.get(name).is_none() {
+                sink.error(names, format!("`requires` names `{name}`, but there is no rules/lists/{name}.txt"));
+            }
+            requires.push(name.clone());
+        }
+    }
     if !sink.is_empty() {
         return None;
     }
@@ -281,6 +356,7 @@ fn validate(
         summary,
         limits: Limits { max_groups, max_values, evidence: evidence.min(MAX_EVIDENCE) as usize, realert: realert? },
         tests,
+        requires,
         file: path.to_owned(),
         loc: yaml::file_loc(doc, Loc::of(&spec.id)),
         digest: state_digest(doc),
@@ -404,5 +480,70 @@ fn compile_test(test: &Spanned<TestSpec>, sink: &mut Sink) -> Option<RuleTest> {
             }
         }
     }
-    ok.then(|| RuleTest { name: test.value.name.clone(), events, expect, loc: sink.to_file(Loc::of(test)) })
+    ok.then(|| RuleTest { name: test.value.name.clone(), events, expect, rule: None, loc: sink.to_file(Loc::of(test)) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALLOWLIST: &str = r#"
+id: net.outside
+title: Outside
+severity: critical
+requires: [nets]
+filter:
+  call: {kind: api_call}
+  inside: {src_ip|cidr|in_list: nets}
+  condition: call and not inside
+detect: {type: match}
+alert: {summary: "{{src_ip}}"}
+tests:
+  - name: with the site's networks
+    lists: {nets: [10.0.0.0/8]}
+    events:
+      - {ts: "2026-11-09T10:00:00Z", kind: api_call, src_ip: 10.1.2.3}
+      - {ts: "+1s", kind: api_call, src_ip: 8.8.8.8}
+    expect:
+      - {summary: 8.8.8.8}
+"#;
+
+    fn compile(rule: &str, nets: &str) -> Result<RuleSet, Diagnostics> {
+        RuleSet::compile(&RuleSources {
+            files: vec![("r.yml".into(), rule.to_owned())],
+            lists: vec![("nets".into(), nets.to_owned())],
+        })
+    }
+
+    #[test]
+    fn a_rule_whose_site_data_is_missing_is_inert_and_says_why() {
+        let rules = compile(ALLOWLIST, "# fill in your networks\n").unwrap();
+        assert!(rules.rules.is_empty(), "an empty allowlist would call every address foreign");
+        assert_eq!(rules.inert.len(), 1);
+        assert_eq!(rules.inert[0].reason(), "it needs site data: rules/lists/nets.txt is empty");
+        let filled = compile(ALLOWLIST, "10.0.0.0/8\n").unwrap();
+        assert_eq!((filled.rules.len(), filled.inert.len()), (1, 0));
+    }
+
+    #[test]
+    fn inert_rules_still_run_their_tests_with_the_tests_lists() {
+        let rules = compile(ALLOWLIST, "").unwrap();
+        let outcomes = crate::ruletest::run_all(&rules, Span::from_secs(60));
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(outcomes[0].failure, None);
+        // Without the test's lists the same events raise two alerts.
+        let rule = &rules.inert[0].rule;
+        let bare = RuleTest { rule: None, ..rule.tests[0].clone() };
+        assert!(crate::ruletest::run_one(&rules, rule, &bare, Span::from_secs(60)).is_err());
+    }
+
+    #[test]
+    fn requiring_or_giving_an_unknown_list_is_an_error() {
+        let wrong = ALLOWLIST.replace("requires: [nets]", "requires: [networks]");
+        let err = compile(&wrong, "10.0.0.0/8").unwrap_err();
+        assert!(err.0.iter().any(|d| d.message.contains("no rules/lists/networks.txt")), "{err:?}");
+        let wrong = ALLOWLIST.replace("lists: {nets:", "lists: {netz:");
+        let err = compile(&wrong, "10.0.0.0/8").unwrap_err();
+        assert!(err.0.iter().any(|d| d.message.contains("list `netz`")), "{err:?}");
+    }
 }

@@ -22,7 +22,7 @@ pub struct TestOutcome {
 
 pub fn run_all(rules: &RuleSet, lateness: Span) -> Vec<TestOutcome> {
     let mut outcomes = Vec::new();
-    for rule in &rules.rules {
+    for rule in rules.all_rules() {
         for test in &rule.tests {
             outcomes.push(TestOutcome {
                 rule: rule.id.clone(),
@@ -36,7 +36,7 @@ pub fn run_all(rules: &RuleSet, lateness: Span) -> Vec<TestOutcome> {
 
 /// Runs one test; `Err` says how it failed.
 pub fn run_one(rules: &RuleSet, rule: &Arc<Rule>, test: &RuleTest, lateness: Span) -> Result<(), String> {
-    let only = rules.only(rule);
+    let only = rules.only(test.rule.as_ref().unwrap_or(rule));
     let mut pipeline = crate::pipeline::Pipeline::new(&only, lateness, crate::event::decode::DEFAULT_MAX_EVENT_BYTES);
     for event in &test.events {
         let line = event.to_string();

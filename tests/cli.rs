@@ -2,13 +2,13 @@
 
 mod common;
 
-use common::{data, golden, run, run_with_stdin, text};
+use common::{data, demo_site_rules, golden, run, run_with_stdin, text};
 
 #[test]
 fn check_accepts_the_shipped_rules() {
     let out = run(&["check"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("ok: 19 rules, 4 lists"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("ok: 20 rules, 4 lists"), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -103,7 +103,8 @@ fn replay_skips_malformed_lines_with_their_numbers() {
 #[test]
 fn replay_counts_late_events_and_keeps_them_out_of_windows() {
     let path = data("late.jsonl");
-    let out = run(&["replay", path.to_str().unwrap()]);
+    let site = demo_site_rules();
+    let out = run(&["replay", path.to_str().unwrap(), "--rules", site.path().to_str().unwrap()]);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("replay: 9 events, 2 alerts, 0 rejected, 3 late, 0 ahead"), "{stderr}");
     let stdout = text(&out.stdout);
@@ -179,8 +180,10 @@ fn replay_reads_stdin_and_rejects_oversized_lines() {
 fn replay_of_the_demo_stream_is_deterministic_and_golden() {
     let events = run(&["generate"]);
     assert!(events.status.success());
-    let first = run_with_stdin(&["replay", "-"], &events.stdout);
-    let second = run_with_stdin(&["replay", "-"], &events.stdout);
+    let site = demo_site_rules();
+    let rules = site.path().to_str().unwrap();
+    let first = run_with_stdin(&["replay", "-", "--rules", rules], &events.stdout);
+    let second = run_with_stdin(&["replay", "-", "--rules", rules], &events.stdout);
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert_eq!(first.stdout, second.stdout, "same input, same output, byte for byte");
     let alerts = text(&first.stdout);
@@ -212,6 +215,7 @@ fn every_seeded_attack_in_the_demo_fires_and_normal_days_stay_quiet() {
         "access.role_permission",
         "access.revoked_token",
         "access.outside_allowlist",
+        "access.new_network",
         "access.old_token",
         "api.error_spike",
         "api.error_volume_spike",

@@ -55,6 +55,10 @@ impl<V> BoundedLru<V> {
         self.map.iter_mut().map(|(k, v)| (&**k, v))
     }
 
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

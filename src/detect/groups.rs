@@ -73,6 +73,11 @@ impl<S> GroupTable<S> {
     }
 
     /// All groups, without touching their recency.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Group<S>)> {
+        self.map.iter()
+    }
+
+    /// All groups, without touching their recency.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Group<S>)> {
         self.map.iter_mut()
     }

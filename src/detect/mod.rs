@@ -321,7 +321,10 @@ impl Detector {
             (Detector::Distinct(d), Saved::Distinct(g)) => d.groups = g,
             (Detector::Ratio(d), Saved::Ratio(g)) => d.groups = g,
             (Detector::Spike(d), Saved::Spike(g)) => d.groups = g,
-            (Detector::NewValue(d), Saved::NewValue(g)) => d.groups = g,
+            (Detector::NewValue(d), Saved::NewValue(g)) => {
+                d.groups = g;
+                d.recount();
+            }
             (Detector::OffHours(off_hours::Detector::Schedule { groups, .. }), Saved::Schedule(g)) => *groups = g,
             (Detector::OffHours(off_hours::Detector::Profile { groups, .. }), Saved::Profile(g)) => *groups = g,
             (Detector::Sequence(d), Saved::Sequence(g)) => d.groups = g,

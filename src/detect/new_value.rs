@@ -5,6 +5,18 @@
 //! week teaches their devices; vigil's own start is no storm of "new"
 //! values). Values unseen for `forget_after` count as new again. The values
 //! per group are an LRU map capped at `max_values`.
+//!
+//! With `prefix` (IPv4) or `prefix_v6`, the value is an address and what is
+//! remembered is its network: `prefix: 16` learns the provider blocks a
+//! token is used from, so a home router's new lease is not news but an
+//! address on another continent is. Values that are not addresses are
+//! left out.
+//!
+//! With `common_in: N`, a value that N other groups already know is not
+//! news for one more: the office's egress, the VPN, a big provider's block
+//! that many staff live behind. The detector keeps how many groups know
+//! each value (capped like the groups, and rebuilt from them when a
+//! checkpoint is read back).
 
 use super::bounded::BoundedLru;
 use super::groups::GroupTable;
@@ -17,6 +29,10 @@ pub struct Params {
     pub field: FieldId,
     pub learning: Span,
     pub forget_after: Option<Span>,
+    /// Remember networks of this size instead of addresses: (IPv4, IPv6).
+    pub network: Option<(u8, u8)>,
+    /// A value this many other groups know is common, not news.
+    pub common_in: Option<u32>,
 }
 
 impl Params {
@@ -27,7 +43,18 @@ impl Params {
             Some(_) => Some(r.duration("forget_after", |s| &s.forget_after)?),
             None => None,
         };
-        Some(Params { field: field?, learning: learning?, forget_after })
+        let v4 = r.optional("prefix", |s| &s.prefix);
+        let v6 = r.optional("prefix_v6", |s| &s.prefix_v6);
+        if let Some(p) = v4.filter(|p| p.value > 32) {
+            r.error(p, "`prefix` is an IPv4 prefix length, 0 to 32");
+        }
+        if let Some(p) = v6.filter(|p| p.value > 128) {
+            r.error(p, "`prefix_v6` is an IPv6 prefix length, 0 to 128");
+        }
+        let network = (v4.is_some() || v6.is_some())
+            .then(|| (v4.map_or(24, |p| p.value.min(32)), v6.map_or(48, |p| p.value.min(128))));
+        let common_in = r.optional("common_in", |s| &s.common_in).map(|c| c.value.max(1));
+        Some(Params { field: field?, learning: learning?, forget_after, network, common_in })
     }
 }
 
@@ -42,17 +69,40 @@ pub struct Detector {
     params: Params,
     pub(crate) groups: GroupTable<Known>,
     pub(crate) value_evictions: u64,
+    /// How many groups know each value (with `common_in`).
+    population: BoundedLru<u32>,
     scratch: String,
 }
 
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
         Detector {
-            params,
             groups: GroupTable::new(limits.max_groups, limits.evidence),
             value_evictions: 0,
+            population: BoundedLru::new(if params.common_in.is_some() { limits.max_groups } else { 0 }),
             scratch: String::new(),
+            params,
         }
+    }
+
+    /// Recounts the groups that know each value, after the groups were
+    /// replaced from a checkpoint.
+    pub fn recount(&mut self) {
+        if self.params.common_in.is_none() {
+            return;
+        }
+        let mut population = BoundedLru::new(self.population.cap());
+        for (_, group) in self.groups.iter() {
+            for (value, _) in group.state.values.iter() {
+                match population.get_mut(value) {
+                    Some(count) => *count += 1,
+                    None => {
+                        population.insert(value, 1);
+                    }
+                }
+            }
+        }
+        self.population = population;
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
@@ -70,10 +120,18 @@ impl Detector {
         let scratch = &mut self.scratch;
         let evictions = &mut self.value_evictions;
         let forget_after = self.params.forget_after;
+        let network = self.params.network;
+        let common_in = self.params.common_in;
+        let population = &mut self.population;
         value.any(|item| {
             scratch.clear();
             if !item.write_text(scratch) {
                 return false;
+            }
+            if let Some(prefixes) = network {
+                if !to_network(scratch, prefixes) {
+                    return false;
+                }
             }
             let is_new = match known.values.get_mut(scratch.as_str()) {
                 Some(last_seen) => {
@@ -85,9 +143,19 @@ impl Detector {
                     if known.values.insert(scratch, event.ts) {
                         *evictions += 1;
                     }
+                    match (common_in, population.get_mut(scratch.as_str())) {
+                        (None, _) => {}
+                        (Some(_), Some(count)) => *count += 1,
+                        (Some(_), None) => {
+                            population.insert(scratch, 1);
+                        }
+                    }
                     true
                 }
             };
+            // Known to `common_in` other groups (and now this one): common.
+            let common = common_in.is_some_and(|n| population.get_mut(scratch.as_str()).is_some_and(|c| *c > n));
+            let is_new = is_new && !common;
             if is_new && new_value.is_none() {
                 new_value = Some(scratch.clone());
             }
@@ -104,6 +172,17 @@ impl Detector {
     }
 }
 
+/// Replaces the address in `text` with its network; false if it is not an
+/// address.
+fn to_network(text: &mut String, (v4, v6): (u8, u8)) -> bool {
+    use std::fmt::Write;
+    let Ok(addr) = text.parse::<std::net::IpAddr>() else { return false };
+    let len = if addr.is_ipv4() { v4 } else { v6 };
+    let Ok(net) = ipnet::IpNet::new(addr, len) else { return false };
+    text.clear();
+    write!(text, "{}", net.trunc()).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
@@ -116,7 +195,7 @@ mod tests {
     fn setup(forget_after: Option<Span>) -> (Any, crate::event::Decoder) {
         let mut schema = Schema::new();
         let field = schema.intern("device");
-        let params = Params { field, learning: Span::from_secs(2 * DAY), forget_after };
+        let params = Params { field, learning: Span::from_secs(2 * DAY), forget_after, network: None, common_in: None };
         (Any::NewValue(Detector::new(params, &limits())), decoder(schema))
     }
 
@@ -146,5 +225,62 @@ mod tests {
         let (mut d, mut dec) = setup(None);
         let events = [(0, r#""device":["a","b"]"#), (3 * DAY, r#""device":["b","c"]"#)];
         assert_eq!(run(&mut d, &mut dec, &limits(), &events), ".F");
+    }
+
+    #[test]
+    fn networks_instead_of_addresses() {
+        let mut schema = Schema::new();
+        let field = schema.intern("ip");
+        let params = Params {
+            field,
+            learning: Span::from_secs(DAY),
+            forget_after: None,
+            network: Some((16, 32)),
+            common_in: None,
+        };
+        let mut d = Any::NewValue(Detector::new(params, &limits()));
+        let mut dec = decoder(schema);
+        let events = [
+            (0, r#""ip":"91.64.3.7""#),
+            (0, r#""ip":"2a02:8109:1:2::1""#),
+            (2 * DAY, r#""ip":"91.64.200.9""#),       // a new lease, same block
+            (2 * DAY, r#""ip":"2a02:8109:ff:1::9""#), // a new IPv6 prefix, same provider
+            (2 * DAY, r#""ip":"not an address""#),
+            (2 * DAY, r#""ip":"185.220.101.7""#), // elsewhere
+        ];
+        assert_eq!(run(&mut d, &mut dec, &limits(), &events), ".....F");
+        let mut text = String::from("91.64.200.9");
+        assert!(to_network(&mut text, (16, 32)));
+        assert_eq!(text, "91.64.0.0/16");
+    }
+
+    #[test]
+    fn a_value_many_groups_know_is_common() {
+        let mut schema = Schema::new();
+        let field = schema.intern("net");
+        let params =
+            Params { field, learning: Span::from_secs(DAY), forget_after: None, network: None, common_in: Some(2) };
+        let lim = limits();
+        let mut d = Detector::new(params, &lim);
+        let mut dec = decoder(schema);
+        let mut trace = String::new();
+        let events = [
+            ("a", 0, "office"),
+            ("b", 0, "office"),
+            ("c", 0, "home-c"),
+            ("c", 2 * DAY, "office"), // two other groups know it
+            ("c", 2 * DAY, "vps"),    // nobody does
+            ("a", 2 * DAY, "home-c"), // one other group knows it: still news
+        ];
+        for (group, at, value) in events {
+            let text = line(at, &format!(r#""net":"{value}""#));
+            let event = dec.decode(&text).unwrap();
+            trace.push(if matches!(d.observe(&event, group, &lim), Outcome::Fired(_)) { 'F' } else { '.' });
+        }
+        assert_eq!(trace, "....FF");
+        // A checkpoint read back recounts from the groups.
+        d.population = BoundedLru::new(lim.max_groups);
+        d.recount();
+        assert_eq!(d.population.get_mut("office").copied(), Some(3));
     }
 }

@@ -27,6 +27,11 @@ impl Lists {
         self.by_name.insert(name.to_owned(), entries.into());
     }
 
+    /// Sets the list `name` to `entries`.
+    pub fn set(&mut self, name: &str, entries: Vec<String>) {
+        self.by_name.insert(name.to_owned(), entries.into());
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<[String]>> {
         self.by_name.get(name)
     }

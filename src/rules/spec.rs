@@ -20,6 +20,10 @@ pub struct RuleSpec {
     pub runbook: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Site data the rule means nothing without: lists that must hold
+    /// entries. Until they do, the rule is inert.
+    #[serde(default)]
+    pub requires: Option<Spanned<Vec<String>>>,
     pub filter: Spanned<Node>,
     pub detect: Spanned<DetectSpec>,
     pub alert: Spanned<AlertSpec>,
@@ -56,6 +60,9 @@ pub struct DetectSpec {
     pub alpha: Option<Spanned<f64>>,
     pub learning: Option<Spanned<String>>,
     pub forget_after: Option<Spanned<String>>,
+    pub prefix: Option<Spanned<u8>>,
+    pub prefix_v6: Option<Spanned<u8>>,
+    pub common_in: Option<Spanned<u32>>,
     pub mode: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
     pub timezone_field: Option<Spanned<String>>,
@@ -104,4 +111,7 @@ pub struct TestSpec {
     pub events: Vec<Spanned<Node>>,
     #[serde(default)]
     pub expect: Vec<Spanned<Node>>,
+    /// List contents the test runs with, in place of the site's.
+    #[serde(default)]
+    pub lists: Option<Spanned<std::collections::BTreeMap<String, Vec<String>>>>,
 }

@@ -111,8 +111,8 @@ struct Office {
     egress: [&'static str; 2],
     /// Home ISPs' /16s in the office's country.
     isps: &'static [&'static str],
-    /// Whether home networks there often have IPv6.
-    ipv6: bool,
+    /// Home ISPs' IPv6 /32s, if homes there often have IPv6.
+    isps_v6: &'static [&'static str],
 }
 
 const OFFICES: &[Office] = &[
@@ -125,7 +125,7 @@ const OFFICES: &[Office] = &[
         holidays: &[(2026, 12, 24), (2026, 12, 25)],
         egress: ["85.214.37", "195.201.88"],
         isps: &["91.64", "79.204", "84.160", "93.229"],
-        ipv6: true,
+        isps_v6: &["2003:e6", "2a02:8108", "2a02:810d"],
     },
     Office {
         name: "london",
@@ -136,7 +136,7 @@ const OFFICES: &[Office] = &[
         holidays: &[(2026, 12, 25)],
         egress: ["81.2.69", "5.148.12"],
         isps: &["86.150", "81.107", "92.40"],
-        ipv6: false,
+        isps_v6: &[],
     },
     Office {
         name: "newyork",
@@ -147,7 +147,7 @@ const OFFICES: &[Office] = &[
         holidays: &[(2026, 11, 26), (2026, 11, 27)],
         egress: ["38.122.14", "64.71.130"],
         isps: &["68.173", "72.229", "98.116", "24.47"],
-        ipv6: true,
+        isps_v6: &["2601:644", "2600:1700"],
     },
     Office {
         name: "dubai",
@@ -158,7 +158,7 @@ const OFFICES: &[Office] = &[
         holidays: &[(2026, 12, 2), (2026, 12, 3)],
         egress: ["94.200.41", "213.42.20"],
         isps: &["86.98", "5.31"],
-        ipv6: false,
+        isps_v6: &[],
     },
     Office {
         name: "bangalore",
@@ -169,7 +169,7 @@ const OFFICES: &[Office] = &[
         holidays: &[(2026, 11, 24), (2026, 12, 25)],
         egress: ["103.21.58", "49.207.44"],
         isps: &["106.51", "117.200", "49.37", "122.171"],
-        ipv6: true,
+        isps_v6: &["2401:4900", "2409:4073"],
     },
 ];
 
@@ -363,10 +363,11 @@ fn people(spec: &TrafficSpec, w: &mut World, begin: i64) -> Vec<Person> {
         let start =
             if night_shift { 18 * 60 + w.rng.random_range(0..90) } else { w.rng.random_range(7 * 60..10 * 60 + 30) };
         let isp = w.pick(OFFICES[office].isps).to_string();
-        let home = if OFFICES[office].ipv6 && w.chance(0.35) {
+        let v6 = OFFICES[office].isps_v6;
+        let home = if !v6.is_empty() && w.chance(0.35) {
+            let isp = w.pick(v6).to_string();
             format!(
-                "2a02:{:x}:{:x}:{:x}::{:x}",
-                w.rng.random::<u16>() | 0x100,
+                "{isp}:{:x}:{:x}::{:x}",
                 w.rng.random::<u16>(),
                 w.rng.random::<u16>() & 0xff00,
                 w.rng.random::<u16>() | 1

@@ -38,6 +38,7 @@ pub struct Metrics {
     pub event_lag_seconds: Histogram,
     pub alerts_replayed: IntCounter,
     pub rule_info: IntGaugeVec,
+    pub rule_inert: IntGaugeVec,
     pub rule_sampled: IntCounterVec,
     pub rule_sampled_seconds: CounterVec,
     pub reloads: IntCounterVec,
@@ -324,6 +325,12 @@ impl Metrics {
             "Always 1 for each rule loaded; labels name its severity and detector type.",
             &["rule", "severity", "detector"],
         );
+        let rule_inert = gauge_vec(
+            &registry,
+            "vigil_rule_inert",
+            "Always 1 for each valid rule that does not run until its site data (a list it requires) is filled in.",
+            &["rule"],
+        );
         let rule_sampled = counter_vec(
             &registry,
             "vigil_rule_evaluations_sampled_total",
@@ -392,6 +399,7 @@ impl Metrics {
             event_lag_seconds,
             alerts_replayed,
             rule_info,
+            rule_inert,
             rule_sampled,
             rule_sampled_seconds,
             reloads,
@@ -406,12 +414,18 @@ impl Metrics {
     }
 
     /// Publishes the rule set now running: `vigil_rules_loaded`, one
-    /// `vigil_rule_info` series per rule, and the load time.
+    /// `vigil_rule_info` series per rule, one `vigil_rule_inert` series (and
+    /// a warning) per rule waiting for site data, and the load time.
     pub fn rules_running(&self, rules: &RuleSet) {
         self.rules_loaded.set(rules.rules.len() as i64);
         self.rule_info.reset();
         for rule in &rules.rules {
             self.rule_info.with_label_values(&[&rule.id, rule.severity.as_str(), rule.detector.type_name()]).set(1);
+        }
+        self.rule_inert.reset();
+        for inert in &rules.inert {
+            self.rule_inert.with_label_values(&[&inert.rule.id]).set(1);
+            tracing::warn!(rule = %inert.rule.id, "Rule is inert: {}", inert.reason());
         }
         self.last_reload_success_seconds.set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
     }

@@ -81,3 +81,23 @@ pub fn golden(path: &Path, actual: &str) {
         );
     }
 }
+
+/// The shipped rules with the demo company's site data in their empty
+/// lists, as `vigil run` on the demo stream uses them.
+pub fn demo_site_rules() -> tempfile::TempDir {
+    let shipped = root().join("rules");
+    let mut sources = vigil::load::read_rules(&shipped).expect("read the shipped rules");
+    vigil::load::with_demo_site(&mut sources);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, text) in &sources.files {
+        let relative = path.strip_prefix(&shipped).expect("under rules/");
+        let target = dir.path().join(relative);
+        std::fs::create_dir_all(target.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(target, text).expect("write a rule");
+    }
+    std::fs::create_dir_all(dir.path().join("lists")).expect("mkdir lists");
+    for (name, text) in &sources.lists {
+        std::fs::write(dir.path().join("lists").join(format!("{name}.txt")), text).expect("write a list");
+    }
+    dir
+}
