@@ -36,12 +36,13 @@ fn demo_daemon_raises_alerts_serves_metrics_and_stops_on_sigterm() {
         "vigil_messages_total",
         "vigil_rule_evaluations_sampled_total{rule=\"auth.new_device\"}",
         "vigil_detector_groups{rule=\"auth.new_device\"}",
-        "vigil_rules_loaded 19",
+        "vigil_rules_loaded 20",
         "vigil_events_rejected_total{reason=\"invalid_json\"} 0",
     ] {
         assert!(metrics.contains(series), "missing {series} in:\n{metrics}");
     }
     assert!(!metrics.contains("acme.example"), "no user in any metric label");
+    assert!(!metrics.contains("vigil_rule_inert{"), "the demo brings its site data: no rule is inert");
     assert!(terminate(&mut child).success());
 }
 
@@ -170,7 +171,16 @@ fn json_logs_carry_one_info_line_per_alert_and_nothing_per_event_above_debug() {
     assert_eq!(alert["fields"]["group"], "user=alice");
     let alerts = records.iter().filter(|r| r["fields"]["message"] == "Alert").count();
     assert_eq!(alerts, 1, "one line per alert");
-    let warnings: Vec<_> = records.iter().filter(|r| r["level"] == "WARN").collect();
+    let (inert, warnings): (Vec<_>, Vec<_>) = records
+        .iter()
+        .filter(|r| r["level"] == "WARN")
+        .partition(|r| r["fields"]["message"].as_str().is_some_and(|m| m.starts_with("Rule is inert")));
+    let inert: Vec<&str> = inert.iter().filter_map(|r| r["fields"]["rule"].as_str()).collect();
+    assert_eq!(
+        inert,
+        ["access.outside_allowlist", "access.revoked_token", "auth.offboarded_user"],
+        "start-up says which rules wait for site data"
+    );
     assert_eq!(warnings.len(), 1, "50 malformed events make one warning: {warnings:?}");
     assert_eq!(warnings[0]["fields"]["count"], 1, "the first is reported at once; the rest wait a minute");
     assert!(log.lines().all(|l| !l.contains("\u{1b}[")), "no colour codes off a terminal");
