@@ -12,6 +12,15 @@
 //! The alert's time is the moment the count fell below the threshold (the
 //! *deadline*), not the moment the watermark noticed, so its id does not
 //! depend on how often the engine ticks or how a stream was partitioned.
+//!
+//! With `learn_gaps: 7d`, each group's own rhythm counts too: a silence must
+//! also outlast twice the longest gap between the group's events over the
+//! last seven days. An account that reports every five minutes is judged
+//! by `window`; one that reports only when it sends, and sleeps every
+//! night, is called dead on its first night only. Every gap teaches, the
+//! alerted ones too: a silence that ends by itself and comes back each
+//! night is the group's rhythm, and an outage widens the tolerance for a
+//! week at most.
 
 use std::collections::VecDeque;
 
@@ -24,13 +33,19 @@ use crate::time::{Span, Timestamp};
 pub struct Params {
     pub window: Span,
     pub threshold: u64,
+    /// How far back the group's longest gap is remembered.
+    pub learn_gaps: Option<Span>,
 }
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
         let window = r.duration("window", |s| &s.window);
         let threshold = r.positive_or("threshold", |s| &s.threshold, 1.0);
-        Some(Params { window: window?, threshold: threshold?.ceil() as u64 })
+        let learn_gaps = match r.spec.learn_gaps {
+            Some(_) => Some(r.duration("learn_gaps", |s| &s.learn_gaps)?),
+            None => None,
+        };
+        Some(Params { window: window?, threshold: threshold?.ceil() as u64, learn_gaps })
     }
 }
 
@@ -42,6 +57,8 @@ pub struct Activity {
     /// The silence was alerted on (not held back by realert): its end is
     /// announced too.
     announced: bool,
+    /// The longest gap between events per day, oldest first (`learn_gaps`).
+    gaps: VecDeque<(Timestamp, Span)>,
 }
 
 impl Activity {
@@ -50,9 +67,31 @@ impl Activity {
     /// never before the group has been known for a whole window.
     fn deadline(&self, window: Span, threshold: u64) -> Timestamp {
         let known = self.first_seen.saturating_add(window);
-        match self.recent.len() as u64 {
+        let deadline = match self.recent.len() as u64 {
             n if n >= threshold => self.recent.front().map_or(known, |t| t.saturating_add(window)).max(known),
             _ => known,
+        };
+        let usual = self.gaps.iter().map(|(_, gap)| *gap).max().unwrap_or(Span::ZERO);
+        match self.recent.back() {
+            Some(last) if usual > Span::ZERO => deadline.max(last.saturating_add(Span(usual.0.saturating_mul(2)))),
+            _ => deadline,
+        }
+    }
+
+    /// Records the gap before an event at `ts`, keeping `memory` of days.
+    fn learn_gap(&mut self, ts: Timestamp, memory: Span) {
+        let Some(&last) = self.recent.back() else { return };
+        if ts <= last {
+            return;
+        }
+        let day = ts.floor_to(Span::from_secs(86_400));
+        let gap = ts.since(last);
+        match self.gaps.back_mut() {
+            Some((d, longest)) if *d == day => *longest = (*longest).max(gap),
+            _ => self.gaps.push_back((day, gap)),
+        }
+        while self.gaps.front().is_some_and(|(d, _)| *d < ts.saturating_sub(memory)) {
+            self.gaps.pop_front();
         }
     }
 }
@@ -75,9 +114,13 @@ impl Detector {
             first_seen: event.ts,
             silent: false,
             announced: false,
+            gaps: VecDeque::new(),
         });
         group.evidence.record(event.line);
         let activity = &mut group.state;
+        if let Some(memory) = self.params.learn_gaps {
+            activity.learn_gap(event.ts, memory);
+        }
         let resumed = (activity.silent && activity.announced).then(|| Firing {
             ts: event.ts,
             first_ts: activity.recent.back().copied().unwrap_or(activity.first_seen),
@@ -146,7 +189,7 @@ mod tests {
     fn fires_once_per_silence_and_rearms() {
         let mut dec = decoder(Schema::new());
         let lim = limits();
-        let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 2 }, &lim);
+        let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 2, learn_gaps: None }, &lim);
         let mut fired = Vec::new();
         let mut feed = |d: &mut Detector, offset: i64| {
             let text = line(offset, "");
@@ -177,7 +220,7 @@ mod tests {
         let lim = limits();
         let fire_at = |ticks: &[i64]| {
             let mut dec = decoder(Schema::new());
-            let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 1 }, &lim);
+            let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 1, learn_gaps: None }, &lim);
             d.observe(&dec.decode(&line(0, "")).unwrap(), "g");
             let mut fired = Vec::new();
             for &t in ticks {
@@ -193,7 +236,7 @@ mod tests {
     fn a_silence_held_back_by_realert_ends_without_a_notice() {
         let mut dec = decoder(Schema::new());
         let lim = Limits { realert: Span::from_secs(100_000), ..limits() };
-        let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 1 }, &lim);
+        let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 1, learn_gaps: None }, &lim);
         let mut fired = Vec::new();
         let mut outcomes = Vec::new();
         for (event, tick) in [(0, 700), (800, 1500), (1600, 0)] {
@@ -209,7 +252,7 @@ mod tests {
     fn a_new_group_gets_a_full_window_first() {
         let mut dec = decoder(Schema::new());
         let lim = limits();
-        let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 5 }, &lim);
+        let mut d = Detector::new(Params { window: Span::from_secs(600), threshold: 5, learn_gaps: None }, &lim);
         let text = line(0, "");
         d.observe(&dec.decode(&text).unwrap(), "g");
         let mut fired = Vec::new();
@@ -217,5 +260,32 @@ mod tests {
         assert!(fired.is_empty());
         d.tick(Timestamp::from_secs(BASE + 600), &lim, &mut fired);
         assert_eq!(fired.len(), 1);
+    }
+
+    #[test]
+    fn a_group_that_sleeps_every_night_is_not_called_dead() {
+        let mut dec = decoder(Schema::new());
+        let lim = limits();
+        let hour = 3600;
+        let params =
+            Params { window: Span::from_secs(hour), threshold: 1, learn_gaps: Some(Span::from_secs(7 * 86_400)) };
+        let mut d = Detector::new(params, &lim);
+        let mut fired = Vec::new();
+        // Reports every ten minutes from 08:00 to 20:00, nothing at night;
+        // on day 3 it stops at noon.
+        for day in 0..4 {
+            for slot in 0..if day == 3 { 25 } else { 72 } {
+                let at = day * 86_400 + 8 * hour + slot * 600;
+                d.tick(Timestamp::from_secs(BASE + at), &lim, &mut fired);
+                d.observe(&dec.decode(&line(at, "")).unwrap(), "g");
+            }
+        }
+        assert_eq!(fired.len(), 1, "only the first night, before a night was learned: {fired:?}");
+        // Noticed once the silence is twice the longest gap (the night).
+        let noon = 3 * 86_400 + 12 * hour;
+        d.tick(Timestamp::from_secs(BASE + noon + 24 * hour), &lim, &mut fired);
+        assert_eq!(fired.len(), 1);
+        d.tick(Timestamp::from_secs(BASE + noon + 25 * hour), &lim, &mut fired);
+        assert_eq!(fired.len(), 2);
     }
 }

@@ -63,6 +63,7 @@ pub struct DetectSpec {
     pub prefix: Option<Spanned<u8>>,
     pub prefix_v6: Option<Spanned<u8>>,
     pub common_in: Option<Spanned<u32>>,
+    pub learn_gaps: Option<Spanned<String>>,
     pub mode: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
     pub timezone_field: Option<Spanned<String>>,
