@@ -1,4 +1,4 @@
-//! Embeds the shipped rules (`rules/**/*.yml`, `rules/lists/*.txt`) into the
+//! Embeds the shipped rules (`rules/**/*.yml`, `rules/lists/*.txt|csv`) into the
 //! binary, so `vigil run` works from any directory with no files around it,
 //! and names the git commit it is built from (`VIGIL_GIT_COMMIT`, for
 //! `vigil_build_info`): from the environment when set (a container build
@@ -27,6 +27,7 @@ fn main() {
     files.sort();
     let mut rules = String::new();
     let mut lists = String::new();
+    let mut tables = String::new();
     for path in &files {
         let relative = path.strip_prefix(&root).expect("under the manifest dir").to_string_lossy().replace('\\', "/");
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
@@ -35,13 +36,17 @@ fn main() {
         if in_lists && ext == "txt" {
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
             lists.push_str(&entry(stem));
+        } else if in_lists && ext == "csv" {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            tables.push_str(&entry(stem));
         } else if !in_lists && (ext == "yml" || ext == "yaml") {
             rules.push_str(&entry(&relative));
         }
     }
     let code = format!(
         "/// Shipped rule files: (path, text).\npub static RULE_FILES: &[(&str, &str)] = &[\n{rules}];\n\
-         /// Shipped lists: (name, text).\npub static LIST_FILES: &[(&str, &str)] = &[\n{lists}];\n"
+         /// Shipped lists: (name, text).\npub static LIST_FILES: &[(&str, &str)] = &[\n{lists}];\n\
+         /// Shipped lookup tables: (name, text).\npub static TABLE_FILES: &[(&str, &str)] = &[\n{tables}];\n"
     );
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_rules.rs");
     fs::write(out, code).expect("write embedded_rules.rs");

@@ -58,8 +58,9 @@ filter: {kind: login}
 detect: {type: threshold, group_by: [user], window: 5m, threshold: 1000000}
 alert: {summary: x}
 "#;
-    let rules = RuleSet::compile(&RuleSources { files: vec![(PathBuf::from("b.yml"), text.into())], lists: vec![] })
-        .expect("compiles");
+    let rules =
+        RuleSet::compile(&RuleSources { files: vec![(PathBuf::from("b.yml"), text.into())], ..RuleSources::default() })
+            .expect("compiles");
     let lines: Vec<String> = (0..10_000)
         .map(|i| {
             format!(

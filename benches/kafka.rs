@@ -267,7 +267,7 @@ const PROBE_RULE: &str = "id: bench.probe\ntitle: Probe\nseverity: warning\n\
 
 fn latency(broker: &broker::Broker, rate: u64, seconds: u64) {
     broker.create_topic("probes", 3);
-    let sources = RuleSources { files: vec![("bench.yml".into(), PROBE_RULE.into())], lists: vec![] };
+    let sources = RuleSources { files: vec![("bench.yml".into(), PROBE_RULE.into())], ..RuleSources::default() };
     let rules = RuleSet::compile(&sources).expect("probe rule");
     let state = tempfile::tempdir().expect("temp dir");
     let (settings, source) = settings(broker, "probes", state.path());

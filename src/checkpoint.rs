@@ -20,7 +20,7 @@ use crate::engine::{Engine, RestoreReport, Restored, Snapshot};
 
 const MAGIC: &[u8; 8] = b"VIGILCK\0";
 /// Bumped whenever the layout of detector state changes.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 const HEADER: usize = MAGIC.len() + 4 + 8;
 
 #[derive(Debug, Error)]
@@ -153,7 +153,7 @@ mod tests {
         alert: {summary: burst}\n";
 
     fn rules(text: &str) -> RuleSet {
-        let sources = RuleSources { files: vec![("r.yml".into(), text.into())], lists: vec![] };
+        let sources = RuleSources { files: vec![("r.yml".into(), text.into())], ..RuleSources::default() };
         RuleSet::compile(&sources).expect("valid rule")
     }
 

@@ -18,6 +18,7 @@ pub fn embedded_rules() -> RuleSources {
     RuleSources {
         files: embedded::RULE_FILES.iter().map(|(path, text)| (PathBuf::from(path), text.to_string())).collect(),
         lists: embedded::LIST_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect(),
+        tables: embedded::TABLE_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect(),
     }
 }
 
@@ -29,7 +30,8 @@ pub fn embedded_demo_rules() -> RuleSources {
     sources
 }
 
-/// Reads `dir/**/*.yml|yaml` (sorted by path) and `dir/lists/*.txt`.
+/// Reads `dir/**/*.yml|yaml` (sorted by path), the lists
+/// `dir/lists/*.txt` and the lookup tables `dir/lists/*.csv`.
 pub fn read_rules(dir: &Path) -> Result<RuleSources> {
     if !dir.is_dir() {
         anyhow::bail!("rules directory {} does not exist", dir.display());
@@ -43,9 +45,11 @@ pub fn read_rules(dir: &Path) -> Result<RuleSources> {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
         let text = || fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()));
         if path.starts_with(&lists_dir) {
-            if ext == "txt" {
-                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
-                sources.lists.push((name, text()?));
+            let name = || path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+            match ext {
+                "txt" => sources.lists.push((name(), text()?)),
+                "csv" => sources.tables.push((name(), text()?)),
+                _ => {}
             }
         } else if ext == "yml" || ext == "yaml" {
             sources.files.push((path.clone(), text()?));
@@ -106,8 +110,9 @@ impl RuleOrigin {
     }
 }
 
-/// Fills the lists a site has left empty with the demo company's
-/// ([`crate::source::demo::SITE_LISTS`]); lists with entries stay.
+/// Fills the lists and tables a site has left empty with the demo
+/// company's ([`crate::source::demo::SITE_LISTS`], `SITE_TABLES`); those
+/// with entries stay.
 pub fn with_demo_site(sources: &mut RuleSources) {
     let mut lists = crate::rules::Lists::new();
     for (name, text) in &sources.lists {
@@ -118,6 +123,14 @@ pub fn with_demo_site(sources: &mut RuleSources) {
             Some((_, text)) if lists.get(name).is_none_or(|l| l.is_empty()) => text.push_str(demo),
             Some(_) => {}
             None => sources.lists.push((name.to_string(), demo.to_string())),
+        }
+    }
+    for (name, demo) in crate::source::demo::SITE_TABLES {
+        let empty = |text: &str| crate::event::enrich::Table::parse(name, text).map_or(true, |t| t.is_empty());
+        match sources.tables.iter_mut().find(|(n, _)| n == name) {
+            Some((_, text)) if empty(text) => *text = demo.to_string(),
+            Some(_) => {}
+            None => sources.tables.push((name.to_string(), demo.to_string())),
         }
     }
 }

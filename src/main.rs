@@ -85,6 +85,11 @@ enum Command {
         /// Leave out the live day with the attacks.
         #[arg(long)]
         no_attacks: bool,
+        /// Write the field traffic instead: five offices from UTC−5 to
+        /// UTC+5:30, `--days` of history then two evaluated weeks with
+        /// labelled attacks (listed on stderr), `--users` staff.
+        #[arg(long)]
+        field: bool,
     },
 }
 
@@ -183,9 +188,10 @@ fn execute(command: Command) -> Result<ExitCode> {
             match compile(&args, &settings)? {
                 Some(rules) => {
                     println!(
-                        "ok: {} rules, {} lists",
+                        "ok: {} rules, {} lists, {} tables",
                         rules.rules.len() + rules.inert.len(),
-                        rules.lists.names().count()
+                        rules.lists.names().count(),
+                        rules.tables.len()
                     );
                     for inert in &rules.inert {
                         println!("note: {} is inert: {}", inert.rule.id, inert.reason());
@@ -218,12 +224,39 @@ fn execute(command: Command) -> Result<ExitCode> {
             writeln!(out, "\nrule tests: {verdict}. {} passed; {failed} failed", outcomes.len() - failed)?;
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Generate { seed, days, users, accounts, tokens, calls_per_hour, no_attacks } => {
-            let spec =
-                DemoSpec { seed, history_days: days, users, accounts, tokens, calls_per_hour, attacks: !no_attacks };
-            let stream = demo::generate(&spec);
+        Command::Generate { seed, days, users, accounts, tokens, calls_per_hour, no_attacks, field } => {
+            let events = if field {
+                let spec = vigil::source::traffic::TrafficSpec {
+                    seed,
+                    history_days: days,
+                    users,
+                    attacks_per_kind: if no_attacks { 0 } else { 2 },
+                    ..Default::default()
+                };
+                let traffic = vigil::source::traffic::generate(&spec);
+                let mut err = io::stderr().lock();
+                for attack in &traffic.attacks {
+                    writeln!(
+                        err,
+                        "attack {} {} {} {}: {}",
+                        attack.start, attack.kind, attack.severity, attack.marker, attack.what
+                    )?;
+                }
+                traffic.events
+            } else {
+                let spec = DemoSpec {
+                    seed,
+                    history_days: days,
+                    users,
+                    accounts,
+                    tokens,
+                    calls_per_hour,
+                    attacks: !no_attacks,
+                };
+                demo::generate(&spec).events
+            };
             let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-            for (_, line) in &stream.events {
+            for (_, line) in &events {
                 writeln!(out, "{line}")?;
             }
             out.flush()?;

@@ -446,7 +446,7 @@ mod tests {
 
     fn rules(texts: &[&str]) -> RuleSet {
         let files = texts.iter().enumerate().map(|(i, t)| (format!("r{i}.yml").into(), t.to_string())).collect();
-        RuleSet::compile(&RuleSources { files, lists: vec![] }).expect("valid rules")
+        RuleSet::compile(&RuleSources { files, ..RuleSources::default() }).expect("valid rules")
     }
 
     fn pipeline(rules: &RuleSet) -> Pipeline {

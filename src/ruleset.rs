@@ -10,17 +10,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::detect::{self, Limits, ParamReader, Params};
+use crate::event::enrich::Table;
 use crate::event::{FieldId, Schema};
 use crate::rules::spec::{RuleSpec, TestSpec};
 use crate::rules::yaml::{self, Document, Loc, Node, Spanned};
 use crate::rules::{filter, Diagnostic, Diagnostics, Filter, Lists, Severity, Sink, Template};
 use crate::time::{Span, Timestamp};
 
-/// Rule files and list files as read from disk (or embedded).
+/// Rule files, list files and lookup tables as read from disk (or
+/// embedded).
 #[derive(Debug, Clone, Default)]
 pub struct RuleSources {
     pub files: Vec<(PathBuf, String)>,
     pub lists: Vec<(String, String)>,
+    /// `rules/lists/NAME.csv`: (name, text).
+    pub tables: Vec<(String, String)>,
 }
 
 impl RuleSources {
@@ -34,7 +38,7 @@ impl RuleSources {
             hasher.update(text.as_bytes());
             hasher.update(&[0]);
         }
-        for (name, text) in &self.lists {
+        for (name, text) in self.lists.iter().chain(&self.tables) {
             hasher.update(name.as_bytes());
             hasher.update(&[0]);
             hasher.update(text.as_bytes());
@@ -78,8 +82,9 @@ pub struct RuleTest {
     /// Each expected alert: fields that must equal the alert's group values
     /// or top-level fields (`count`, `value`, `severity`, ...).
     pub expect: Vec<serde_json::Map<String, serde_json::Value>>,
-    /// The rule compiled with the test's own `lists:`, if it gives any.
-    pub rule: Option<Arc<Rule>>,
+    /// The rule compiled alone with the test's own `lists:` and `tables:`,
+    /// if it gives any.
+    pub site: Option<Arc<RuleSet>>,
     pub loc: Loc,
 }
 
@@ -89,6 +94,8 @@ pub struct RuleSet {
     pub rules: Vec<Arc<Rule>>,
     pub schema: Arc<Schema>,
     pub lists: Lists,
+    /// Lookup tables, joined into events by the schema where rules use them.
+    pub tables: Vec<Arc<Table>>,
     /// Valid rules that do not run until the site gives the data they need.
     pub inert: Vec<Inert>,
 }
@@ -99,13 +106,13 @@ pub struct RuleSet {
 #[derive(Debug, Clone)]
 pub struct Inert {
     pub rule: Arc<Rule>,
-    /// The empty lists, by name.
+    /// The empty lists and tables, as files.
     pub missing: Vec<String>,
 }
 
 impl Inert {
     pub fn reason(&self) -> String {
-        let files: Vec<String> = self.missing.iter().map(|m| format!("rules/lists/{m}.txt")).collect();
+        let files = &self.missing;
         format!("it needs site data: {} {} empty", files.join(", "), if files.len() == 1 { "is" } else { "are" })
     }
 }
@@ -118,6 +125,12 @@ const MAX_REPEAT: i64 = 10_000;
 
 impl RuleSet {
     pub fn compile(sources: &RuleSources) -> Result<RuleSet, Diagnostics> {
+        RuleSet::compile_with(sources, true)
+    }
+
+    /// `test_sites`: whether tests that bring their own site data get a
+    /// rule set of their own (not for those very sets).
+    fn compile_with(sources: &RuleSources, test_sites: bool) -> Result<RuleSet, Diagnostics> {
         let mut lists = Lists::new();
         for (name, text) in &sources.lists {
             lists.insert(name, text);
@@ -125,10 +138,23 @@ impl RuleSet {
         let mut schema = Schema::new();
         let mut rules: Vec<Arc<Rule>> = Vec::new();
         let mut diagnostics = Vec::new();
+        let mut tables = Vec::new();
+        for (name, text) in &sources.tables {
+            match Table::parse(name, text) {
+                Ok(table) => tables.push(Arc::new(table)),
+                Err(err) => diagnostics.push(Diagnostic {
+                    file: PathBuf::from(format!("rules/lists/{name}.csv")),
+                    loc: Loc { line: err.line.max(1), column: 1 },
+                    rule: None,
+                    message: err.message,
+                }),
+            }
+        }
+        let names = SiteData { lists: &lists, tables: &tables, sources: test_sites.then_some(sources) };
         let mut seen: HashMap<String, (PathBuf, Loc)> = HashMap::new();
         for (path, text) in &sources.files {
             for doc in yaml::documents(text) {
-                let compiled = compile_document(path, &doc, &mut schema, &lists, &mut diagnostics);
+                let compiled = compile_document(path, &doc, &mut schema, &names, &mut diagnostics);
                 let Some(rule) = compiled else { continue };
                 if let Some((first_file, first_loc)) = seen.get(&*rule.id) {
                     diagnostics.push(Diagnostic {
@@ -147,9 +173,12 @@ impl RuleSet {
             diagnostics.sort();
             return Err(Diagnostics(diagnostics));
         }
-        let (rules, inert): (Vec<_>, Vec<_>) = rules.into_iter().partition(|rule| missing(rule, &lists).is_empty());
-        let inert = inert.into_iter().map(|rule| Inert { missing: missing(&rule, &lists), rule }).collect();
-        Ok(RuleSet { rules, schema: Arc::new(schema), lists, inert })
+        let (rules, inert): (Vec<_>, Vec<_>) = rules.into_iter().partition(|rule| names.missing(rule).is_empty());
+        let inert = inert.into_iter().map(|rule| Inert { missing: names.missing(&rule), rule }).collect();
+        for table in &tables {
+            schema.join(table.clone());
+        }
+        Ok(RuleSet { rules, schema: Arc::new(schema), lists, tables, inert })
     }
 
     /// Every rule, inert ones included: what `vigil test` tests.
@@ -164,19 +193,56 @@ impl RuleSet {
     /// A rule set running only `rule`, sharing this set's schema: what an
     /// inline test runs against.
     pub fn only(&self, rule: &Arc<Rule>) -> RuleSet {
-        RuleSet { rules: vec![rule.clone()], schema: self.schema.clone(), lists: self.lists.clone(), inert: Vec::new() }
+        RuleSet {
+            rules: vec![rule.clone()],
+            schema: self.schema.clone(),
+            lists: self.lists.clone(),
+            tables: self.tables.clone(),
+            inert: Vec::new(),
+        }
     }
 
     /// The rules `keep` selects, sharing this set's schema and lists.
     pub fn subset(&self, keep: impl Fn(&Arc<Rule>) -> bool) -> RuleSet {
         let rules = self.rules.iter().filter(|r| keep(r)).cloned().collect();
-        RuleSet { rules, schema: self.schema.clone(), lists: self.lists.clone(), inert: Vec::new() }
+        RuleSet {
+            rules,
+            schema: self.schema.clone(),
+            lists: self.lists.clone(),
+            tables: self.tables.clone(),
+            inert: Vec::new(),
+        }
     }
 }
 
-/// The lists `rule` requires that hold no entry.
-fn missing(rule: &Rule, lists: &Lists) -> Vec<String> {
-    rule.requires.iter().filter(|name| lists.get(name).is_none_or(|l| l.is_empty())).cloned().collect()
+/// The site's lists and tables, which `requires:` names.
+struct SiteData<'a> {
+    lists: &'a Lists,
+    tables: &'a [Arc<Table>],
+    /// What they were read from, for tests that replace some.
+    sources: Option<&'a RuleSources>,
+}
+
+impl SiteData<'_> {
+    fn file(&self, name: &str) -> Option<String> {
+        if self.lists.get(name).is_some() {
+            Some(format!("rules/lists/{name}.txt"))
+        } else {
+            self.tables.iter().any(|t| t.name == name).then(|| format!("rules/lists/{name}.csv"))
+        }
+    }
+
+    fn is_empty(&self, name: &str) -> bool {
+        match self.lists.get(name) {
+            Some(list) => list.is_empty(),
+            None => self.tables.iter().find(|t| t.name == name).is_none_or(|t| t.is_empty()),
+        }
+    }
+
+    /// The files of what `rule` requires that hold no entry.
+    fn missing(&self, rule: &Rule) -> Vec<String> {
+        rule.requires.iter().filter(|name| self.is_empty(name)).filter_map(|name| self.file(name)).collect()
+    }
 }
 
 /// Compiles one YAML document; `None` if it is disabled or broken (the
@@ -185,7 +251,7 @@ fn compile_document(
     path: &Path,
     doc: &Document<'_>,
     schema: &mut Schema,
-    lists: &Lists,
+    site: &SiteData<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<Rule> {
     let spec: RuleSpec = match yaml::parse_document(doc) {
@@ -201,9 +267,11 @@ fn compile_document(
         }
     };
     let mut sink = Sink::with_text(doc.first_line, doc.text);
-    let mut rule = validate(path, doc, &spec, schema, lists, &mut sink);
+    let mut rule = validate(path, doc, &spec, schema, site, &mut sink);
     if let Some(rule) = &mut rule {
-        with_test_lists(path, doc, &spec, schema, lists, rule, &mut sink);
+        if let Some(sources) = site.sources {
+            with_test_sites(path, doc, &spec, sources, site, rule, &mut sink);
+        }
     }
     let id = spec.id.value.clone();
     diagnostics.extend(sink.problems.into_iter().map(|p| Diagnostic {
@@ -215,29 +283,58 @@ fn compile_document(
     rule.filter(|_| spec.enabled != Some(false))
 }
 
-/// Compiles the rule again for each test that brings its own `lists:`.
-fn with_test_lists(
+/// Compiles the rule alone, with the site data a test brings (`lists:`,
+/// `tables:`) in place of the site's, for each test that brings some.
+fn with_test_sites(
     path: &Path,
     doc: &Document<'_>,
     spec: &RuleSpec,
-    schema: &mut Schema,
-    lists: &Lists,
+    sources: &RuleSources,
+    site: &SiteData<'_>,
     rule: &mut Rule,
     sink: &mut Sink,
 ) {
     for (test, compiled) in spec.tests.iter().zip(rule.tests.iter_mut()) {
-        let Some(own) = &test.value.lists else { continue };
-        let mut merged = lists.clone();
-        for (name, entries) in &own.value {
-            if lists.get(name).is_none() {
-                sink.error(own, format!("the test gives list `{name}`, which the rule set does not have"));
-            }
-            merged.set(name, entries.clone());
+        let (lists, tables) = (&test.value.lists, &test.value.tables);
+        if lists.is_none() && tables.is_none() {
+            continue;
         }
-        let mut scratch = Sink::with_text(doc.first_line, doc.text);
-        if let Some(mut variant) = validate(path, doc, spec, schema, &merged, &mut scratch) {
-            variant.tests.clear();
-            compiled.rule = Some(Arc::new(variant));
+        // Blank lines keep the document's line numbers.
+        let text = "\n".repeat(doc.first_line.saturating_sub(1) as usize) + doc.text;
+        let mut own = RuleSources { files: vec![(path.to_owned(), text)], ..sources.clone() };
+        for (name, entries) in lists.iter().flat_map(|l| &l.value) {
+            if site.lists.get(name).is_none() {
+                if let Some(at) = lists {
+                    sink.error(at, format!("the test gives list `{name}`, which the rule set does not have"));
+                }
+            }
+            own.lists.retain(|(n, _)| n != name);
+            own.lists.push((name.clone(), entries.join("\n")));
+        }
+        for (name, csv) in tables.iter().flat_map(|t| &t.value) {
+            if !site.tables.iter().any(|t| &t.name == name) {
+                if let Some(at) = tables {
+                    sink.error(at, format!("the test gives table `{name}`, which the rule set does not have"));
+                }
+            }
+            own.tables.retain(|(n, _)| n != name);
+            own.tables.push((name.clone(), csv.clone()));
+        }
+        match RuleSet::compile_with(&own, false) {
+            Ok(set) => compiled.site = Some(Arc::new(set)),
+            Err(problems) => {
+                // Problems of the site's own files are reported once, by
+                // the compile of the whole set.
+                let tables_of_test = |d: &Diagnostic| {
+                    tables.as_ref().is_some_and(|t| t.value.keys().any(|n| d.file.ends_with(format!("{n}.csv"))))
+                };
+                let own: Vec<Diagnostic> =
+                    problems.0.into_iter().filter(|d| d.file == path || tables_of_test(d)).collect();
+                if !own.is_empty() {
+                    let text = Diagnostics(own).to_string();
+                    sink.error_at(Loc::of(test), format!("the test's site data does not compile: {text}"));
+                }
+            }
         }
     }
 }
@@ -255,9 +352,10 @@ fn validate(
     doc: &Document<'_>,
     spec: &RuleSpec,
     schema: &mut Schema,
-    lists: &Lists,
+    site: &SiteData<'_>,
     sink: &mut Sink,
 ) -> Option<Rule> {
+    let lists = site.lists;
     let id = spec.id.value.trim();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
         sink.error(&spec.id, "a rule id must be non-empty and use only letters, digits, `.`, `_` and `-`");
@@ -334,8 +432,8 @@ fn validate(
     let mut requires = Vec::new();
     if let Some(names) = &spec.requires {
         for name in &names.value {
-            if lists.get(name).is_none() {
-                sink.error(names, format!("`requires` names `{name}`, but there is no rules/lists/{name}.txt"));
+            if site.file(name).is_none() {
+                sink.error(names, format!("`requires` names `{name}`, but there is no rules/lists/{name}.txt or .csv"));
             }
             requires.push(name.clone());
         }
@@ -480,7 +578,7 @@ fn compile_test(test: &Spanned<TestSpec>, sink: &mut Sink) -> Option<RuleTest> {
             }
         }
     }
-    ok.then(|| RuleTest { name: test.value.name.clone(), events, expect, rule: None, loc: sink.to_file(Loc::of(test)) })
+    ok.then(|| RuleTest { name: test.value.name.clone(), events, expect, site: None, loc: sink.to_file(Loc::of(test)) })
 }
 
 #[cfg(test)]
@@ -512,6 +610,7 @@ tests:
         RuleSet::compile(&RuleSources {
             files: vec![("r.yml".into(), rule.to_owned())],
             lists: vec![("nets".into(), nets.to_owned())],
+            tables: vec![("directory".into(), "user,timezone\n".to_owned())],
         })
     }
 
@@ -533,7 +632,7 @@ tests:
         assert_eq!(outcomes[0].failure, None);
         // Without the test's lists the same events raise two alerts.
         let rule = &rules.inert[0].rule;
-        let bare = RuleTest { rule: None, ..rule.tests[0].clone() };
+        let bare = RuleTest { site: None, ..rule.tests[0].clone() };
         assert!(crate::ruletest::run_one(&rules, rule, &bare, Span::from_secs(60)).is_err());
     }
 
@@ -541,9 +640,60 @@ tests:
     fn requiring_or_giving_an_unknown_list_is_an_error() {
         let wrong = ALLOWLIST.replace("requires: [nets]", "requires: [networks]");
         let err = compile(&wrong, "10.0.0.0/8").unwrap_err();
-        assert!(err.0.iter().any(|d| d.message.contains("no rules/lists/networks.txt")), "{err:?}");
+        assert!(err.0.iter().any(|d| d.message.contains("no rules/lists/networks.txt or .csv")), "{err:?}");
         let wrong = ALLOWLIST.replace("lists: {nets:", "lists: {netz:");
         let err = compile(&wrong, "10.0.0.0/8").unwrap_err();
         assert!(err.0.iter().any(|d| d.message.contains("list `netz`")), "{err:?}");
+    }
+
+    #[test]
+    fn tables_join_into_filters_groups_templates_and_replace_what_events_claim() {
+        let rule = r#"
+id: t.office
+title: By office
+severity: warning
+filter: {kind: login, directory.office: bangalore}
+detect: {type: match, group_by: [directory.office]}
+alert: {summary: "{{user}} in {{directory.office}} ({{directory.timezone}})"}
+"#;
+        let rules = RuleSet::compile(&RuleSources {
+            files: vec![("r.yml".into(), rule.into())],
+            tables: vec![(
+                "directory".into(),
+                "user,office,timezone\nRahul@acme.example,bangalore,Asia/Kolkata\nanna@acme.example,berlin,Europe/Berlin\n".into(),
+            )],
+            ..RuleSources::default()
+        })
+        .unwrap();
+        let mut pipeline = crate::pipeline::Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
+        for line in [
+            r#"{"ts":"2026-11-09T04:00:00Z","kind":"login","user":"rahul@ACME.example"}"#,
+            r#"{"ts":"2026-11-09T04:01:00Z","kind":"login","user":"anna@acme.example"}"#,
+            // Not in the directory: what the event claims is dropped.
+            r#"{"ts":"2026-11-09T04:02:00Z","kind":"login","user":"mallory","directory":{"office":"bangalore"}}"#,
+            r#"{"ts":"2026-11-09T04:03:00Z","kind":"login","user":"eve","directory.office":"bangalore"}"#,
+        ] {
+            let _ = pipeline.feed(line.as_bytes());
+        }
+        let alerts: Vec<_> = pipeline.drain_alerts().collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].summary, "rahul@ACME.example in bangalore (Asia/Kolkata)");
+        assert_eq!(alerts[0].group_value("directory.office"), Some("bangalore"));
+    }
+
+    #[test]
+    fn a_table_nobody_uses_is_not_joined_and_a_broken_one_is_an_error() {
+        let sources = |csv: &str| RuleSources {
+            files: vec![("r.yml".into(), ALLOWLIST.into())],
+            lists: vec![("nets".into(), "10.0.0.0/8".into())],
+            tables: vec![("directory".into(), csv.into())],
+        };
+        let rules = RuleSet::compile(&sources("user,tz\nanna,UTC\n")).unwrap();
+        assert!(rules.schema.joins.is_empty());
+        let err = RuleSet::compile(&sources("user,tz\nanna,UTC\nANNA,UTC\n")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rules/lists/directory.csv:3:1: table `directory`: key `anna` again (first on line 2)"
+        );
     }
 }

@@ -36,7 +36,10 @@ pub fn run_all(rules: &RuleSet, lateness: Span) -> Vec<TestOutcome> {
 
 /// Runs one test; `Err` says how it failed.
 pub fn run_one(rules: &RuleSet, rule: &Arc<Rule>, test: &RuleTest, lateness: Span) -> Result<(), String> {
-    let only = rules.only(test.rule.as_ref().unwrap_or(rule));
+    let only = match test.site.as_deref() {
+        Some(own) => own.only(own.all_rules().next().unwrap_or(rule)),
+        None => rules.only(rule),
+    };
     let mut pipeline = crate::pipeline::Pipeline::new(&only, lateness, crate::event::decode::DEFAULT_MAX_EVENT_BYTES);
     for event in &test.events {
         let line = event.to_string();

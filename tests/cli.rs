@@ -8,7 +8,7 @@ use common::{data, demo_site_rules, golden, run, run_with_stdin, text};
 fn check_accepts_the_shipped_rules() {
     let out = run(&["check"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("ok: 20 rules, 4 lists"), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("ok: 22 rules, 4 lists, 2 tables"), "{}", text(&out.stdout));
 }
 
 #[test]

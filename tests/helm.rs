@@ -155,7 +155,7 @@ fn the_default_chart_lints_validates_and_is_hardened() {
     rendered.one("PodDisruptionBudget");
     assert_eq!(rendered.one("Service")["spec"]["ports"][0]["port"], 9464);
     let report = check_config_and_rules(&rendered);
-    assert!(report.contains("ok: 20 rules, 4 lists"), "the shipped rules: {report}");
+    assert!(report.contains("ok: 22 rules, 4 lists, 2 tables"), "the shipped rules: {report}");
     assert!(rendered.notes.contains("port-forward") && rendered.notes.contains("No notifiers"), "{}", rendered.notes);
 }
 
@@ -213,7 +213,7 @@ fn the_chart_with_every_feature_on_lints_validates_and_is_hardened() {
     assert_eq!(shipped, 2);
 
     let report = check_config_and_rules(&rendered);
-    assert!(report.contains("ok: 21 rules, 5 lists"), "the shipped rules and the custom one: {report}");
+    assert!(report.contains("ok: 23 rules, 5 lists, 2 tables"), "the shipped rules and the custom one: {report}");
     assert!(rendered.notes.contains("oncall-email (email)"), "{}", rendered.notes);
 }
 

@@ -24,6 +24,7 @@ fn compile(text: &str) -> Result<RuleSet, vigil::rules::Diagnostics> {
     RuleSet::compile(&RuleSources {
         files: vec![(PathBuf::from("r.yml"), text.to_owned())],
         lists: vec![("l".into(), "a\nb\n".into())],
+        tables: vec![("t".into(), "user,tz\nalice,UTC\n".into())],
     })
 }
 

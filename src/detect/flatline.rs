@@ -57,8 +57,9 @@ pub struct Activity {
     /// The silence was alerted on (not held back by realert): its end is
     /// announced too.
     announced: bool,
-    /// The longest gap between events per day, oldest first (`learn_gaps`).
-    gaps: VecDeque<(Timestamp, Span)>,
+    /// The longest gap between events (µs) per day, oldest first
+    /// (`learn_gaps`).
+    gaps: VecDeque<(Timestamp, i64)>,
 }
 
 impl Activity {
@@ -71,7 +72,7 @@ impl Activity {
             n if n >= threshold => self.recent.front().map_or(known, |t| t.saturating_add(window)).max(known),
             _ => known,
         };
-        let usual = self.gaps.iter().map(|(_, gap)| *gap).max().unwrap_or(Span::ZERO);
+        let usual = Span(self.gaps.iter().map(|(_, gap)| *gap).max().unwrap_or(0));
         match self.recent.back() {
             Some(last) if usual > Span::ZERO => deadline.max(last.saturating_add(Span(usual.0.saturating_mul(2)))),
             _ => deadline,
@@ -85,7 +86,7 @@ impl Activity {
             return;
         }
         let day = ts.floor_to(Span::from_secs(86_400));
-        let gap = ts.since(last);
+        let gap = ts.since(last).0;
         match self.gaps.back_mut() {
             Some((d, longest)) if *d == day => *longest = (*longest).max(gap),
             _ => self.gaps.push_back((day, gap)),

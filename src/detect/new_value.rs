@@ -18,6 +18,8 @@
 //! each value (capped like the groups, and rebuilt from them when a
 //! checkpoint is read back).
 
+use std::fmt::Write as _;
+
 use super::bounded::BoundedLru;
 use super::groups::GroupTable;
 use super::{conclude, Firing, Limits, Outcome, ParamReader};
@@ -33,6 +35,9 @@ pub struct Params {
     pub network: Option<(u8, u8)>,
     /// A value this many other groups know is common, not news.
     pub common_in: Option<u32>,
+    /// Fields whose values must be new too (`also_new`): a new device in
+    /// a new country, not a new phone at the office.
+    pub also_new: Vec<FieldId>,
 }
 
 impl Params {
@@ -54,7 +59,8 @@ impl Params {
         let network = (v4.is_some() || v6.is_some())
             .then(|| (v4.map_or(24, |p| p.value.min(32)), v6.map_or(48, |p| p.value.min(128))));
         let common_in = r.optional("common_in", |s| &s.common_in).map(|c| c.value.max(1));
-        Some(Params { field: field?, learning: learning?, forget_after, network, common_in })
+        let also_new = r.optional_fields("also_new", |s| &s.also_new);
+        Some(Params { field: field?, learning: learning?, forget_after, network, common_in, also_new })
     }
 }
 
@@ -93,7 +99,7 @@ impl Detector {
         }
         let mut population = BoundedLru::new(self.population.cap());
         for (_, group) in self.groups.iter() {
-            for (value, _) in group.state.values.iter() {
+            for (value, _) in group.state.values.iter().filter(|(v, _)| !v.starts_with(KEY_TAG)) {
                 match population.get_mut(value) {
                     Some(count) => *count += 1,
                     None => {
@@ -116,51 +122,28 @@ impl Detector {
         let known = &mut group.state;
         known.first_seen = known.first_seen.min(event.ts);
         let learned = event.ts.since(known.first_seen) >= self.params.learning;
-        let mut new_value = None;
-        let scratch = &mut self.scratch;
-        let evictions = &mut self.value_evictions;
-        let forget_after = self.params.forget_after;
-        let network = self.params.network;
-        let common_in = self.params.common_in;
-        let population = &mut self.population;
-        value.any(|item| {
-            scratch.clear();
-            if !item.write_text(scratch) {
-                return false;
-            }
-            if let Some(prefixes) = network {
-                if !to_network(scratch, prefixes) {
-                    return false;
+        let params = &self.params;
+        let mut memory = Memory {
+            known,
+            scratch: &mut self.scratch,
+            evictions: &mut self.value_evictions,
+            population: params.common_in.map(|n| (n, &mut self.population)),
+            forget_after: params.forget_after,
+            ts: event.ts,
+        };
+        let mut new_value = memory.remember(value, None, params.network);
+        memory.population = None;
+        for (i, &field) in params.also_new.iter().enumerate() {
+            let also = memory.remember(event.get(field), Some(i), None);
+            new_value = match (new_value, also) {
+                (Some(mut text), Some(other)) => {
+                    text.push_str(", ");
+                    text.push_str(&other);
+                    Some(text)
                 }
-            }
-            let is_new = match known.values.get_mut(scratch.as_str()) {
-                Some(last_seen) => {
-                    let stale = forget_after.is_some_and(|f| event.ts.since(*last_seen) > f);
-                    *last_seen = (*last_seen).max(event.ts);
-                    stale
-                }
-                None => {
-                    if known.values.insert(scratch, event.ts) {
-                        *evictions += 1;
-                    }
-                    match (common_in, population.get_mut(scratch.as_str())) {
-                        (None, _) => {}
-                        (Some(_), Some(count)) => *count += 1,
-                        (Some(_), None) => {
-                            population.insert(scratch, 1);
-                        }
-                    }
-                    true
-                }
+                _ => None,
             };
-            // Known to `common_in` other groups (and now this one): common.
-            let common = common_in.is_some_and(|n| population.get_mut(scratch.as_str()).is_some_and(|c| *c > n));
-            let is_new = is_new && !common;
-            if is_new && new_value.is_none() {
-                new_value = Some(scratch.clone());
-            }
-            false
-        });
+        }
         let firing = new_value.filter(|_| learned).map(|value| Firing {
             ts: event.ts,
             first_ts: event.ts,
@@ -172,14 +155,81 @@ impl Detector {
     }
 }
 
-/// Replaces the address in `text` with its network; false if it is not an
-/// address.
-fn to_network(text: &mut String, (v4, v6): (u8, u8)) -> bool {
-    use std::fmt::Write;
-    let Ok(addr) = text.parse::<std::net::IpAddr>() else { return false };
+/// What one event teaches a group, field by field.
+struct Memory<'a> {
+    known: &'a mut Known,
+    scratch: &'a mut String,
+    evictions: &'a mut u64,
+    /// `common_in` and the count of groups knowing each value.
+    population: Option<(u32, &'a mut BoundedLru<u32>)>,
+    forget_after: Option<Span>,
+    ts: Timestamp,
+}
+
+impl Memory<'_> {
+    /// Records each item of `value` (tagged by the `also_new` field it
+    /// comes from); returns the first that was new to the group.
+    fn remember(&mut self, value: Value<'_>, tag: Option<usize>, network: Option<(u8, u8)>) -> Option<String> {
+        let mut first_new = None;
+        value.any(|item| {
+            let scratch = &mut *self.scratch;
+            scratch.clear();
+            if let Some(tag) = tag {
+                let _ = write!(scratch, "{KEY_TAG}{tag}{KEY_TAG}");
+            }
+            let text_at = scratch.len();
+            if !item.write_text(scratch) || network.is_some_and(|n| !to_network(scratch, text_at, n)) {
+                return false;
+            }
+            let is_new = match self.known.values.get_mut(scratch.as_str()) {
+                Some(last_seen) => {
+                    let stale = self.forget_after.is_some_and(|f| self.ts.since(*last_seen) > f);
+                    *last_seen = (*last_seen).max(self.ts);
+                    stale
+                }
+                None => {
+                    if self.known.values.insert(scratch, self.ts) {
+                        *self.evictions += 1;
+                    }
+                    true
+                }
+            };
+            let common = match &mut self.population {
+                None => false,
+                Some((common_in, population)) => {
+                    let count = match population.get_mut(scratch.as_str()) {
+                        Some(count) => {
+                            *count += u32::from(is_new);
+                            *count
+                        }
+                        None => {
+                            population.insert(scratch, 1);
+                            1
+                        }
+                    };
+                    // Known to `common_in` other groups (and now this one).
+                    count > *common_in
+                }
+            };
+            if is_new && !common && first_new.is_none() {
+                first_new = Some(scratch[text_at..].to_owned());
+            }
+            false
+        });
+        first_new
+    }
+}
+
+/// Marks the remembered values of an `also_new` field.
+const KEY_TAG: char = '\u{1f}';
+
+/// Replaces the address in `text[from..]` with its network; false if it
+/// is not an address.
+fn to_network(text: &mut String, from: usize, (v4, v6): (u8, u8)) -> bool {
+    let Ok(addr) = text[from..].parse::<std::net::IpAddr>() else { return false };
     let len = if addr.is_ipv4() { v4 } else { v6 };
     let Ok(net) = ipnet::IpNet::new(addr, len) else { return false };
-    text.clear();
+    text.truncate(from);
     write!(text, "{}", net.trunc()).is_ok()
 }
 
@@ -195,7 +245,14 @@ mod tests {
     fn setup(forget_after: Option<Span>) -> (Any, crate::event::Decoder) {
         let mut schema = Schema::new();
         let field = schema.intern("device");
-        let params = Params { field, learning: Span::from_secs(2 * DAY), forget_after, network: None, common_in: None };
+        let params = Params {
+            field,
+            learning: Span::from_secs(2 * DAY),
+            forget_after,
+            network: None,
+            common_in: None,
+            also_new: Vec::new(),
+        };
         (Any::NewValue(Detector::new(params, &limits())), decoder(schema))
     }
 
@@ -232,6 +289,7 @@ mod tests {
         let mut schema = Schema::new();
         let field = schema.intern("ip");
         let params = Params {
+            also_new: Vec::new(),
             field,
             learning: Span::from_secs(DAY),
             forget_after: None,
@@ -250,7 +308,7 @@ mod tests {
         ];
         assert_eq!(run(&mut d, &mut dec, &limits(), &events), ".....F");
         let mut text = String::from("91.64.200.9");
-        assert!(to_network(&mut text, (16, 32)));
+        assert!(to_network(&mut text, 0, (16, 32)));
         assert_eq!(text, "91.64.0.0/16");
     }
 
@@ -258,8 +316,14 @@ mod tests {
     fn a_value_many_groups_know_is_common() {
         let mut schema = Schema::new();
         let field = schema.intern("net");
-        let params =
-            Params { field, learning: Span::from_secs(DAY), forget_after: None, network: None, common_in: Some(2) };
+        let params = Params {
+            field,
+            learning: Span::from_secs(DAY),
+            forget_after: None,
+            network: None,
+            common_in: Some(2),
+            also_new: Vec::new(),
+        };
         let lim = limits();
         let mut d = Detector::new(params, &lim);
         let mut dec = decoder(schema);
@@ -282,5 +346,30 @@ mod tests {
         d.population = BoundedLru::new(lim.max_groups);
         d.recount();
         assert_eq!(d.population.get_mut("office").copied(), Some(3));
+    }
+
+    #[test]
+    fn also_new_needs_every_field_new() {
+        let mut schema = Schema::new();
+        let device = schema.intern("device");
+        let country = schema.intern("country");
+        let params = Params {
+            field: device,
+            learning: Span::from_secs(DAY),
+            forget_after: None,
+            network: None,
+            common_in: None,
+            also_new: vec![country],
+        };
+        let mut d = Any::NewValue(Detector::new(params, &limits()));
+        let mut dec = decoder(schema);
+        let events = [
+            (0, r#""device":"laptop","country":"DE""#),
+            (2 * DAY, r#""device":"new-phone","country":"DE""#), // a new phone at home
+            (2 * DAY, r#""device":"laptop","country":"US""#),    // travelling with the laptop
+            (2 * DAY, r#""device":"stolen","country":"NG""#),    // both new
+            (2 * DAY, r#""device":"other","country":"NG""#),     // the country is known now
+        ];
+        assert_eq!(run(&mut d, &mut dec, &limits(), &events), "...F.");
     }
 }

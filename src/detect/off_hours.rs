@@ -3,11 +3,14 @@
 //!
 //! `mode: schedule` (default) fires for an event outside the configured
 //! `hours` on the configured `days`, or on a holiday, in `timezone` (or the
-//! zone named by the event's `timezone_field`, for teams across zones).
+//! first zone named by the event's `timezone_field`s, for teams across
+//! zones: the event's own field or one a lookup table joined in).
 //! `mode: profile` learns each group's hour-of-week histogram and fires for
 //! an event in an hour (± `tolerance` hours) that holds at most `min_share`
 //! of the group's history, once the group has `min_events` events and has
-//! been known for `learning`.
+//! been known for `learning`. With `match:`, every event teaches but only
+//! those it matches can fire: an admin's rare changes are judged against
+//! the hours of all their activity.
 
 use std::collections::HashSet;
 
@@ -22,7 +25,9 @@ use crate::time::{Span, Timestamp};
 #[derive(Debug, Clone)]
 pub struct Params {
     pub timezone: Tz,
-    pub timezone_field: Option<FieldId>,
+    /// Fields naming the event's time zone, first present wins (a user's
+    /// zone from the directory, then their country's).
+    pub timezone_field: Vec<FieldId>,
     pub mode: Mode,
 }
 
@@ -48,10 +53,21 @@ pub struct Profile {
     pub min_events: u64,
     pub min_share: f64,
     pub tolerance: u32,
+    /// Hours after a habitual hour that still count as usual
+    /// (`tolerance_after`, default `tolerance`): days run long more often
+    /// than they start early.
+    pub tolerance_after: u32,
     /// Days either side whose same hours count too: habits carry over to
     /// neighbouring days, and two weeks of history rarely cover every
     /// hour of every weekday.
     pub day_tolerance: u32,
+    /// Two events of a group closer than this mark the hours between them
+    /// as habitual too (`span_gap`): a person is active between the login
+    /// that starts their day and the one that renews it at noon.
+    pub span_gap: Option<Span>,
+    /// Only events this matches can fire (`match:`); every event teaches.
+    /// An admin's changes are judged by the hours of all their API calls.
+    pub fires_on: Option<crate::rules::Filter>,
 }
 
 const HOURS_PER_WEEK: usize = 168;
@@ -71,7 +87,7 @@ impl Params {
                 }
             },
         };
-        let timezone_field = r.optional_field("timezone_field", |s| &s.timezone_field);
+        let timezone_field = r.optional_fields("timezone_field", |s| &s.timezone_field);
         let mode = match r.choice("mode", |s| &s.mode, &["schedule", "profile"]) {
             None | Some("schedule") => Mode::Schedule(schedule(r)?),
             Some(_) => Mode::Profile(Profile {
@@ -79,7 +95,16 @@ impl Params {
                 min_events: r.optional("min_events", |s| &s.min_events).map_or(50, |m| m.value),
                 min_share: r.optional("min_share", |s| &s.min_share).map_or(0.0, |m| m.value),
                 tolerance: r.optional("tolerance", |s| &s.tolerance).map_or(1, |t| t.value.min(11)),
+                tolerance_after: r
+                    .optional("tolerance_after", |s| &s.tolerance_after)
+                    .or(r.spec.tolerance.as_ref())
+                    .map_or(1, |t| t.value.min(11)),
                 day_tolerance: r.optional("day_tolerance", |s| &s.day_tolerance).map_or(1, |t| t.value.min(3)),
+                span_gap: match r.spec.span_gap {
+                    Some(_) => Some(r.duration("span_gap", |s| &s.span_gap)?),
+                    None => None,
+                },
+                fires_on: r.optional("match", |s| &s.sub_filter).map(|node| r.filter(node)),
             }),
         };
         Some(Params { timezone, timezone_field, mode })
@@ -163,12 +188,13 @@ fn parse_days(text: &str) -> Option<Vec<usize>> {
     }
 }
 
-/// The local time of an event: the zone named by the event, or the rule's.
+/// The local time of an event: the first zone the event names (by its own
+/// field or an enriched one), or the rule's.
 fn local(params: &Params, event: &EventRef<'_>) -> chrono::DateTime<Tz> {
     let tz = params
         .timezone_field
-        .and_then(|f| event.get(f).as_str())
-        .and_then(|name| name.parse::<Tz>().ok())
+        .iter()
+        .find_map(|&f| event.get(f).as_str().and_then(|name| name.parse::<Tz>().ok()))
         .unwrap_or(params.timezone);
     event.ts.to_datetime().with_timezone(&tz)
 }
@@ -193,6 +219,8 @@ impl Schedule {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Habits {
     first_seen: Timestamp,
+    /// The newest event, for `span_gap`.
+    last: Timestamp,
     total: u64,
     #[serde(with = "week")]
     hours: Box<[u32; HOURS_PER_WEEK]>,
@@ -262,6 +290,7 @@ impl Detector {
                 let hour = local.weekday().num_days_from_monday() as usize * 24 + local.hour() as usize;
                 let group = groups.entry(key, || Habits {
                     first_seen: event.ts,
+                    last: event.ts,
                     total: 0,
                     hours: Box::new([0; HOURS_PER_WEEK]),
                 });
@@ -270,10 +299,13 @@ impl Detector {
                 habits.first_seen = habits.first_seen.min(event.ts);
                 let learned =
                     habits.total >= profile.min_events && event.ts.since(habits.first_seen) >= profile.learning;
-                let (hours, days) = (profile.tolerance as i64, profile.day_tolerance as i64);
+                let (before, after) = (profile.tolerance as i64, profile.tolerance_after as i64);
+                let days = profile.day_tolerance as i64;
                 let mut nearby = 0u64;
                 for day in -days..=days {
-                    for h in -hours..=hours {
+                    // Habitual hours up to `after` hours earlier, or up to
+                    // `before` hours later, than this event.
+                    for h in -after..=before {
                         let bucket = (hour as i64 + day * 24 + h).rem_euclid(HOURS_PER_WEEK as i64) as usize;
                         nearby += u64::from(habits.hours[bucket]);
                     }
@@ -281,7 +313,21 @@ impl Detector {
                 let share = nearby as f64 / habits.total.max(1) as f64;
                 habits.hours[hour] = habits.hours[hour].saturating_add(1);
                 habits.total += 1;
-                let firing = (learned && share <= profile.min_share).then(|| Firing {
+                // Judged first, learned after: an unusual event does not
+                // vouch for the hours before it.
+                if let Some(gap) = profile.span_gap {
+                    let since = event.ts.since(habits.last);
+                    if since > Span::from_secs(3600) && since <= gap {
+                        let hours_between = (since.0 / 3_600_000_000) as usize;
+                        for back in 1..=hours_between {
+                            let bucket = (hour + HOURS_PER_WEEK * 2 - back % HOURS_PER_WEEK) % HOURS_PER_WEEK;
+                            habits.hours[bucket] = habits.hours[bucket].saturating_add(1);
+                        }
+                    }
+                }
+                habits.last = habits.last.max(event.ts);
+                let eligible = profile.fires_on.as_ref().is_none_or(|f| f.matches(event));
+                let firing = (learned && eligible && share <= profile.min_share).then(|| Firing {
                     ts: event.ts,
                     first_ts: event.ts,
                     count: Some(nearby),
@@ -335,7 +381,7 @@ mod tests {
         let holidays = [NaiveDate::from_ymd_opt(2025, 11, 25).unwrap()].into_iter().collect();
         Params {
             timezone: "Europe/Berlin".parse().unwrap(),
-            timezone_field: tz_field,
+            timezone_field: tz_field.into_iter().collect(),
             mode: Mode::Schedule(Schedule { days, start: 8 * 60, end: 18 * 60, holidays }),
         }
     }
@@ -393,13 +439,16 @@ mod tests {
         let mut dec = decoder(Schema::new());
         let params = Params {
             timezone: Tz::UTC,
-            timezone_field: None,
+            timezone_field: Vec::new(),
             mode: Mode::Profile(Profile {
                 learning: Span::from_secs(7 * 86_400),
                 min_events: 20,
                 min_share: 0.0,
                 tolerance: 1,
+                tolerance_after: 1,
                 day_tolerance: 0,
+                span_gap: None,
+                fires_on: None,
             }),
         };
         let mut d = Any::OffHours(Detector::new(params, &limits()));
@@ -414,5 +463,37 @@ mod tests {
         // Same hour a week later: fine. 03:00: unusual.
         let later = [(14 * 86_400, ""), (14 * 86_400 - 7 * 3600, "")];
         assert_eq!(run(&mut d, &mut dec, &limits(), &later), ".F");
+    }
+
+    #[test]
+    fn the_hours_between_two_close_events_are_habitual_but_not_the_night() {
+        let mut dec = decoder(Schema::new());
+        let profile = |span_gap| Params {
+            timezone: Tz::UTC,
+            timezone_field: Vec::new(),
+            mode: Mode::Profile(Profile {
+                learning: Span::from_secs(7 * 86_400),
+                min_events: 5,
+                min_share: 0.0,
+                tolerance: 1,
+                tolerance_after: 1,
+                day_tolerance: 0,
+                span_gap,
+                fires_on: None,
+            }),
+        };
+        // A week of days logging in at 10:00 (BASE) and renewing at 15:00.
+        let mut week: Vec<(i64, &str)> = Vec::new();
+        for day in 0..8 {
+            week.push((day * 86_400, ""));
+            week.push((day * 86_400 + 5 * 3600, ""));
+        }
+        // Then 12:30 (between the two) and 03:00 (after a night).
+        let later = [(8 * 86_400 + 2 * 3600 + 1800, ""), (9 * 86_400 - 7 * 3600, "")];
+        for (gap, expected) in [(None, "FF"), (Some(Span::from_secs(6 * 3600)), ".F")] {
+            let mut d = Any::OffHours(Detector::new(profile(gap), &limits()));
+            assert!(run(&mut d, &mut dec, &limits(), &week).chars().all(|c| c == '.'));
+            assert_eq!(run(&mut d, &mut dec, &limits(), &later), expected, "span_gap {gap:?}");
+        }
     }
 }

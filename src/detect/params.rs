@@ -110,6 +110,19 @@ impl<'a> ParamReader<'a> {
         Some(self.intern(value))
     }
 
+    /// Optional field paths, one or a list, in order.
+    pub fn optional_fields(&mut self, name: &'static str, get: Getter<crate::rules::spec::OneOrMany>) -> Vec<FieldId> {
+        let Some(value) = self.optional(name, get) else { return Vec::new() };
+        let mut fields = Vec::new();
+        for path in value.value.items() {
+            if path.trim().is_empty() {
+                self.sink.error(value, "a field path must not be empty");
+            }
+            fields.push(self.schema.intern(path.trim()));
+        }
+        fields
+    }
+
     fn intern(&mut self, value: &Spanned<String>) -> FieldId {
         if value.value.trim().is_empty() {
             self.sink.error(value, "a field path must not be empty");

@@ -89,6 +89,8 @@ pub struct Decoder {
     slots: Vec<Slot>,
     items: Vec<Slot>,
     scratch: String,
+    /// The lowercased key of a join.
+    key: String,
 }
 
 /// The default cap on one event's size: larger lines are rejected, not
@@ -102,7 +104,7 @@ impl Decoder {
 
     pub fn with_max_bytes(schema: Arc<Schema>, max_bytes: usize) -> Decoder {
         let slots = vec![Slot::Absent; schema.len()];
-        Decoder { schema, max_bytes, slots, items: Vec::new(), scratch: String::new() }
+        Decoder { schema, max_bytes, slots, items: Vec::new(), scratch: String::new(), key: String::new() }
     }
 
     pub fn schema(&self) -> &Arc<Schema> {
@@ -162,6 +164,7 @@ impl Decoder {
         json.deserialize_map(ObjectVisitor { trie: &self.schema.root, ctx: &mut ctx })
             .and_then(|()| json.end())
             .map_err(|err| DecodeError::new(Reason::InvalidJson, err.to_string()))?;
+        self.enrich(line);
 
         let event = EventRef {
             line,
@@ -189,6 +192,39 @@ impl Decoder {
         let event = EventRef { ts, kind, ..event };
         check_types(&self.schema, &event)?;
         Ok(event)
+    }
+
+    /// Applies the schema's joins: each table's cells for the event's key
+    /// go to scratch and their slots, or the slots are cleared.
+    fn enrich(&mut self, line: &str) {
+        for join in &self.schema.joins {
+            let slot = self.slots.get(join.key.index()).copied().unwrap_or(Slot::Absent);
+            self.key.clear();
+            let found = match super::resolve(slot, &self.items, line, &self.scratch) {
+                Value::Str(text) => {
+                    self.key.extend(text.chars().map(|c| c.to_ascii_lowercase()));
+                    join.table.row(&self.key)
+                }
+                Value::Num(_) | Value::Bool(_) => {
+                    super::resolve(slot, &self.items, line, &self.scratch).write_text(&mut self.key);
+                    join.table.row(&self.key)
+                }
+                _ => None,
+            };
+            for &(column, field) in &join.outputs {
+                let value = match found.and_then(|row| row.get(column)) {
+                    Some(cell) => {
+                        let start = self.scratch.len() as u32;
+                        self.scratch.push_str(cell);
+                        Slot::Str(Text::Scratch { start, len: cell.len() as u32 })
+                    }
+                    None => Slot::Absent,
+                };
+                if let Some(target) = self.slots.get_mut(field.index()) {
+                    *target = value;
+                }
+            }
+        }
     }
 
     fn too_large(&self, len: usize) -> DecodeError {

@@ -7,6 +7,7 @@
 //! counted and set aside, never fatal.
 
 pub mod decode;
+pub mod enrich;
 mod schema;
 
 pub use decode::{DecodeError, Decoder, Reason};

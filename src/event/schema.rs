@@ -97,6 +97,8 @@ pub struct Schema {
     by_path: HashMap<Box<str>, FieldId, RandomState>,
     pub(crate) root: Trie,
     pub(crate) checks: Vec<KindChecks>,
+    /// Tables joined into every event after it is parsed, in order.
+    pub(crate) joins: Vec<super::enrich::Join>,
 }
 
 impl Default for Schema {
@@ -108,8 +110,13 @@ impl Default for Schema {
 impl Schema {
     /// A schema with `ts`, `kind` and the well-known typed fields.
     pub fn new() -> Schema {
-        let mut schema =
-            Schema { paths: Vec::new(), by_path: HashMap::default(), root: Trie::default(), checks: Vec::new() };
+        let mut schema = Schema {
+            paths: Vec::new(),
+            by_path: HashMap::default(),
+            root: Trie::default(),
+            checks: Vec::new(),
+            joins: Vec::new(),
+        };
         let ts = schema.intern("ts");
         let kind = schema.intern("kind");
         debug_assert_eq!((ts, kind), (FieldId::TS, FieldId::KIND));
@@ -144,6 +151,23 @@ impl Schema {
             }
         }
         id
+    }
+
+    /// Joins `table` into events for the columns some rule asked for (the
+    /// fields `NAME.col` interned so far); false if none is used.
+    pub fn join(&mut self, table: std::sync::Arc<super::enrich::Table>) -> bool {
+        let outputs: Vec<(usize, FieldId)> = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, column)| self.lookup(&table.field_name(column)).map(|field| (i, field)))
+            .collect();
+        if outputs.is_empty() {
+            return false;
+        }
+        let key = self.intern(&table.key_field);
+        self.joins.push(super::enrich::Join { key, table, outputs });
+        true
     }
 
     pub fn lookup(&self, path: &str) -> Option<FieldId> {

@@ -398,7 +398,7 @@ mod tests {
             rule("global", "[]", "{kind: message_volume}"),
         ]
         .join("---\n");
-        RuleSet::compile(&RuleSources { files: vec![("r.yml".into(), text)], lists: Vec::new() }).unwrap()
+        RuleSet::compile(&RuleSources { files: vec![("r.yml".into(), text)], ..RuleSources::default() }).unwrap()
     }
 
     fn source(rekey: Option<Rekey>) -> KafkaSource {

@@ -64,9 +64,10 @@ pub struct DetectSpec {
     pub prefix_v6: Option<Spanned<u8>>,
     pub common_in: Option<Spanned<u32>>,
     pub learn_gaps: Option<Spanned<String>>,
+    pub also_new: Option<Spanned<OneOrMany>>,
     pub mode: Option<Spanned<String>>,
     pub timezone: Option<Spanned<String>>,
-    pub timezone_field: Option<Spanned<String>>,
+    pub timezone_field: Option<Spanned<OneOrMany>>,
     pub hours: Option<Spanned<String>>,
     pub days: Option<Spanned<Vec<String>>>,
     pub holidays: Option<Spanned<Vec<String>>>,
@@ -74,7 +75,26 @@ pub struct DetectSpec {
     pub min_share: Option<Spanned<f64>>,
     pub tolerance: Option<Spanned<u32>>,
     pub day_tolerance: Option<Spanned<u32>>,
+    pub span_gap: Option<Spanned<String>>,
+    pub tolerance_after: Option<Spanned<u32>>,
     pub steps: Option<Spanned<Vec<Spanned<StepSpec>>>>,
+}
+
+/// A value or a list of them (`timezone_field: tz` or `[a, b]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn items(&self) -> &[String] {
+        match self {
+            OneOrMany::One(one) => std::slice::from_ref(one),
+            OneOrMany::Many(many) => many,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,4 +135,7 @@ pub struct TestSpec {
     /// List contents the test runs with, in place of the site's.
     #[serde(default)]
     pub lists: Option<Spanned<std::collections::BTreeMap<String, Vec<String>>>>,
+    /// Lookup tables (CSV text) the test runs with, in place of the site's.
+    #[serde(default)]
+    pub tables: Option<Spanned<std::collections::BTreeMap<String, String>>>,
 }

@@ -55,6 +55,18 @@ pub const SITE_LISTS: &[(&str, &str)] = &[
     ("offboarded_users", "erin@acme.example\n"),
 ];
 
+/// The demo company's staff directory (its admins and leads), which the
+/// shipped `directory` table leaves for each site to fill in.
+pub const SITE_TABLES: &[(&str, &str)] = &[(
+    "directory",
+    "user,timezone,office,manager\n\
+     paul@acme.example,Europe/Berlin,berlin,\n\
+     frank@acme.example,Europe/Berlin,berlin,paul@acme.example\n\
+     olga@acme.example,Europe/Berlin,berlin,paul@acme.example\n\
+     mia@acme.example,Europe/Lisbon,lisbon,paul@acme.example\n\
+     hugo@acme.example,Europe/Madrid,madrid,paul@acme.example\n",
+)];
+
 pub struct DemoStream {
     /// Events in time order, as JSON lines.
     pub events: Vec<(Timestamp, String)>,

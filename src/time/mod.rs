@@ -20,8 +20,7 @@ pub struct Timestamp(pub i64);
 
 /// A span of event time in microseconds. Signed so that differences of
 /// timestamps need no special cases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Span(pub i64);
 
 impl Timestamp {

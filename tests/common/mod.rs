@@ -99,5 +99,8 @@ pub fn demo_site_rules() -> tempfile::TempDir {
     for (name, text) in &sources.lists {
         std::fs::write(dir.path().join("lists").join(format!("{name}.txt")), text).expect("write a list");
     }
+    for (name, text) in &sources.tables {
+        std::fs::write(dir.path().join("lists").join(format!("{name}.csv")), text).expect("write a table");
+    }
     dir
 }

@@ -66,12 +66,18 @@ app.kubernetes.io/part-of: vigil
 {{- range $path, $_ := .Files.Glob "files/rules/lists/*.txt" }}
 {{- $_ := set $files (trimPrefix "files/rules/" $path) ($.Files.Get $path) }}
 {{- end }}
+{{- range $path, $_ := .Files.Glob "files/rules/lists/*.csv" }}
+{{- $_ := set $files (trimPrefix "files/rules/" $path) ($.Files.Get $path) }}
+{{- end }}
 {{- end }}
 {{- range $name, $text := .Values.rules.custom }}
 {{- $_ := set $files (printf "custom/%s" $name) $text }}
 {{- end }}
 {{- range $name, $text := .Values.rules.lists }}
 {{- $_ := set $files (printf "lists/%s.txt" $name) $text }}
+{{- end }}
+{{- range $name, $text := .Values.rules.tables }}
+{{- $_ := set $files (printf "lists/%s.csv" $name) $text }}
 {{- end }}
 {{- toJson $files }}
 {{- end }}
