@@ -36,7 +36,7 @@ fn demo_daemon_raises_alerts_serves_metrics_and_stops_on_sigterm() {
         "vigil_messages_total",
         "vigil_rule_evaluations_sampled_total{rule=\"auth.new_device\"}",
         "vigil_detector_groups{rule=\"auth.new_device\"}",
-        "vigil_rules_loaded 20",
+        "vigil_rules_loaded 22",
         "vigil_events_rejected_total{reason=\"invalid_json\"} 0",
     ] {
         assert!(metrics.contains(series), "missing {series} in:\n{metrics}");
