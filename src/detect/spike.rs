@@ -336,8 +336,13 @@ fn close_seasonal(state: &mut Baseline, params: &Params, start: Timestamp, now: 
             } else if !spiked && !dropped {
                 state.in_excursion = false;
             }
+            // Like the level, the error is learned against the hour of the
+            // week once it judges: a weekend measured against pooled days is
+            // no error of the group's.
+            let hour = hour_of_week(state.start, params.interval);
+            let by_week = state.slots.get(hour).is_some_and(|s| s.seen >= 2);
             let error = (closed - bounds.center).abs() / bounds.center.abs().max(f64::MIN_POSITIVE);
-            if error.is_finite() && !state.in_excursion {
+            if error.is_finite() && !state.in_excursion && (by_week || !week) {
                 let rate = 0.05f64.max(1.0 / f64::from(state.closed.max(1)));
                 state.relative_error += rate * (error.min(1.0) - state.relative_error);
             }
@@ -405,11 +410,26 @@ fn seasonal_bounds(state: &Baseline, params: &Params, week: bool) -> Option<Boun
     }
     let hour = hour_of_week(state.start, params.interval);
     let slot = slot_for(state, hour, week)?;
+    let mut bounds = slot_bounds(state, params, slot)?;
+    // An hour of the week seen once (last week's campaign) widens the
+    // hour of the day's bounds towards it until it has been seen twice.
+    let by_week = state.slots[hour];
+    if week && by_week.seen == 1 {
+        if let Some(once) = slot_bounds(state, params, by_week) {
+            bounds.upper = bounds.upper.max(once.upper);
+            bounds.lower = bounds.lower.min(once.lower);
+        }
+    }
+    Some(bounds)
+}
+
+/// The bounds one slot gives, at the group's level.
+fn slot_bounds(state: &Baseline, params: &Params, slot: Slot) -> Option<Bounds> {
     let center = slot.mean * state.level;
     // The scale: the slot's own spread, floored at the group's typical
     // relative error at this level (and at Poisson noise for counts),
     // widened while the slot has seen little.
-    let young = 1.0 + 2.0 / f64::from(slot.seen.max(1));
+    let young = 1.0 + 1.0 / f64::from(slot.seen.max(1));
     let relative = state.relative_error.max(MIN_RELATIVE_ERROR);
     let mut scale = (1.25 * slot.deviation * state.level).max(1.25 * relative * center.abs());
     if params.counts {
@@ -438,7 +458,11 @@ fn seasonal_bounds(state: &Baseline, params: &Params, week: bool) -> Option<Boun
         // Few counts are not Gaussian: no lower than the Poisson tail as
         // rare as the threshold's z (1e-9 for z = 6).
         let p = 0.5 * statrs::function::erf::erfc(params.threshold / std::f64::consts::SQRT_2);
-        let lambda = center.max(1e-3);
+        // A night of zeros is not a rate of zero: at least a tenth of the
+        // group's typical hourly level.
+        let day = &state.slots[WEEK_SLOTS..];
+        let typical = day.iter().map(|s| s.mean.abs()).sum::<f64>() / day.len().max(1) as f64;
+        let lambda = center.max(0.1 * typical).max(1e-3);
         if let Ok(poisson) = Poisson::new(lambda) {
             let (upper, _) = poisson_limits(&poisson, lambda, p);
             bounds.upper = bounds.upper.max(upper as f64);
@@ -757,5 +781,13 @@ mod tests {
         hours.extend((0..96).map(|h| 400.0 + (h % 5) as f64));
         let out = trace(seasonal(false), &hours);
         assert_eq!(out.matches('F').count(), 1, "{out}");
+    }
+
+    #[test]
+    fn seasonal_drops_fire_when_the_interval_closes() {
+        let mut hours: Vec<f64> = (0..72).map(|h| 1000.0 + ((h * 13) % 20) as f64).collect();
+        hours.extend([200.0, 210.0, 1000.0, 1005.0]);
+        let p = Params { direction: Direction::Both, ..seasonal(false) };
+        assert_eq!(trace(p, &hours).find('F'), Some(73));
     }
 }
