@@ -277,25 +277,7 @@ fn close_intervals(state: &mut Baseline, params: &Params, start: Timestamp, now:
         return close_seasonal(state, params, start, now);
     }
     let closed = state.current;
-    let mut firing = None;
-    if let Some(bounds) = state.bounds {
-        let dropped = closed <= bounds.lower;
-        let spiked = closed >= bounds.upper && closed >= params.min_value;
-        if params.direction != Direction::Up && dropped && !state.in_excursion {
-            state.in_excursion = true;
-            firing = Some(Firing {
-                ts: now,
-                first_ts: state.start,
-                count: Some(state.events),
-                score: Some(score(params, &bounds, closed)),
-                observed: Some(closed),
-                baseline: Some(bounds.center),
-                ..Firing::default()
-            });
-        } else if !spiked && !dropped {
-            state.in_excursion = false;
-        }
-    }
+    let firing = state.bounds.and_then(|bounds| judge_closed(state, params, &bounds, closed <= bounds.lower, now));
     push(state, params, closed);
     let skipped = (start.0 - state.start.0) / params.interval.0.max(1) - 1;
     for _ in 0..skipped.clamp(0, params.history as i64) {
@@ -311,6 +293,35 @@ fn close_intervals(state: &mut Baseline, params: &Params, start: Timestamp, now:
     firing
 }
 
+/// Judges the interval closing with `state.current`: a drop alert if one is
+/// due, and the end of an excursion once the value is back in range.
+fn judge_closed(
+    state: &mut Baseline,
+    params: &Params,
+    bounds: &Bounds,
+    dropped: bool,
+    now: Timestamp,
+) -> Option<Firing> {
+    let closed = state.current;
+    let spiked = closed >= bounds.upper && closed >= params.min_value;
+    if params.direction != Direction::Up && dropped && !state.in_excursion {
+        state.in_excursion = true;
+        return Some(Firing {
+            ts: now,
+            first_ts: state.start,
+            count: Some(state.events),
+            score: Some(score(params, bounds, closed)),
+            observed: Some(closed),
+            baseline: Some(bounds.center),
+            ..Firing::default()
+        });
+    }
+    if !spiked && !dropped {
+        state.in_excursion = false;
+    }
+    None
+}
+
 /// `seasonal`: judges the closed interval (a drop), teaches its slots, and
 /// sets the bounds for the interval starting at `start`.
 fn close_seasonal(state: &mut Baseline, params: &Params, start: Timestamp, now: Timestamp) -> Option<Firing> {
@@ -320,22 +331,7 @@ fn close_seasonal(state: &mut Baseline, params: &Params, start: Timestamp, now: 
     let mut firing = None;
     if !missing {
         if let Some(bounds) = state.bounds {
-            let dropped = closed < bounds.lower;
-            let spiked = closed >= bounds.upper && closed >= params.min_value;
-            if params.direction != Direction::Up && dropped && !state.in_excursion {
-                state.in_excursion = true;
-                firing = Some(Firing {
-                    ts: now,
-                    first_ts: state.start,
-                    count: Some(state.events),
-                    score: Some(score(params, &bounds, closed)),
-                    observed: Some(closed),
-                    baseline: Some(bounds.center),
-                    ..Firing::default()
-                });
-            } else if !spiked && !dropped {
-                state.in_excursion = false;
-            }
+            firing = judge_closed(state, params, &bounds, closed < bounds.lower, now);
             // Like the level, the error is learned against the hour of the
             // week once it judges: a weekend measured against pooled days is
             // no error of the group's.
