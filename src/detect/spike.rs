@@ -335,7 +335,7 @@ fn close_seasonal(state: &mut Baseline, params: &Params, start: Timestamp, now: 
             // Like the level, the error is learned against the hour of the
             // week once it judges: a weekend measured against pooled days is
             // no error of the group's.
-            let hour = hour_of_week(state.start, params.interval);
+            let hour = hour_of_week(state.start);
             let by_week = state.slots.get(hour).is_some_and(|s| s.seen >= 2);
             let error = (closed - bounds.center).abs() / bounds.center.abs().max(f64::MIN_POSITIVE);
             if error.is_finite() && !state.in_excursion && (by_week || !week) {
@@ -346,7 +346,7 @@ fn close_seasonal(state: &mut Baseline, params: &Params, start: Timestamp, now: 
         if state.slots.is_empty() {
             state.slots = vec![Slot::default(); WEEK_SLOTS + 24];
         }
-        let hour = hour_of_week(state.start, params.interval);
+        let hour = hour_of_week(state.start);
         // The level follows what the hour of the week says once it can: an
         // hour-of-day mean pools weekdays and weekends, and a quiet Sunday
         // measured against it would lower the level for Monday.
@@ -366,7 +366,7 @@ fn close_seasonal(state: &mut Baseline, params: &Params, start: Timestamp, now: 
     if !params.skip_empty && skipped > 0 && !state.slots.is_empty() {
         for i in 1..=skipped.min(WEEK_SLOTS as i64) {
             let at = Timestamp(state.start.0 + i * params.interval.0);
-            let hour = hour_of_week(at, params.interval);
+            let hour = hour_of_week(at);
             state.slots[hour].learn(0.0, alpha);
             state.slots[WEEK_SLOTS + hour % 24].learn(0.0, alpha);
         }
@@ -379,8 +379,7 @@ fn close_seasonal(state: &mut Baseline, params: &Params, start: Timestamp, now: 
 }
 
 /// The hour of the week (Monday 00:00 UTC = 0) an interval starts in.
-fn hour_of_week(start: Timestamp, interval: Span) -> usize {
-    let _ = interval;
+fn hour_of_week(start: Timestamp) -> usize {
     // 1970-01-01 was a Thursday: shift so that Monday is 0.
     let hours = start.0.div_euclid(3_600_000_000) + 72;
     hours.rem_euclid(WEEK_SLOTS as i64) as usize
@@ -404,7 +403,7 @@ fn seasonal_bounds(state: &Baseline, params: &Params, week: bool) -> Option<Boun
     if (state.closed as usize) < params.min_history || state.slots.is_empty() {
         return None;
     }
-    let hour = hour_of_week(state.start, params.interval);
+    let hour = hour_of_week(state.start);
     let slot = slot_for(state, hour, week)?;
     let mut bounds = slot_bounds(state, params, slot)?;
     // An hour of the week seen once (last week's campaign) widens the

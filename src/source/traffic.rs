@@ -589,6 +589,8 @@ fn workday(w: &mut World, person: &mut Person, date: NaiveDate, traveling: Optio
         );
     }
     if let Some(token) = person.token.clone() {
+        let caller =
+            Caller { token: &token, user: &person.email, role: person.role, issued: &person.token_issued, ip: &ip };
         let calls = w.poisson(15.0 * length as f64);
         for _ in 0..calls {
             let at = w.rng.random_range(start..end);
@@ -600,19 +602,7 @@ fn workday(w: &mut World, person: &mut Person, date: NaiveDate, traveling: Optio
                 _ => 200,
             };
             let latency = w.rng.random_range(20..400);
-            let event = api_call(
-                at,
-                &Caller {
-                    token: &token,
-                    user: &person.email,
-                    role: person.role,
-                    issued: &person.token_issued,
-                    ip: &ip,
-                },
-                action,
-                status,
-                latency,
-            );
+            let event = api_call(at, &caller, action, status, latency);
             w.emit(at, event);
         }
         if matches!(person.role, "admin" | "owner") {
@@ -620,19 +610,7 @@ fn workday(w: &mut World, person: &mut Person, date: NaiveDate, traveling: Optio
                 let at = w.rng.random_range(start..end + if late { 2 * HOUR } else { 0 });
                 let action =
                     *w.pick(&["settings.update", "users.create", "users.update", "tokens.create", "tokens.revoke"]);
-                let event = api_call(
-                    at,
-                    &Caller {
-                        token: &token,
-                        user: &person.email,
-                        role: person.role,
-                        issued: &person.token_issued,
-                        ip: &ip,
-                    },
-                    action,
-                    200,
-                    90,
-                );
+                let event = api_call(at, &caller, action, 200, 90);
                 w.emit(at, event);
             }
         }
