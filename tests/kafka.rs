@@ -12,9 +12,11 @@ use common::alert_log;
 use common::daemon::{http_get, start, terminate, wait_for, wait_metric, wait_metrics};
 use common::kafka::{Broker, Relay};
 
+/// A login at that second, from an address of its own: the tests count
+/// per-user alerts, and no address tries often enough to be alerted on.
 fn login(user: &str, second: u32, outcome: &str) -> String {
     format!(
-        r#"{{"ts":"2026-11-09T08:00:{second:02}Z","kind":"login","user":"{user}","outcome":"{outcome}","src_ip":"185.220.101.7"}}"#
+        r#"{{"ts":"2026-11-09T08:00:{second:02}Z","kind":"login","user":"{user}","outcome":"{outcome}","src_ip":"185.220.101.{second}"}}"#
     )
 }
 
@@ -108,11 +110,13 @@ fn events_become_alerts_bad_messages_become_dead_letters() {
     assert!(terminate(&mut child).success());
 }
 
+/// `count` failed logins of `user` in that minute, each from an address
+/// of its own (a guesser's pool), so only the per-user rule can fire.
 fn failures(user: &str, minute: u32, count: u32) -> Vec<(String, String)> {
     (0..count)
         .map(|i| {
             let line = format!(
-                r#"{{"ts":"2026-11-09T09:{minute:02}:{:02}Z","kind":"login","user":"{user}","outcome":"failure","src_ip":"203.0.113.{minute}"}}"#,
+                r#"{{"ts":"2026-11-09T09:{minute:02}:{:02}Z","kind":"login","user":"{user}","outcome":"failure","src_ip":"198.18.{minute}.{i}"}}"#,
                 i * 5
             );
             (user.to_owned(), line)
