@@ -75,10 +75,17 @@ fn main() {
         .collect();
     // Per attack: the first alert of the expected severity about it.
     let mut detected: Vec<Option<(Span, String)>> = vec![None; world.attacks.len()];
+    let mut updates = 0u64;
     for line in String::from_utf8_lossy(&out).lines() {
         let alert: serde_json::Value = serde_json::from_str(line).expect("alerts are JSON lines");
         let ts = alert["ts"].as_str().and_then(Timestamp::parse_rfc3339).unwrap_or(Timestamp::MIN);
         if ts < world.evaluated_from {
+            continue;
+        }
+        // An update goes to the incident its alert opened (the same
+        // thread, PagerDuty incident or Slack conversation): not a page.
+        if alert["update"].as_u64().unwrap_or(0) > 0 {
+            updates += 1;
             continue;
         }
         let rule = alert["rule"].as_str().unwrap_or_default().to_owned();
@@ -111,13 +118,15 @@ fn main() {
     let days = spec.evaluated_days as f64;
     let per_1000 = 1000.0 / spec.users as f64;
     println!(
-        "noise budget: {} events ({} days of history, {} evaluated), {} users, {} rules, {} alerts; generated in {:.1?}",
+        "noise budget: {} events ({} days of history, {} evaluated), {} users, {} rules, {} alerts \
+         ({} updates of them evaluated, not counted as pages); generated in {:.1?}",
         report.events,
         spec.history_days,
         spec.evaluated_days,
         spec.users,
         rules.rules.len(),
         report.alerts,
+        updates,
         generated
     );
     println!(

@@ -6,6 +6,12 @@
 //! input always yields the same ids, which makes replays comparable byte for
 //! byte. `raised_at` is the wall-clock time and is set only by the live
 //! daemon, never in a replay.
+//!
+//! While the incident goes on (`incident.rs`), the alert is sent again:
+//! the same `id`, the next `update` number, the incident's event count, top
+//! values, last time and latest evidence; `status: resolved` on the last.
+//! Each notice has its own [`Alert::notice_id`], which is what the alert
+//! log deduplicates and what receivers get as a delivery id.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -15,8 +21,10 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::detect::{Firing, Status};
+use crate::detect::Firing;
+pub use crate::detect::Status;
 use crate::event::{EventRef, FieldId};
+use crate::incident::{Incident, Top};
 use crate::rules::Severity;
 use crate::ruleset::Rule;
 use crate::time::Timestamp;
@@ -37,8 +45,24 @@ pub struct Alert {
     pub summary: String,
     pub ts: Timestamp,
     pub first_ts: Timestamp,
+    /// The detector's count: events, or distinct values, in the window at
+    /// the moment it fired (the largest such count over the incident).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// Matching events of the group from `first_ts` to `ts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+    /// The most frequent values of the rule's `top` fields among them.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "top_as_map",
+        deserialize_with = "top_from_map"
+    )]
+    pub top: Top,
+    /// 0 for the first notice, then 1, 2, … for the updates of its incident.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub update: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,6 +112,45 @@ fn group_from_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(Arc
     deserializer.deserialize_map(Pairs)
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopCount {
+    value: String,
+    count: u64,
+}
+
+fn top_as_map<S: Serializer>(top: &Top, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(top.len()))?;
+    for (name, values) in top {
+        let counts: Vec<TopCount> =
+            values.iter().map(|(value, count)| TopCount { value: value.clone(), count: *count }).collect();
+        map.serialize_entry(&**name, &counts)?;
+    }
+    map.end()
+}
+
+/// Keeps the order of the JSON object, which is the rule's `top` order.
+fn top_from_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Top, D::Error> {
+    struct Fields;
+    impl<'de> Visitor<'de> for Fields {
+        type Value = Top;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of fields to their top values")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut top = Vec::new();
+            while let Some((name, counts)) = map.next_entry::<String, Vec<TopCount>>()? {
+                top.push((name.into(), counts.into_iter().map(|c| (c.value, c.count)).collect()));
+            }
+            Ok(top)
+        }
+    }
+    deserializer.deserialize_map(Fields)
+}
+
 fn no_tags() -> Arc<[String]> {
     Arc::from(Vec::new())
 }
@@ -102,9 +165,35 @@ pub fn fingerprint(rule: &str, key: &str) -> String {
 }
 
 impl Alert {
+    /// The id the first notice of `firing` gets, which its updates repeat.
+    pub fn id_of(rule: &Rule, key: &str, firing: &Firing) -> String {
+        let mut seed = format!("{}/{}/{}", fingerprint(&rule.id, key), firing.ts.0, firing.first_ts.0);
+        if firing.status == Status::Resumed {
+            seed.push_str("/resumed");
+        }
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(seed.as_bytes()))
+    }
+
+    /// This notice among those of its alert: the id, then `id.1`, `id.2`
+    /// for the updates. Unique per notice, so deliveries stay idempotent.
+    pub fn notice_id(&self) -> String {
+        if self.update == 0 {
+            self.id.clone()
+        } else {
+            format!("{}.{}", self.id, self.update)
+        }
+    }
+
     /// Builds the alert; `event` is the event that raised it (none for a
-    /// flatline, which fires on silence).
-    pub fn build(rule: &Rule, key: &str, firing: Firing, event: Option<&EventRef<'_>>) -> Alert {
+    /// flatline, which fires on silence, or an incident's update), and
+    /// `incident` the incident it reports on (its id, events and top).
+    pub fn build(
+        rule: &Rule,
+        key: &str,
+        firing: Firing,
+        event: Option<&EventRef<'_>>,
+        incident: Option<&Incident>,
+    ) -> Alert {
         let group: Vec<(Arc<str>, String)> = if rule.group_by.is_empty() {
             Vec::new()
         } else {
@@ -115,18 +204,17 @@ impl Alert {
                 .collect()
         };
         let fingerprint = fingerprint(&rule.id, key);
-        let id = {
-            let mut seed = format!("{fingerprint}/{}/{}", firing.ts.0, firing.first_ts.0);
-            if firing.status == Status::Resumed {
-                seed.push_str("/resumed");
-            }
-            format!("{:032x}", xxhash_rust::xxh3::xxh3_128(seed.as_bytes()))
-        };
+        let id = incident.map_or_else(|| Alert::id_of(rule, key, &firing), |i| i.id.clone());
+        let top: Top = incident.map_or_else(Vec::new, |i| {
+            rule.top.iter().zip(&i.top).map(|((name, _), values)| (name.clone(), values.listed())).collect()
+        });
+        let events = firing.events.or_else(|| (!firing.evidence.is_empty()).then_some(firing.evidence.len() as u64));
         let mut summary = String::new();
         match firing.status {
-            Status::Firing => rule
-                .summary
-                .render(&mut summary, |name, field, out| render_var(rule, &group, &firing, event, name, field, out)),
+            Status::Firing | Status::Resolved => rule.summary.render(&mut summary, |name, field, out| {
+                let numbers = Numbers { firing: &firing, events, top: &top };
+                render_var(rule, &group, &numbers, event, name, field, out)
+            }),
             Status::Resumed => {
                 let silence = firing.ts.since(firing.first_ts);
                 let _ = write!(summary, "Resumed after {silence} of silence: {}", rule.title);
@@ -143,6 +231,9 @@ impl Alert {
             ts: firing.ts,
             first_ts: firing.first_ts,
             count: firing.count,
+            events,
+            top,
+            update: incident.map_or(0, |i| i.update),
             score: firing.score.map(round),
             value: firing.value,
             observed: firing.observed.map(round),
@@ -183,10 +274,30 @@ fn round(value: f64) -> f64 {
     }
 }
 
+/// What a summary's variables read besides the event.
+struct Numbers<'a> {
+    firing: &'a Firing,
+    events: Option<u64>,
+    top: &'a Top,
+}
+
+/// `203.0.113.5 (140), 198.51.100.7 (10)`, and `and 12 more` for the
+/// events of `events` the listed values do not account for.
+fn write_top(out: &mut String, values: &[(String, u64)], events: Option<u64>) -> bool {
+    for (i, (value, count)) in values.iter().enumerate() {
+        let _ = write!(out, "{}{value} ({count})", if i > 0 { ", " } else { "" });
+    }
+    let listed: u64 = values.iter().map(|(_, n)| n).sum();
+    if let Some(more) = events.and_then(|e| e.checked_sub(listed)).filter(|m| *m > 0 && !values.is_empty()) {
+        let _ = write!(out, " and {more} more");
+    }
+    !values.is_empty()
+}
+
 fn render_var(
     rule: &Rule,
     group: &[(Arc<str>, String)],
-    firing: &Firing,
+    numbers: &Numbers<'_>,
     event: Option<&EventRef<'_>>,
     name: &str,
     field: FieldId,
@@ -202,8 +313,17 @@ fn render_var(
         };
         true
     };
+    let firing = numbers.firing;
+    if let Some(field) = name.strip_prefix("top.") {
+        return numbers
+            .top
+            .iter()
+            .find(|(n, _)| &**n == field)
+            .is_some_and(|(_, values)| write_top(out, values, numbers.events));
+    }
     match name {
         "count" => firing.count.is_some_and(|c| write!(out, "{c}").is_ok()),
+        "events" => numbers.events.is_some_and(|c| write!(out, "{c}").is_ok()),
         "score" => firing.score.is_some_and(|s| number(out, s)),
         "value" => firing.value.as_deref().is_some_and(|v| {
             out.push_str(v);

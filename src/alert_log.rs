@@ -225,7 +225,7 @@ impl AlertLog {
     /// Queues an alert for the next [`AlertLog::sync`]; false if the log
     /// already holds an alert with its id (a replayed duplicate).
     pub fn append(&mut self, alert: &Alert) -> bool {
-        if !self.remember(xxh3_64(alert.id.as_bytes())) {
+        if !self.remember(xxh3_64(alert.notice_id().as_bytes())) {
             return false;
         }
         // An `Alert` is plain data: serializing it cannot fail.
@@ -341,13 +341,16 @@ fn count_lines(path: &Path) -> u64 {
     count
 }
 
-/// The `id` of a logged alert line.
+/// The notice id of a logged alert line (see [`Alert::notice_id`]).
 fn id_of(line: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Id {
         id: String,
+        #[serde(default)]
+        update: u32,
     }
-    serde_json::from_slice::<Id>(line).ok().map(|i| i.id)
+    let Id { id, update } = serde_json::from_slice::<Id>(line).ok()?;
+    Some(if update == 0 { id } else { format!("{id}.{update}") })
 }
 
 /// Reads the log from a position, line by line, never past what is fsynced.
@@ -448,6 +451,9 @@ mod tests {
             ts: crate::time::Timestamp(0),
             first_ts: crate::time::Timestamp(0),
             count: None,
+            events: None,
+            top: Vec::new(),
+            update: 0,
             score: None,
             value: None,
             observed: None,

@@ -53,7 +53,10 @@ pub struct ReplayReport {
     pub late: u64,
     /// Lone outliers ahead of their stream, seen only by `match` rules.
     pub ahead: u64,
+    /// First notices.
     pub alerts: u64,
+    /// Later notices of the same alerts, as their incidents went on.
+    pub updates: u64,
 }
 
 /// Per-line reports of rejected events stop after this many; the count
@@ -131,7 +134,7 @@ pub fn replay<'a>(
             pipeline.end_source(input.source);
             open.swap_remove(next);
             for alert in pipeline.drain_alerts() {
-                report.alerts += 1;
+                report.count(&alert);
                 console::write(out, &alert, Style::Json)?;
             }
             continue;
@@ -157,9 +160,14 @@ pub fn replay<'a>(
             )?;
         }
         for alert in pipeline.drain_alerts() {
-            report.alerts += 1;
+            report.count(&alert);
             console::write(out, &alert, Style::Json)?;
         }
+    }
+    pipeline.finish();
+    for alert in pipeline.drain_alerts() {
+        report.count(&alert);
+        console::write(out, &alert, Style::Json)?;
     }
     out.flush()?;
     let stats = pipeline.engine().stats();
@@ -171,6 +179,16 @@ pub fn replay<'a>(
         writeln!(diag, "replay: {} more lines skipped", report.rejected - REPORTED_REJECTIONS)?;
     }
     Ok(report)
+}
+
+impl ReplayReport {
+    fn count(&mut self, alert: &Alert) {
+        if alert.update == 0 {
+            self.alerts += 1;
+        } else {
+            self.updates += 1;
+        }
+    }
 }
 
 /// What the engine thread receives: work, new rules, the wall clock's

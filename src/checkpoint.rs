@@ -20,7 +20,7 @@ use crate::engine::{Engine, RestoreReport, Restored, Snapshot};
 
 const MAGIC: &[u8; 8] = b"VIGILCK\0";
 /// Bumped whenever the layout of detector state changes.
-const FORMAT: u32 = 6;
+const FORMAT: u32 = 7;
 const HEADER: usize = MAGIC.len() + 4 + 8;
 
 #[derive(Debug, Error)]
@@ -185,6 +185,32 @@ mod tests {
         let mut blind = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
         assert_eq!(feed(&mut blind, 2..4), 0, "without the checkpoint the burst is missed");
         assert!(store.load("events", 4, blind.engine_mut()).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_open_incident_survives_a_restart_and_its_update_keeps_the_alert_id() {
+        let rules = rules(RULE);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let mut before = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
+        let mut first = Vec::new();
+        for minute in 0..4 {
+            before.feed(failure(minute).as_bytes()).unwrap();
+            first.extend(before.drain_alerts());
+        }
+        assert_eq!(first.len(), 1);
+        store.save("events", 0, 4, before.engine(), &[]).unwrap();
+
+        let mut after = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
+        store.load("events", 0, after.engine_mut()).unwrap().unwrap();
+        for minute in 4..6 {
+            after.feed(failure(minute).as_bytes()).unwrap();
+        }
+        after.finish();
+        let updates: Vec<_> = after.drain_alerts().collect();
+        assert_eq!(updates.len(), 1, "the two failures after the restart update the alert");
+        assert_eq!((updates[0].id.as_str(), updates[0].update), (first[0].id.as_str(), 1));
+        assert_eq!(updates[0].events, Some(6));
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //! whose filter it matches) and only stateless `match` rules still see it,
 //! so windows are never silently rewritten by stragglers. An event from
 //! beyond the wall clock's bound is refused before any rule sees it.
+//!
+//! Next to each detector the engine keeps its rule's open incidents
+//! (`incident.rs`): every matching event of a group whose alert is open is
+//! added to it, and ticks send the updates and last notices that are due.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,8 +24,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, KEY_SEPARATOR};
-use crate::detect::{Detector, Firing, Outcome, Params, Saved, SavedRef};
-use crate::event::EventRef;
+use crate::detect::{Detector, Firing, Outcome, Params, Saved, SavedRef, Status};
+use crate::event::{Decoder, EventRef};
+use crate::incident::{Change, Incident, Incidents};
 use crate::ruleset::{Rule, RuleSet};
 use crate::time::watermark::{Admission, Clocks, SavedClocks, SourceId, SourceStats, TimePolicy};
 use crate::time::{Span, Timestamp};
@@ -106,6 +111,7 @@ pub enum Disposition {
 struct Slot {
     rule: Arc<Rule>,
     detector: Detector,
+    incidents: Incidents,
     stats: RuleStats,
 }
 
@@ -119,6 +125,9 @@ pub struct Engine {
     tick_every: Span,
     key: String,
     kind_buf: String,
+    /// Decodes an alert's evidence again, for the top values of the
+    /// incident it opens.
+    decoder: Decoder,
     stats: EngineStats,
     sampling: Option<Sampling>,
     /// Events until the next timed one.
@@ -132,6 +141,7 @@ impl Engine {
             .iter()
             .map(|rule| Slot {
                 detector: Detector::new(&rule.detector, &rule.limits),
+                incidents: Incidents::default(),
                 rule: rule.clone(),
                 stats: RuleStats::default(),
             })
@@ -175,6 +185,7 @@ impl Engine {
             tick_every,
             key: String::new(),
             kind_buf: String::new(),
+            decoder: Decoder::new(rules.schema.clone()),
             stats: EngineStats::default(),
             sampling: None,
             countdown: 0,
@@ -208,6 +219,7 @@ impl Engine {
                     slot.stats = previous.stats;
                     if previous.rule.digest == slot.rule.digest {
                         slot.detector = previous.detector;
+                        slot.incidents = previous.incidents;
                         report.kept += 1;
                     } else {
                         report.reset += 1;
@@ -293,8 +305,25 @@ impl Engine {
 
     fn tick_if_due(&mut self, out: &mut Vec<Alert>) {
         let watermark = self.clocks.watermark();
-        if !self.ticking.is_empty() && watermark >= self.next_tick {
+        if watermark >= self.next_tick
+            && (!self.ticking.is_empty() || self.slots.iter().any(|s| !s.incidents.is_empty()))
+        {
             self.tick(watermark, out);
+        }
+    }
+
+    /// The end of the input (a replay, a test): every open incident with
+    /// events since its last notice gets an update, so the output tells
+    /// the whole incident. The incidents stay open.
+    pub fn finish(&mut self, out: &mut Vec<Alert>) {
+        for slot in &mut self.slots {
+            for (key, incident) in slot.incidents.iter_mut() {
+                if incident.has_news() {
+                    let at = incident.last_ts;
+                    incident.notice(at);
+                    out.push(notice(&slot.rule, key, incident, Status::Firing, &mut self.decoder));
+                }
+            }
         }
     }
 
@@ -362,10 +391,10 @@ impl Engine {
                 continue;
             }
             match timer {
-                None => evaluate(slot, event, &mut self.key, watermark, out),
+                None => evaluate(slot, event, &mut self.key, watermark, &mut self.decoder, out),
                 Some(clock) => {
                     let started = clock();
-                    evaluate(slot, event, &mut self.key, watermark, out);
+                    evaluate(slot, event, &mut self.key, watermark, &mut self.decoder, out);
                     slot.stats.sampled += 1;
                     slot.stats.sampled_nanos += clock().saturating_sub(started);
                 }
@@ -375,6 +404,11 @@ impl Engine {
 
     fn tick(&mut self, watermark: Timestamp, out: &mut Vec<Alert>) {
         self.next_tick = watermark.saturating_add(self.tick_every);
+        for slot in &mut self.slots {
+            if let (false, Some(hold)) = (slot.incidents.is_empty(), slot.rule.hold) {
+                notify_due(slot, watermark, hold, &mut self.decoder, out);
+            }
+        }
         let mut fired: Vec<(String, Firing)> = Vec::new();
         for &index in self.ticking.iter() {
             let slot = &mut self.slots[index as usize];
@@ -384,7 +418,7 @@ impl Engine {
             fired.sort_by(|a, b| a.0.cmp(&b.0));
             for (key, firing) in fired.drain(..) {
                 slot.stats.alerts += 1;
-                out.push(Alert::build(&slot.rule, &key, firing, None));
+                out.push(Alert::build(&slot.rule, &key, firing, None, None));
             }
         }
     }
@@ -409,7 +443,7 @@ impl Engine {
 pub struct Snapshot<'a> {
     clocks: SavedClocks,
     next_tick: Timestamp,
-    rules: Vec<(&'a str, u64, SavedRef<'a>)>,
+    rules: Vec<(&'a str, u64, SavedRef<'a>, &'a Incidents)>,
 }
 
 /// The engine's state read back from a checkpoint.
@@ -417,7 +451,7 @@ pub struct Snapshot<'a> {
 pub struct Restored {
     clocks: SavedClocks,
     next_tick: Timestamp,
-    rules: Vec<(String, u64, Saved)>,
+    rules: Vec<(String, u64, Saved, Incidents)>,
 }
 
 /// What a restore kept and dropped.
@@ -434,7 +468,7 @@ impl Engine {
         Snapshot {
             clocks: self.clocks.save(),
             next_tick: self.next_tick,
-            rules: self.slots.iter().map(|s| (&*s.rule.id, s.rule.digest, s.detector.save())).collect(),
+            rules: self.slots.iter().map(|s| (&*s.rule.id, s.rule.digest, s.detector.save(), &s.incidents)).collect(),
         }
     }
 
@@ -444,9 +478,16 @@ impl Engine {
         self.clocks.restore(restored.clocks);
         self.next_tick = restored.next_tick;
         let mut report = RestoreReport::default();
-        for (id, digest, saved) in restored.rules {
+        for (id, digest, saved, incidents) in restored.rules {
             let slot = self.slots.iter_mut().find(|s| *s.rule.id == *id && s.rule.digest == digest);
-            if slot.is_some_and(|slot| slot.detector.restore(saved)) {
+            let kept = slot.is_some_and(|slot| {
+                let restored = slot.detector.restore(saved);
+                if restored {
+                    slot.incidents = incidents;
+                }
+                restored
+            });
+            if kept {
                 report.rules += 1;
             } else {
                 report.dropped += 1;
@@ -457,7 +498,14 @@ impl Engine {
 }
 
 /// One rule's look at one event: filter, group key, detector.
-fn evaluate(slot: &mut Slot, event: &EventRef<'_>, key: &mut String, watermark: Timestamp, out: &mut Vec<Alert>) {
+fn evaluate(
+    slot: &mut Slot,
+    event: &EventRef<'_>,
+    key: &mut String,
+    watermark: Timestamp,
+    decoder: &mut Decoder,
+    out: &mut Vec<Alert>,
+) {
     if !slot.rule.filter.matches(event) {
         return;
     }
@@ -467,14 +515,79 @@ fn evaluate(slot: &mut Slot, event: &EventRef<'_>, key: &mut String, watermark: 
         slot.stats.ungrouped += 1;
         return;
     }
-    match slot.detector.observe(event, key, watermark, &slot.rule.limits) {
+    let outcome = slot.detector.observe(event, key, watermark, &slot.rule.limits);
+    let rule = &slot.rule;
+    // An event where the rule's condition holds belongs to the open
+    // incident; others of the group (a token's normal calls) do not.
+    if let (Some(incident), Outcome::Suppressed(firing) | Outcome::Fired(firing)) =
+        (slot.incidents.get_mut(key), &outcome)
+    {
+        slot.stats.suppressed += 1;
+        incident.add(rule, event);
+        incident.measure(firing);
+        // Realert is over and the condition holds again: an update.
+        if matches!(outcome, Outcome::Fired(_)) {
+            incident.notice(firing.ts);
+            out.push(Alert::build(rule, key, incident.firing(Status::Firing), Some(event), Some(incident)));
+        }
+        return;
+    }
+    match outcome {
         Outcome::Quiet => {}
-        Outcome::Suppressed => slot.stats.suppressed += 1,
+        Outcome::Suppressed(_) => slot.stats.suppressed += 1,
         Outcome::Fired(firing) => {
             slot.stats.alerts += 1;
-            out.push(Alert::build(&slot.rule, key, firing, Some(event)));
+            if rule.hold.is_none() && rule.top.is_empty() {
+                out.push(Alert::build(rule, key, firing, Some(event), None));
+                return;
+            }
+            let incident = Incident::open(rule, Alert::id_of(rule, key, &firing), &firing, decoder);
+            out.push(Alert::build(rule, key, firing, Some(event), Some(&incident)));
+            if rule.hold.is_some() {
+                if let Some((closed_key, mut closed)) = slot.incidents.insert(key, incident, rule.limits.max_groups) {
+                    if closed.has_news() {
+                        closed.notice(closed.last_ts);
+                        out.push(notice(rule, &closed_key, &closed, Status::Resolved, decoder));
+                    }
+                }
+            }
         }
     }
+}
+
+/// Sends what the rule's incidents have due at `watermark`: updates after
+/// realert, last notices once a group was quiet for the hold.
+fn notify_due(slot: &mut Slot, watermark: Timestamp, hold: Span, decoder: &mut Decoder, out: &mut Vec<Alert>) {
+    let rule = &slot.rule;
+    let mut over = Vec::new();
+    for (key, incident) in slot.incidents.iter_mut() {
+        let Some(change) = incident.due(watermark, hold, rule.limits.realert) else { continue };
+        let status = match change {
+            Change::Update => Status::Firing,
+            Change::Resolved => {
+                over.push(key.clone());
+                // Nothing happened since the last notice: nothing to say.
+                if !incident.has_news() {
+                    continue;
+                }
+                Status::Resolved
+            }
+        };
+        incident.notice(watermark);
+        out.push(notice(rule, key, incident, status, decoder));
+    }
+    for key in over {
+        slot.incidents.remove(&key);
+    }
+}
+
+/// A notice of an incident no event raised (a tick, the end of the input):
+/// its summary reads the event fields of the incident's latest event.
+fn notice(rule: &Rule, key: &str, incident: &Incident, status: Status, decoder: &mut Decoder) -> Alert {
+    let firing = incident.firing(status);
+    let latest = firing.evidence.last().cloned().unwrap_or_default();
+    let event = decoder.decode(&latest).ok();
+    Alert::build(rule, key, firing, event.as_ref(), Some(incident))
 }
 
 /// Writes the group key of `event` for `rule`; false if a group field is

@@ -12,6 +12,7 @@ pub mod config;
 pub mod detect;
 pub mod engine;
 pub mod event;
+pub mod incident;
 pub mod kafka;
 pub mod load;
 pub mod notify;

@@ -168,8 +168,8 @@ fn execute(command: Command) -> Result<ExitCode> {
             let report = app::replay(inputs, &sources, &rules, &settings, &mut out, &mut diag)?;
             writeln!(
                 diag,
-                "replay: {} events, {} alerts, {} rejected, {} late, {} ahead",
-                report.events, report.alerts, report.rejected, report.late, report.ahead
+                "replay: {} events, {} alerts, {} rejected, {} late, {} ahead, {} updates",
+                report.events, report.alerts, report.rejected, report.late, report.ahead, report.updates
             )?;
             Ok(ExitCode::SUCCESS)
         }

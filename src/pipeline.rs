@@ -366,6 +366,13 @@ impl Pipeline {
         }
     }
 
+    /// The end of the whole input: each open incident with news gets an
+    /// update (see [`Engine::finish`]); alerts wait for
+    /// [`Pipeline::drain_alerts`].
+    pub fn finish(&mut self) {
+        self.engine.finish(&mut self.alerts);
+    }
+
     fn end_one(&mut self, source: SourceId) {
         let Pipeline { decoder, engine, alerts, tally, guards, .. } = self;
         if let Some(guard) = guards.as_mut().and_then(|g| g.get_mut(source.0 as usize)) {

@@ -61,6 +61,11 @@ pub struct Rule {
     pub group_by: Vec<(Arc<str>, FieldId)>,
     pub detector: Params,
     pub summary: Template,
+    /// Fields whose most frequent values alerts list (`alert.top`).
+    pub top: Vec<(Arc<str>, FieldId)>,
+    /// How long the group must be quiet before the incident an alert
+    /// opened is over (`None`: every alert stands alone).
+    pub hold: Option<Span>,
     pub limits: Limits,
     pub tests: Vec<RuleTest>,
     /// Lists the rule needs filled in (`requires:`).
@@ -68,7 +73,7 @@ pub struct Rule {
     pub file: PathBuf,
     pub loc: Loc,
     /// A hash of what the detector's state depends on (`filter`, `detect`,
-    /// `limits`, `alert.realert`, `alert.evidence`): a checkpoint or a
+    /// `limits`, `alert.realert`, `alert.evidence`, `alert.top`): a checkpoint or a
     /// reload keeps a rule's state only while it is unchanged, so editing a
     /// title, severity, summary, runbook or test keeps learned baselines.
     pub digest: u64,
@@ -398,7 +403,25 @@ fn validate(
     };
 
     let alert = &spec.alert.value;
+    let mut top = Vec::new();
+    if let Some(fields) = &alert.top {
+        for name in &fields.value {
+            let name = name.trim();
+            if name.is_empty() {
+                sink.error(fields, "`top` names an empty field");
+            } else if top.iter().any(|(n, _): &(Arc<str>, FieldId)| &**n == name) {
+                sink.error(fields, format!("`top` names `{name}` twice"));
+            } else {
+                top.push((Arc::from(name), schema.intern(name)));
+            }
+        }
+    }
     let summary = Template::compile(&alert.summary, schema, sink);
+    for name in summary.variables().filter_map(|v| v.strip_prefix("top.")) {
+        if !top.iter().any(|(n, _)| &**n == name) {
+            sink.error(&alert.summary, format!("`{{{{top.{name}}}}}` needs `{name}` in the alert's `top:` list"));
+        }
+    }
     let realert = match &alert.realert {
         None => detector.as_ref().map(Params::default_realert),
         Some(text) => match Span::parse(&text.value) {
@@ -441,6 +464,7 @@ fn validate(
     if !sink.is_empty() {
         return None;
     }
+    let (detector, realert) = (detector?, realert?);
     Some(Rule {
         id: id.into(),
         title: spec.title.value.trim().into(),
@@ -450,9 +474,11 @@ fn validate(
         runbook: spec.runbook.as_deref().map(Into::into),
         filter,
         group_by,
-        detector: detector?,
+        hold: detector.incident_hold(realert),
+        detector,
         summary,
-        limits: Limits { max_groups, max_values, evidence: evidence.min(MAX_EVIDENCE) as usize, realert: realert? },
+        top,
+        limits: Limits { max_groups, max_values, evidence: evidence.min(MAX_EVIDENCE) as usize, realert },
         tests,
         requires,
         file: path.to_owned(),
@@ -478,7 +504,7 @@ fn state_digest(doc: &Document<'_>) -> u64 {
         }
     }
     if let Some(serde_json::Value::Object(alert)) = all.remove("alert") {
-        for field in ["realert", "evidence"] {
+        for field in ["realert", "evidence", "top"] {
             if let Some(value) = alert.get(field) {
                 kept.insert(format!("alert.{field}"), value.clone());
             }

@@ -131,7 +131,7 @@ fn one_event_dated_9999_does_not_blind_a_replay() {
     let out = run_with_stdin(&["replay", "-"], input.as_bytes());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("-:1: ahead of its stream (`ts` 9999-12-31T23:59:59Z"), "{stderr}");
-    assert!(stderr.contains("replay: 8 events, 1 alerts, 0 rejected, 0 late, 1 ahead"), "{stderr}");
+    assert!(stderr.contains("replay: 8 events, 1 alerts, 0 rejected, 0 late, 1 ahead, 1 updates"), "{stderr}");
     assert!(text(&out.stdout).contains("auth.failed_login_burst"));
 }
 
@@ -231,4 +231,65 @@ fn every_seeded_attack_in_the_demo_fires_and_normal_days_stay_quiet() {
         .filter(|a| !a["ts"].as_str().unwrap().starts_with("2026-11-09") && a["severity"] == "critical")
         .collect();
     assert!(history_criticals.is_empty(), "two weeks of normal traffic paged someone: {history_criticals:?}");
+}
+
+/// A long attack on one user, the user's own failure of days before, and
+/// another user's failures at the same time: the alert tells this attack
+/// and only it, first when it starts, then whole once it is over.
+#[test]
+fn an_alert_describes_its_incident_and_only_it() {
+    let line = |ts: String, user: &str, ip: &str| {
+        format!(r#"{{"ts":"{ts}","kind":"login","user":"{user}","outcome":"failure","src_ip":"{ip}"}}"#) + "\n"
+    };
+    let mut input = line("2026-11-06T08:00:00Z".into(), "frank", "198.51.100.20");
+    for i in 0..150u32 {
+        let ts = format!("2026-11-09T09:{:02}:{:02}Z", i * 2 / 60, i * 2 % 60);
+        input.push_str(&line(ts.clone(), "frank", "203.0.113.5"));
+        if i % 50 == 0 {
+            input.push_str(&line(ts, "grace", "192.0.2.77"));
+        }
+    }
+    // Later traffic moves event time on; the replay's guard holds the last
+    // event back, so it takes two.
+    for minute in ["11:00", "11:01"] {
+        input.push_str(&format!(
+            r#"{{"ts":"2026-11-09T{minute}:00Z","kind":"login","user":"frank","outcome":"success"}}"#
+        ));
+        input.push('\n');
+    }
+    let out = run_with_stdin(&["replay", "-"], input.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    golden(&data("incident.alerts.jsonl"), &stdout);
+
+    let alerts: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let burst: Vec<&serde_json::Value> =
+        alerts.iter().filter(|a| a["rule"] == "auth.failed_login_burst" && a["group"]["user"] == "frank").collect();
+    assert_eq!(burst.len(), 2, "the first notice and the last: {stdout}");
+    let (first, last) = (burst[0], burst[1]);
+    assert_eq!(first["id"], last["id"], "one alert, updated");
+    assert_eq!((first["count"].as_u64(), first["events"].as_u64()), (Some(5), Some(5)));
+    assert_eq!(last["update"], 1);
+    assert_eq!(last["status"], "resolved");
+    assert_eq!(last["events"], 150);
+    assert_eq!(last["top"]["src_ip"], serde_json::json!([{"value": "203.0.113.5", "count": 150}]));
+    assert_eq!(last["summary"], "150 failed logins for frank from 203.0.113.5 (150)");
+    assert_eq!(
+        (last["first_ts"].as_str(), last["ts"].as_str()),
+        (Some("2026-11-09T09:00:00Z"), Some("2026-11-09T09:04:58Z"))
+    );
+    for alert in [first, last] {
+        let evidence = alert["evidence"].as_array().unwrap();
+        assert!(!evidence.is_empty());
+        for event in evidence {
+            assert_eq!(
+                (event["user"].as_str(), event["src_ip"].as_str()),
+                (Some("frank"), Some("203.0.113.5")),
+                "{event}"
+            );
+            assert!(event["ts"].as_str().unwrap() >= alert["first_ts"].as_str().unwrap(), "in the window: {event}");
+        }
+    }
+    assert_eq!(first["evidence"].as_array().unwrap().len(), 5, "the five that fired, not the failure of days before");
+    assert!(!stdout.contains(r#""summary":"150 failed logins for grace"#));
 }

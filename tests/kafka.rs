@@ -154,11 +154,15 @@ fn logged_ids(state: &Path) -> Vec<String> {
     sorted_field(&alert_log(state), "id")
 }
 
-/// A string field of each alert in JSON lines, sorted.
+/// A string field of each alert's first notice in JSON lines, sorted. The
+/// updates are left out: a replay's end sends those of incidents still
+/// open, which a daemon, whose input never ends, does not.
 fn sorted_field(lines: &str, field: &str) -> Vec<String> {
     let mut values: Vec<String> = lines
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()[field].as_str().unwrap().to_owned())
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|alert| alert["update"].as_u64().unwrap_or(0) == 0)
+        .map(|alert| alert[field].as_str().unwrap().to_owned())
         .collect();
     values.sort();
     values

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let rule = format!(
         "id: f\ntitle: f\nseverity: warning\nfilter:\n{indented}detect: {{type: match}}\nalert: {{summary: x}}\n"
     );
-    let sources = RuleSources { files: vec![(PathBuf::from("f.yml"), rule)], lists: vec![("l".into(), "a\n".into())] };
+    let sources = RuleSources { files: vec![(PathBuf::from("f.yml"), rule)], lists: vec![("l".into(), "a\n".into())], tables: Vec::new() };
     if let Ok(rules) = RuleSet::compile(&sources) {
         let mut pipeline = Pipeline::new(&rules, Span::from_secs(60), 1 << 16);
         let _ = pipeline.feed(event.as_bytes());

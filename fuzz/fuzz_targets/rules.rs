@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let sources = RuleSources {
         files: vec![(PathBuf::from("fuzz.yml"), text.to_owned())],
         lists: vec![("users".into(), "alice\nbob\n".into()), ("nets".into(), "10.0.0.0/8\n".into())],
+        tables: vec![("directory".into(), "user,timezone\nalice,Asia/Kolkata\n".into())],
     };
     if let Ok(rules) = RuleSet::compile(&sources) {
         let _ = vigil::ruletest::run_all(&rules, vigil::time::Span::from_secs(60));

@@ -69,7 +69,7 @@ impl Detector {
         if event.ts < horizon {
             return Outcome::Quiet;
         }
-        group.evidence.record(event.line);
+        group.evidence.record(event.ts, event.line);
         match values.seen.get_mut(self.scratch.as_str()) {
             Some(seen) => *seen = (*seen).max(event.ts),
             None => {

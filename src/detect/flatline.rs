@@ -117,7 +117,7 @@ impl Detector {
             announced: false,
             gaps: VecDeque::new(),
         });
-        group.evidence.record(event.line);
+        group.evidence.record(event.ts, event.line);
         let activity = &mut group.state;
         if let Some(memory) = self.params.learn_gaps {
             activity.learn_gap(event.ts, memory);

@@ -18,7 +18,7 @@ impl Detector {
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {
         let group = self.groups.entry(key, || ());
-        group.evidence.record(event.line);
+        group.evidence.record(event.ts, event.line);
         let firing = Firing { ts: event.ts, first_ts: event.ts, count: Some(1), ..Firing::default() };
         conclude(group, Some(firing), limits)
     }
@@ -43,7 +43,7 @@ mod tests {
     }
 
     #[test]
-    fn evidence_holds_the_groups_recent_events_as_the_rule_asks() {
+    fn evidence_is_the_event_that_fired_not_the_groups_earlier_ones() {
         let lim = Limits { evidence: 3, ..limits() };
         let mut d = Detector::new(&lim);
         let mut dec = decoder(Schema::new());
@@ -55,7 +55,7 @@ mod tests {
             }
         }
         let evidence = last.expect("fired").evidence;
-        assert_eq!(evidence.len(), 3);
-        assert!(evidence[2].contains(&Timestamp::from_secs(BASE + 4).to_string()));
+        assert_eq!(evidence.len(), 1);
+        assert!(evidence[0].contains(&Timestamp::from_secs(BASE + 4).to_string()));
     }
 }

@@ -37,6 +37,9 @@ pub struct Firing {
     /// Event time of the first event that contributed.
     pub first_ts: Timestamp,
     pub count: Option<u64>,
+    /// Matching events in the window that fired, where the detector counts
+    /// them (else the alert counts its evidence).
+    pub events: Option<u64>,
     pub score: Option<f64>,
     /// The observed quantity: a sum, a ratio's denominator, an interval value.
     pub observed: Option<f64>,
@@ -48,14 +51,15 @@ pub struct Firing {
     pub status: Status,
 }
 
-/// Whether an alert reports a condition or its end (a silent group that
-/// speaks again).
+/// Whether an alert reports a condition or its end: a silent group that
+/// speaks again, or the last notice of an incident that is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     #[default]
     Firing,
     Resumed,
+    Resolved,
 }
 
 impl Status {
@@ -69,8 +73,9 @@ impl Status {
 pub enum Outcome {
     Quiet,
     Fired(Firing),
-    /// It would have fired, but the group alerted within `realert`.
-    Suppressed,
+    /// It would have fired, but the group alerted within `realert`: what
+    /// it would have said, which updates the open incident.
+    Suppressed(Firing),
 }
 
 /// Per-rule settings every detector shares.
@@ -145,6 +150,22 @@ impl Params {
             Params::Sequence(p) => p.window,
             Params::Flatline(p) => p.window,
         }
+    }
+
+    /// How long a group must be quiet before the incident its alert
+    /// opened is over: the window (or interval) the condition is judged
+    /// over, or realert if longer, since until then the detector would not
+    /// page again anyway. `None` for a type whose alerts stand alone: a
+    /// point event with no realert, or a flatline (its `resumed` alert
+    /// ends it).
+    pub fn incident_hold(&self, realert: Span) -> Option<Span> {
+        let window = match self {
+            Params::Flatline(_) => return None,
+            Params::Match | Params::NewValue(_) | Params::OffHours(_) => Span::ZERO,
+            _ => self.window().unwrap_or(Span::ZERO),
+        };
+        let hold = window.max(realert);
+        (hold > Span::ZERO).then_some(hold)
     }
 
     /// The window the alert text calls `{{window}}`, if the type has one.
@@ -345,16 +366,17 @@ pub(crate) fn weight(sum: Option<crate::event::FieldId>, event: &EventRef<'_>) -
     }
 }
 
-/// The last step every detector shares: apply realert, attach evidence.
+/// The last step every detector shares: apply realert, attach the
+/// evidence of the window that fired (never the group's older events).
 pub(crate) fn conclude<S>(group: &mut groups::Group<S>, firing: Option<Firing>, limits: &Limits) -> Outcome {
     match firing {
         None => Outcome::Quiet,
         Some(mut firing) => {
             if group.permit(firing.ts, limits.realert) {
-                firing.evidence = group.evidence.snapshot();
+                firing.evidence = group.evidence.since(firing.first_ts);
                 Outcome::Fired(firing)
             } else {
-                Outcome::Suppressed
+                Outcome::Suppressed(firing)
             }
         }
     }
@@ -399,7 +421,7 @@ pub(crate) mod testing {
             trace.push(match outcome {
                 Outcome::Quiet => '.',
                 Outcome::Fired(_) => 'F',
-                Outcome::Suppressed => 'S',
+                Outcome::Suppressed(_) => 'S',
             });
         }
         trace

@@ -118,7 +118,7 @@ impl Detector {
         }
         let group =
             self.groups.entry(key, || Known { first_seen: event.ts, values: BoundedLru::new(limits.max_values) });
-        group.evidence.record(event.line);
+        group.evidence.record(event.ts, event.line);
         let known = &mut group.state;
         known.first_seen = known.first_seen.min(event.ts);
         let learned = event.ts.since(known.first_seen) >= self.params.learning;

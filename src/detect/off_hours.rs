@@ -272,7 +272,7 @@ impl Detector {
                     return Outcome::Quiet;
                 }
                 let group = groups.entry(key, || ());
-                group.evidence.record(event.line);
+                group.evidence.record(event.ts, event.line);
                 let firing = Firing {
                     ts: event.ts,
                     first_ts: event.ts,
@@ -294,7 +294,7 @@ impl Detector {
                     total: 0,
                     hours: Box::new([0; HOURS_PER_WEEK]),
                 });
-                group.evidence.record(event.line);
+                group.evidence.record(event.ts, event.line);
                 let habits = &mut group.state;
                 habits.first_seen = habits.first_seen.min(event.ts);
                 let learned =

@@ -49,7 +49,7 @@ impl Detector {
         let window = self.params.window;
         let group = self.groups.entry(key, || Window::new(DEFAULT_MAX_ENTRIES));
         if matched {
-            group.evidence.record(event.line);
+            group.evidence.record(event.ts, event.line);
         }
         group.state.insert(Entry { ts: event.ts, a: f64::from(u8::from(matched)), b: 1.0 });
         let totals = group.state.totals(event.ts.saturating_sub(window), event.ts);

@@ -94,7 +94,7 @@ impl Detector {
         }
         let mut firing = None;
         if advances(progress) {
-            group.evidence.record(event.line);
+            group.evidence.record(event.ts, event.line);
             progress.stage_count += 1;
             progress.events += 1;
             if progress.stage_count >= params.steps[progress.stage].count {
@@ -111,7 +111,7 @@ impl Detector {
                 }
             }
         } else if starts {
-            group.evidence.record(event.line);
+            group.evidence.record(event.ts, event.line);
             progress.first.push_back(event.ts);
             while progress.first.len() > first_step.count as usize {
                 progress.first.pop_front();

@@ -232,7 +232,7 @@ impl Detector {
             closed: 0,
             level: 1.0,
         });
-        group.evidence.record(event.line);
+        group.evidence.record(event.ts, event.line);
         let state = &mut group.state;
         let mut firing = None;
         if start > state.start {

@@ -40,7 +40,7 @@ impl Detector {
         let Some(weight) = weight(self.params.sum, event) else { return Outcome::Quiet };
         let window = self.params.window;
         let group = self.groups.entry(key, || Window::new(DEFAULT_MAX_ENTRIES));
-        group.evidence.record(event.line);
+        group.evidence.record(event.ts, event.line);
         group.state.insert(Entry { ts: event.ts, a: weight, b: 1.0 });
         group.state.prune(watermark.saturating_sub(window));
         let best = group.state.best_containing(event.ts, window);
@@ -48,6 +48,7 @@ impl Detector {
             ts: event.ts,
             first_ts: best.first.unwrap_or(event.ts),
             count: Some(best.events),
+            events: Some(best.events),
             observed: self.params.sum.map(|_| best.a),
             ..Firing::default()
         });

@@ -74,6 +74,13 @@ impl Mailer {
             .from(self.from.clone())
             .subject(message.subject())
             .message_id(Some(format!("<{}@vigil>", message.id)));
+        // An update joins the thread of its alert's first mail.
+        if let (Kind::Single, Some(alert)) = (message.kind, message.alerts.first()) {
+            if alert.update > 0 {
+                let first = format!("<{}@vigil>", alert.id);
+                builder = builder.in_reply_to(first.clone()).references(first);
+            }
+        }
         for to in &self.to {
             builder = builder.to(to.clone());
         }
@@ -259,6 +266,15 @@ fn figures(alert: &Alert) -> Vec<(&'static str, String)> {
     if let Some(count) = alert.count {
         out.push(("Count", count.to_string()));
     }
+    if let Some(events) = alert.events {
+        out.push(("Events", events.to_string()));
+    }
+    for (field, values) in &alert.top {
+        let listed: Vec<String> = values.iter().map(|(v, n)| format!("{v} ({n})")).collect();
+        if !listed.is_empty() {
+            out.push(("Top", format!("{field}: {}", listed.join(", "))));
+        }
+    }
     if let Some(score) = alert.score {
         out.push(("Score", score.to_string()));
     }
@@ -324,6 +340,27 @@ mod tests {
         assert!(matches!(classify(true, Some(554), String::new()), Failure::Permanent(_)));
         assert!(matches!(classify(false, Some(451), String::new()), Failure::Retry(_)));
         assert!(matches!(classify(false, None, String::new()), Failure::Retry(_)));
+    }
+
+    #[test]
+    fn an_update_joins_the_thread_of_its_alert_and_tells_the_incident() {
+        let mailer = mailer();
+        let mut update = alert("a1", Severity::Critical, "alice@corp.example");
+        update.update = 1;
+        update.events = Some(150);
+        update.top = vec![("src_ip".into(), vec![("203.0.113.5".into(), 150)])];
+        let message = Message::single(update);
+        let mail = String::from_utf8(mailer.compose(&message).unwrap().formatted()).unwrap();
+        assert!(mail.contains("Message-ID: <a1.1@vigil>"), "{mail}");
+        assert!(mail.contains("In-Reply-To: <a1@vigil>") && mail.contains("References: <a1@vigil>"), "{mail}");
+        assert!(mail.contains("(update 1)"), "{mail}");
+        let text = mailer.text(&message);
+        assert!(text.contains("Events:    150") && text.contains("Top:       src_ip: 203.0.113.5 (150)"), "{text}");
+        let first = String::from_utf8(
+            mailer.compose(&Message::single(alert("a1", Severity::Critical, "alice"))).unwrap().formatted(),
+        )
+        .unwrap();
+        assert!(!first.contains("In-Reply-To"), "{first}");
     }
 
     #[test]

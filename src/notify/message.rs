@@ -80,9 +80,11 @@ pub struct Message {
 }
 
 impl Message {
+    /// One alert's notice; an update of an alert has an id of its own
+    /// (`id.N`), the alert's id being in its body.
     pub fn single(alert: Alert) -> Message {
         Message {
-            id: alert.id.clone(),
+            id: alert.notice_id(),
             kind: Kind::Single,
             alerts: vec![alert],
             unlisted: Vec::new(),
@@ -130,11 +132,19 @@ impl Message {
         match (self.kind, self.alerts.first()) {
             (Kind::Single, Some(alert)) => {
                 let values: Vec<&str> = alert.group.iter().map(|(_, v)| v.as_str()).collect();
-                if values.is_empty() {
+                let mut subject = if values.is_empty() {
                     format!("[{label}] {}", alert.title)
                 } else {
                     format!("[{label}] {}: {}", alert.title, values.join(", "))
+                };
+                match (alert.status, alert.update) {
+                    (crate::alert::Status::Resolved, _) => subject.push_str(" (resolved)"),
+                    (_, 0) => {}
+                    (_, n) => {
+                        let _ = write!(subject, " (update {n})");
+                    }
                 }
+                subject
             }
             (Kind::Resolve, _) => format!("[RESOLVED] {}", self.id),
             (Kind::Digest { every }, _) => {
@@ -257,6 +267,19 @@ pub(crate) mod tests {
             a
         })
         .unwrap()
+    }
+
+    #[test]
+    fn an_update_has_a_notice_id_of_its_own_and_says_so_in_the_subject() {
+        let mut update = alert("a1", Severity::Critical, "alice");
+        update.update = 2;
+        let message = Message::single(update.clone());
+        assert_eq!(message.id, "a1.2");
+        assert_eq!(message.subject(), "[CRITICAL] Multiple failed logins: alice (update 2)");
+        update.update = 3;
+        update.status = crate::alert::Status::Resolved;
+        assert_eq!(Message::single(update).subject(), "[CRITICAL] Multiple failed logins: alice (resolved)");
+        assert_eq!(Message::single(alert("a1", Severity::Critical, "alice")).id, "a1");
     }
 
     #[test]

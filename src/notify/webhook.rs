@@ -8,8 +8,8 @@
 //!   together are `{"alerts": [...], "unlisted": [...], "total": N}`.
 //! - `slack`: an incoming-webhook message with blocks.
 //! - `pagerduty`: an Events API v2 trigger whose `dedup_key` is the alert's
-//!   fingerprint, so PagerDuty folds repeats of one rule and group into one
-//!   incident.
+//!   fingerprint, so PagerDuty folds repeats and updates of one rule and
+//!   group into one incident; an alert's `resolved` notice resolves it.
 //! - `alertmanager`: `POST /api/v2/alerts` with labels `alertname`,
 //!   `severity`, `rule` and the group values, so an existing Alertmanager
 //!   groups, silences and routes them.
@@ -256,6 +256,12 @@ fn pagerduty(message: &Message, routing_key: &str) -> Value {
             "dedup_key": message.id,
             "client": "vigil",
         }),
+        (Kind::Single, Some(alert)) if alert.status == crate::alert::Status::Resolved => json!({
+            "routing_key": routing_key,
+            "event_action": "resolve",
+            "dedup_key": alert.fingerprint,
+            "client": "vigil",
+        }),
         (Kind::Single, Some(alert)) => {
             let mut details = serde_json::Map::new();
             for (name, value) in &alert.group {
@@ -264,6 +270,12 @@ fn pagerduty(message: &Message, routing_key: &str) -> Value {
             details.insert("rule".into(), json!(alert.rule));
             if let Some(count) = alert.count {
                 details.insert("count".into(), json!(count));
+            }
+            if let Some(events) = alert.events {
+                details.insert("events".into(), json!(events));
+            }
+            if alert.update > 0 {
+                details.insert("update".into(), json!(alert.update));
             }
             if let Some(score) = alert.score {
                 details.insert("score".into(), json!(score));
@@ -346,7 +358,15 @@ fn alertmanager(message: &Message, descriptions: &Descriptions, resolve_after: O
         let at = chrono::Utc::now() + chrono::Duration::from_std(after).ok()?;
         Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     });
-    let mut alerts: Vec<Value> = message.alerts.iter().map(|a| am_alert(a, descriptions, ends_at.as_deref())).collect();
+    let mut alerts: Vec<Value> = message
+        .alerts
+        .iter()
+        .map(|a| {
+            // The last notice of an incident ends the alert at its last event.
+            let ended = (a.status == crate::alert::Status::Resolved).then(|| a.ts.to_string());
+            am_alert(a, descriptions, ended.as_deref().or(ends_at.as_deref()))
+        })
+        .collect();
     if message.unlisted_total() > 0 {
         let text: Vec<String> = message.unlisted.iter().map(|c| format!("{} × {}", c.count, c.title)).collect();
         alerts.push(json!({
@@ -375,6 +395,19 @@ mod tests {
         );
         assert_eq!(signing_key("plain").unwrap(), b"plain");
         assert!(signing_key("whsec_not base64!").is_err());
+    }
+
+    #[test]
+    fn an_incident_that_ended_resolves_in_pagerduty_and_alertmanager() {
+        let mut a = alert("a1", Severity::Critical, "alice");
+        a.update = 1;
+        a.status = crate::alert::Status::Resolved;
+        let message = Message::single(a);
+        let pd = pagerduty(&message, "key");
+        assert_eq!((pd["event_action"].as_str(), pd["dedup_key"].as_str()), (Some("resolve"), Some("f00")));
+        let am = alertmanager(&message, &Descriptions::default(), None);
+        assert_eq!(am[0]["endsAt"], "2026-11-23T10:00:00Z");
+        assert_eq!(am[0]["annotations"]["alert_id"], "a1", "the alert's own id, for every notice");
     }
 
     #[test]

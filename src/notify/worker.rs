@@ -404,9 +404,14 @@ impl Worker {
         self.cursor.resolves.iter().find(|(_, due)| **due <= now).map(|(f, _)| f.clone())
     }
 
-    /// Notes (or pushes back) the resolution of the alert's incident.
+    /// Notes (or pushes back) the resolution of the alert's incident; an
+    /// alert whose incident ended resolved it already.
     fn open_incident(&mut self, message: &Message, after: Duration) {
         let Some(alert) = message.alerts.first() else { return };
+        if alert.status == crate::alert::Status::Resolved {
+            self.cursor.resolves.remove(&alert.fingerprint);
+            return;
+        }
         let due = chrono::Utc::now().timestamp() + after.as_secs().max(1) as i64;
         self.cursor.resolves.insert(alert.fingerprint.clone(), due);
         if self.cursor.resolves.len() > MAX_OPEN_INCIDENTS {

@@ -117,6 +117,10 @@ pub struct AlertSpec {
     pub realert: Option<Spanned<String>>,
     #[serde(default)]
     pub evidence: Option<Spanned<u32>>,
+    /// Fields whose most frequent values the alert lists, with counts, over
+    /// the incident's events (`{{top.src_ip}}`).
+    #[serde(default)]
+    pub top: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,13 +1,17 @@
 //! Alert summaries: `"{{count}} failed logins for {{user}} within {{window}}"`.
 //!
-//! A variable names an alert value (`count`, `score`, `value`, `window`,
-//! `threshold`, `rule`, `title`, `severity`, `first_ts`, `ts`), a group
-//! field, or any event field by its dotted path, taken from the event that
-//! raised the alert. Compiled once; rendering writes into one string.
+//! A variable names an alert value (`count`, `events`, `score`, `value`,
+//! `window`, `threshold`, `rule`, `title`, `severity`, `first_ts`, `ts`,
+//! `top.FIELD`), a group field, or any event field by its dotted path,
+//! taken from the event that raised the alert. A value the alert does not
+//! have reads `unknown`. Compiled once; rendering writes into one string.
 
 use super::yaml::{Loc, Spanned};
 use super::Sink;
 use crate::event::{FieldId, Schema};
+
+/// What a variable the alert has no value for reads as.
+pub const MISSING: &str = "unknown";
 
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -55,15 +59,24 @@ impl Template {
         Template { parts }
     }
 
+    /// The names of its variables.
+    pub fn variables(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|part| match part {
+            Part::Var { name, .. } => Some(name.as_str()),
+            Part::Text(_) => None,
+        })
+    }
+
     /// Renders with `lookup`, which writes a variable's value into the
-    /// string and returns false if it has none (then `?` is written).
+    /// string and returns false if it has none (then [`MISSING`] is
+    /// written).
     pub fn render(&self, out: &mut String, mut lookup: impl FnMut(&str, FieldId, &mut String) -> bool) {
         for part in &self.parts {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Var { name, field } => {
                     if !lookup(name, *field, out) {
-                        out.push('?');
+                        out.push_str(MISSING);
                     }
                 }
             }
