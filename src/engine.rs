@@ -35,8 +35,11 @@ use crate::time::{Span, Timestamp};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RuleStats {
     pub matched: u64,
+    /// First notices.
     pub alerts: u64,
     pub suppressed: u64,
+    /// Later notices of alerts whose incident went on or ended.
+    pub updates: u64,
     /// Matching events that lacked a `group_by` field and were skipped.
     pub ungrouped: u64,
     /// Late events the rule's filter matched, which its windows no longer
@@ -321,6 +324,7 @@ impl Engine {
                 if incident.has_news() {
                     let at = incident.last_ts;
                     incident.notice(at);
+                    slot.stats.updates += 1;
                     out.push(notice(&slot.rule, key, incident, Status::Firing, &mut self.decoder));
                 }
             }
@@ -519,14 +523,17 @@ fn evaluate(
     let rule = &slot.rule;
     // An event where the rule's condition holds belongs to the open
     // incident; others of the group (a token's normal calls) do not.
-    if let (Some(incident), Outcome::Suppressed(firing) | Outcome::Fired(firing)) =
-        (slot.incidents.get_mut(key), &outcome)
-    {
+    let held = match &outcome {
+        Outcome::Quiet => None,
+        Outcome::Suppressed(firing) | Outcome::Fired(firing) => slot.incidents.get_mut(key).map(|i| (i, firing)),
+    };
+    if let Some((incident, firing)) = held {
         slot.stats.suppressed += 1;
         incident.add(rule, event);
         incident.measure(firing);
         // Realert is over and the condition holds again: an update.
         if matches!(outcome, Outcome::Fired(_)) {
+            slot.stats.updates += 1;
             incident.notice(firing.ts);
             out.push(Alert::build(rule, key, incident.firing(Status::Firing), Some(event), Some(incident)));
         }
@@ -546,6 +553,7 @@ fn evaluate(
             if rule.hold.is_some() {
                 if let Some((closed_key, mut closed)) = slot.incidents.insert(key, incident, rule.limits.max_groups) {
                     if closed.has_news() {
+                        slot.stats.updates += 1;
                         closed.notice(closed.last_ts);
                         out.push(notice(rule, &closed_key, &closed, Status::Resolved, decoder));
                     }
@@ -574,6 +582,7 @@ fn notify_due(slot: &mut Slot, watermark: Timestamp, hold: Span, decoder: &mut D
             }
         };
         incident.notice(watermark);
+        slot.stats.updates += 1;
         out.push(notice(rule, key, incident, status, decoder));
     }
     for key in over {

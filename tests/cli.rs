@@ -93,7 +93,7 @@ fn replay_skips_malformed_lines_with_their_numbers() {
         "malformed.jsonl:6: skipped (missing_kind)",
         "malformed.jsonl:7: skipped (not_an_object)",
         "malformed.jsonl:8: skipped (wrong_type): `status` of a `api_call` event must be a number",
-        "replay: 5 events, 1 alerts, 7 rejected, 0 late, 0 ahead",
+        "replay: 10 events, 2 alerts, 7 rejected, 0 late, 0 ahead",
     ] {
         assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
     }
@@ -106,7 +106,7 @@ fn replay_counts_late_events_and_keeps_them_out_of_windows() {
     let site = demo_site_rules();
     let out = run(&["replay", path.to_str().unwrap(), "--rules", site.path().to_str().unwrap()]);
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("replay: 9 events, 2 alerts, 0 rejected, 3 late, 0 ahead"), "{stderr}");
+    assert!(stderr.contains("replay: 14 events, 2 alerts, 0 rejected, 5 late, 0 ahead"), "{stderr}");
     let stdout = text(&out.stdout);
     assert!(!stdout.contains("failed_login_burst"), "late failures must not complete a burst: {stdout}");
     golden(&data("late.alerts.jsonl"), &stdout);
@@ -127,11 +127,11 @@ fn failures(user: &str, date: &str, count: usize) -> String {
 #[test]
 fn one_event_dated_9999_does_not_blind_a_replay() {
     let mut input = r#"{"ts":"9999-12-31T23:59:59Z","kind":"heartbeat"}"#.to_owned() + "\n";
-    input.push_str(&failures("victim", "2026-11-09", 7));
+    input.push_str(&failures("victim", "2026-11-09", 12));
     let out = run_with_stdin(&["replay", "-"], input.as_bytes());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("-:1: ahead of its stream (`ts` 9999-12-31T23:59:59Z"), "{stderr}");
-    assert!(stderr.contains("replay: 8 events, 1 alerts, 0 rejected, 0 late, 1 ahead, 1 updates"), "{stderr}");
+    assert!(stderr.contains("replay: 13 events, 1 alerts, 0 rejected, 0 late, 1 ahead, 1 updates"), "{stderr}");
     assert!(text(&out.stdout).contains("auth.failed_login_burst"));
 }
 
@@ -140,12 +140,12 @@ fn a_replay_of_two_sources_with_disjoint_times_drops_nothing_in_either_order() {
     let dir = tempfile::tempdir().unwrap();
     let november = dir.path().join("november.jsonl");
     let october = dir.path().join("october.jsonl");
-    std::fs::write(&november, failures("alice", "2026-11-09", 6)).unwrap();
-    std::fs::write(&october, failures("bob", "2026-10-09", 6)).unwrap();
+    std::fs::write(&november, failures("alice", "2026-11-09", 12)).unwrap();
+    std::fs::write(&october, failures("bob", "2026-10-09", 12)).unwrap();
     for files in [[&november, &october], [&october, &november]] {
         let out = run(&["replay", files[0].to_str().unwrap(), files[1].to_str().unwrap()]);
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("replay: 12 events, 2 alerts, 0 rejected, 0 late, 0 ahead"), "{stderr}");
+        assert!(stderr.contains("replay: 24 events, 2 alerts, 0 rejected, 0 late, 0 ahead"), "{stderr}");
         let stdout = text(&out.stdout);
         assert!(stdout.contains(r#""user":"alice""#) && stdout.contains(r#""user":"bob""#), "{stdout}");
         // Merged by event time: October's burst comes out first.
@@ -156,11 +156,11 @@ fn a_replay_of_two_sources_with_disjoint_times_drops_nothing_in_either_order() {
     let mut both = std::fs::read(&november).unwrap();
     both.extend(std::fs::read(&october).unwrap());
     let out = run_with_stdin(&["replay", "-"], &both);
-    assert!(text(&out.stderr).contains("6 late"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("12 late"), "{}", text(&out.stderr));
     // ... or naming the field that tells the recordings apart.
     let out = run_with_stdin(&["replay", "-", "--source-field", "user"], &both);
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("replay: 12 events, 2 alerts, 0 rejected, 0 late, 0 ahead"), "{stderr}");
+    assert!(stderr.contains("replay: 24 events, 2 alerts, 0 rejected, 0 late, 0 ahead"), "{stderr}");
 }
 
 #[test]
@@ -268,7 +268,7 @@ fn an_alert_describes_its_incident_and_only_it() {
     assert_eq!(burst.len(), 2, "the first notice and the last: {stdout}");
     let (first, last) = (burst[0], burst[1]);
     assert_eq!(first["id"], last["id"], "one alert, updated");
-    assert_eq!((first["count"].as_u64(), first["events"].as_u64()), (Some(5), Some(5)));
+    assert_eq!((first["count"].as_u64(), first["events"].as_u64()), (Some(10), Some(10)));
     assert_eq!(last["update"], 1);
     assert_eq!(last["status"], "resolved");
     assert_eq!(last["events"], 150);
@@ -290,6 +290,6 @@ fn an_alert_describes_its_incident_and_only_it() {
             assert!(event["ts"].as_str().unwrap() >= alert["first_ts"].as_str().unwrap(), "in the window: {event}");
         }
     }
-    assert_eq!(first["evidence"].as_array().unwrap().len(), 5, "the five that fired, not the failure of days before");
+    assert_eq!(first["evidence"].as_array().unwrap().len(), 10, "the ten that fired, not the failure of days before");
     assert!(!stdout.contains(r#""summary":"150 failed logins for grace"#));
 }

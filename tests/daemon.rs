@@ -46,12 +46,13 @@ fn demo_daemon_raises_alerts_serves_metrics_and_stops_on_sigterm() {
     assert!(terminate(&mut child).success());
 }
 
-/// Failed logins of alice, one a second: five make a burst.
+/// Failed logins of alice, one a second, each from an address of its own
+/// (a guesser's pool): ten make a burst, and only the per-user rule fires.
 fn failed_logins(stdin: &mut impl Write, count: u32) {
     for i in 0..count {
         writeln!(
             stdin,
-            r#"{{"ts":"2026-11-09T08:00:{i:02}Z","kind":"login","user":"alice","outcome":"failure","src_ip":"185.220.101.7"}}"#
+            r#"{{"ts":"2026-11-09T08:00:{i:02}Z","kind":"login","user":"alice","outcome":"failure","src_ip":"185.220.101.{i}"}}"#
         )
         .unwrap();
     }
@@ -62,7 +63,7 @@ fn stdin_daemon_alerts_at_once_and_drains_on_sigterm() {
     let config = "source: {type: stdin}\nmetrics: {listen: 127.0.0.1:0}\noutput: {format: json}\n";
     let (mut child, lines, addr, _dir) = start(config, Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
-    failed_logins(&mut stdin, 5);
+    failed_logins(&mut stdin, 10);
     writeln!(stdin, "not json").unwrap();
     stdin.flush().unwrap();
     let mut seen = Vec::new();
@@ -103,8 +104,8 @@ fn file_daemon_exits_when_its_input_ends() {
     };
     assert!(run().success());
     let alerts = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(alerts.lines().count(), 1, "{alerts}");
-    assert!(alerts.contains("auth.failed_login_burst"));
+    assert_eq!(alerts.lines().count(), 2, "{alerts}");
+    assert!(alerts.contains("auth.failed_login_burst") && alerts.contains("auth.failed_logins_from_address"));
     // The same input again, with the same state: the alert log already
     // holds the alert, so it is not shown (or delivered) a second time.
     assert!(run().success());
@@ -149,7 +150,7 @@ fn json_logs_carry_one_info_line_per_alert_and_nothing_per_event_above_debug() {
     let config = "source: {type: stdin}\nmetrics: {listen: 127.0.0.1:0}\noutput: {format: json}\nlog: {format: json}\n";
     let (mut child, lines, addr, _dir) = start(config, Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
-    failed_logins(&mut stdin, 5);
+    failed_logins(&mut stdin, 10);
     for _ in 0..50 {
         writeln!(stdin, "not json").unwrap();
     }
@@ -235,7 +236,7 @@ fn an_alert_log_that_cannot_be_written_makes_vigil_unready_and_holds_the_alert_u
     wait_for_status(&addr, "/readyz", 200);
     let filler = disk.fill();
 
-    failed_logins(&mut stdin, 5);
+    failed_logins(&mut stdin, 10);
     stdin.flush().unwrap();
     wait_for_status(&addr, "/readyz", 503);
     child.wait_log("Writing the alert log failed");

@@ -23,8 +23,8 @@ fn rules() -> RuleSet {
 /// address over twelve users: `(ts in seconds, event)`.
 fn attack() -> Vec<(i64, String)> {
     let mut events = Vec::new();
-    for i in 0..8 {
-        events.push((START + i * 10, login("victim", "failure", "198.51.100.7")));
+    for i in 0..12 {
+        events.push((START + i * 7, login("victim", "failure", "198.51.100.7")));
     }
     events.push((START + 90, login("victim", "success", "198.51.100.7")));
     for i in 0..12 {

@@ -48,7 +48,7 @@ fn events_become_alerts_bad_messages_become_dead_letters() {
 
     // Failed logins without a `kind` on the logins topic: its default kind applies.
     let burst: Vec<(&str, String)> =
-        (0..6).map(|i| ("alice", login("alice", i * 5, "failure").replace(r#""kind":"login","#, ""))).collect();
+        (0..12).map(|i| ("alice", login("alice", i * 5, "failure").replace(r#""kind":"login","#, ""))).collect();
     broker.produce("logins", &burst);
     let big = format!(r#"{{"ts":"2026-11-09T08:00:00Z","kind":"login","pad":"{}"}}"#, "x".repeat(2000));
     broker.produce(
@@ -90,7 +90,7 @@ fn events_become_alerts_bad_messages_become_dead_letters() {
 
     let metrics = wait_metric(&addr, "vigil_kafka_dead_lettered_total{reason=\"too_large\"} 1");
     for series in [
-        "vigil_kafka_messages_total{topic=\"logins\"} 6",
+        "vigil_kafka_messages_total{topic=\"logins\"} 12",
         "vigil_kafka_messages_total{topic=\"events\"} 5",
         "vigil_events_rejected_total{reason=\"not_an_object\"} 1",
         "vigil_kafka_assigned_partitions 5",
@@ -183,13 +183,13 @@ fn sigkill_loses_no_alert_repeats_none_and_state_survives_the_restart() {
 
     // mallory's burst straddles the restart; trudy's lies after the first
     // checkpoint, so it is read again after the kill.
-    let part_a = failures("mallory", 0, 3);
-    let part_b1 = failures("trudy", 1, 6);
-    let part_b2 = failures("mallory", 2, 3);
+    let part_a = failures("mallory", 0, 6);
+    let part_b1 = failures("trudy", 1, 12);
+    let part_b2 = failures("mallory", 2, 6);
 
     let (mut first, lines, addr, _dir) = start(&config, Stdio::null());
     broker.produce("events", &part_a);
-    wait_metric(&addr, "vigil_kafka_messages_total{topic=\"events\"} 3");
+    wait_metric(&addr, "vigil_kafka_messages_total{topic=\"events\"} 6");
     wait_metrics(&addr, "a checkpoint", |m| metric_value(m, "vigil_checkpoint_bytes") > 0.0);
     broker.produce("events", &part_b1);
     let mut seen = Vec::new();
@@ -229,7 +229,7 @@ fn two_instances_split_the_partitions_and_raise_what_one_would() {
     let users: Vec<String> = (0..12).map(|i| format!("user{i}")).collect();
     let mut events = Vec::new();
     for (i, user) in users.iter().enumerate() {
-        events.extend(failures(user, i as u32, if i % 3 == 0 { 2 } else { 6 }));
+        events.extend(failures(user, i as u32, if i % 3 == 0 { 2 } else { 12 }));
     }
     broker.produce("events", &events);
     let expected = replayed_ids(&events);
@@ -256,10 +256,10 @@ fn a_partition_handed_over_in_a_rebalance_takes_its_state_along_through_shared_c
     };
     let (mut a, _lines_a, addr_a, _dir_a) = start(&with_shared(state_a.path()), Stdio::null());
     wait_metric(&addr_a, "vigil_kafka_assigned_partitions 2");
-    // Three of five failures each, one user per partition: no burst yet.
-    broker.produce_to("events", Some(0), &failures("alice", 0, 3));
-    broker.produce_to("events", Some(1), &failures("bob", 0, 3));
-    wait_metric(&addr_a, "vigil_kafka_messages_total{topic=\"events\"} 6");
+    // Six of ten failures each, one user per partition: no burst yet.
+    broker.produce_to("events", Some(0), &failures("alice", 0, 6));
+    broker.produce_to("events", Some(1), &failures("bob", 0, 6));
+    wait_metric(&addr_a, "vigil_kafka_messages_total{topic=\"events\"} 12");
 
     // B joins: one partition moves, and A checkpoints and commits it on
     // revoke. B restores that checkpoint from the shared directory.
@@ -269,7 +269,7 @@ fn a_partition_handed_over_in_a_rebalance_takes_its_state_along_through_shared_c
     wait_metric(&addr_b, "vigil_checkpoint_restores_total{outcome=\"restored\"} 1");
 
     let later = |user: &str| -> Vec<(String, String)> {
-        failures(user, 0, 5).into_iter().skip(3).collect() // the 4th and 5th failure
+        failures(user, 0, 10).into_iter().skip(6).collect() // the 7th to 10th failure
     };
     broker.produce_to("events", Some(0), &later("alice"));
     broker.produce_to("events", Some(1), &later("bob"));
@@ -277,7 +277,7 @@ fn a_partition_handed_over_in_a_rebalance_takes_its_state_along_through_shared_c
     std::thread::sleep(Duration::from_secs(1)); // nothing more comes
     let (in_a, in_b) = (alert_log(state_a.path()), alert_log(state_b.path()));
     assert_eq!(in_a.lines().count(), 1, "A: the burst of the partition it kept\n{in_a}");
-    assert_eq!(in_b.lines().count(), 1, "B: the burst whose first three failures A saw\n{in_b}");
+    assert_eq!(in_b.lines().count(), 1, "B: the burst whose first six failures A saw\n{in_b}");
     assert!((in_a.clone() + &in_b).contains("alice") && (in_a + &in_b).contains("bob"));
     assert!(terminate(&mut a).success());
     assert!(terminate(&mut b).success());
@@ -294,7 +294,7 @@ fn vigil_stops_on_sigterm_while_the_broker_is_down() {
     let config = config(&broker, state.path(), "topics: [events]", "")
         .replace("checkpoint_interval: 1s", "checkpoint_interval: 1h");
     let (mut child, lines, addr, _dir) = start(&config, Stdio::null());
-    broker.produce("events", &failures("alice", 0, 6));
+    broker.produce("events", &failures("alice", 0, 12));
     wait_for(&lines, "alice", &mut Vec::new());
     broker.pause(&relay);
     wait_metric(&addr, "vigil_kafka_connected 0");
@@ -344,7 +344,7 @@ fn rekeying_lets_a_rule_grouped_by_address_see_the_partitions_of_every_user() {
             (user, line)
         })
         .collect();
-    events.extend((0..6).map(|i| {
+    events.extend((0..12).map(|i| {
         let line = format!(
             r#"{{"ts":"2026-11-09T08:21:{:02}Z","user":"mallory","outcome":"failure","src_ip":"198.51.100.7"}}"#,
             i * 5
@@ -367,7 +367,7 @@ fn rekeying_lets_a_rule_grouped_by_address_see_the_partitions_of_every_user() {
             metric_value(&http_get(addr, "/metrics").1, "vigil_kafka_rekeyed_total{topic=\"vigil-rekey.src_ip\"}")
         })
         .sum();
-    assert_eq!(copied, 18.0, "every failed login copied once to the address topic");
+    assert_eq!(copied, 24.0, "every failed login copied once to the address topic");
     assert!(terminate(&mut a).success());
     assert!(terminate(&mut b).success());
 }
@@ -381,7 +381,7 @@ fn a_broker_outage_makes_vigil_unready_and_it_carries_on_when_the_broker_returns
     broker.create_topic("events", 1);
     let state = tempfile::tempdir().unwrap();
     let (mut child, lines, addr, _dir) = start(&config(&broker, state.path(), "topics: [events]", ""), Stdio::null());
-    broker.produce("events", &failures("alice", 0, 6));
+    broker.produce("events", &failures("alice", 0, 12));
     let mut seen = Vec::new();
     wait_for(&lines, "alice", &mut seen);
     assert_eq!(http_get(&addr, "/readyz").0, 200);
@@ -395,10 +395,10 @@ fn a_broker_outage_makes_vigil_unready_and_it_carries_on_when_the_broker_returns
 
     broker.resume(&relay);
     wait_metric(&addr, "vigil_kafka_connected 1");
-    broker.produce("events", &failures("bob", 5, 6));
+    broker.produce("events", &failures("bob", 5, 12));
     wait_for(&lines, "bob", &mut seen);
-    // Alice's six and bob's six, each read once.
-    wait_metric(&addr, "vigil_kafka_messages_total{topic=\"events\"} 12");
+    // Alice's twelve and bob's twelve, each read once.
+    wait_metric(&addr, "vigil_kafka_messages_total{topic=\"events\"} 24");
     assert_eq!(http_get(&addr, "/readyz").0, 200);
     assert_eq!(seen.len(), 2, "one alert each: {seen:?}");
     assert!(terminate(&mut child).success());

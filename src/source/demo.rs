@@ -295,8 +295,8 @@ fn live_day(
 
     // 08:01 brute force against carla from a Tor exit, then it works.
     if let Some(carla) = user("carla") {
-        for i in 0..8 {
-            out.push(login(at(8, 1) + i * 12, carla, "failure", "dev-unknown-7f3a", "185.220.101.7", "RO"));
+        for i in 0..12 {
+            out.push(login(at(8, 1) + i * 10, carla, "failure", "dev-unknown-7f3a", "185.220.101.7", "RO"));
         }
         out.push(login(at(8, 3), carla, "success", "dev-unknown-7f3a", "185.220.101.7", "RO"));
     }

@@ -28,6 +28,7 @@ pub struct Metrics {
     pub late: IntCounter,
     pub alerts: IntCounterVec,
     pub suppressed: IntCounterVec,
+    pub updates: IntCounterVec,
     pub rule_late: IntCounterVec,
     pub source_lag: GaugeVec,
     pub groups: IntGaugeVec,
@@ -279,6 +280,12 @@ impl Metrics {
         );
         let suppressed =
             counter_vec(&registry, "vigil_alerts_suppressed_total", "Alerts held back by realert, by rule.", &["rule"]);
+        let updates = counter_vec(
+            &registry,
+            "vigil_alert_updates_total",
+            "Later notices of alerts whose incident went on or ended, by rule.",
+            &["rule"],
+        );
         let source_lag = float_gauge_vec(
             &registry,
             "vigil_source_lag_seconds",
@@ -389,6 +396,7 @@ impl Metrics {
             late,
             alerts,
             suppressed,
+            updates,
             rule_late,
             source_lag,
             groups,
@@ -466,8 +474,8 @@ pub struct Exported {
 }
 
 /// Alerts, suppressed, evictions, timed evaluations, their nanoseconds,
-/// late events.
-type RuleCounters = [u64; 6];
+/// late events, updates.
+type RuleCounters = [u64; 7];
 
 impl Exported {
     /// The counters last exported for each rule of `pipeline`, in its
@@ -558,7 +566,8 @@ impl Exporter {
             let counters = last.rules_of(pipeline);
             for ((rule, stats, tracked, evictions), (_, last)) in pipeline.engine().rule_stats().zip(counters) {
                 let id = &*rule.id;
-                let [alerts, suppressed, evicted, sampled, nanos, late] = last;
+                let [alerts, suppressed, evicted, sampled, nanos, late, updates] = last;
+                m.updates.with_label_values(&[id]).inc_by(advance(updates, stats.updates));
                 m.rule_late.with_label_values(&[id]).inc_by(advance(late, stats.late));
                 m.alerts
                     .with_label_values(&[id, rule.severity.as_str(), rule.detector.type_name()])
