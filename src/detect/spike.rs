@@ -502,11 +502,14 @@ fn bounds(state: &Baseline, params: &Params) -> Option<Bounds> {
             Some(z_bounds(mean, var.sqrt().max(floor(mean)), params.threshold))
         }
         Method::Poisson { p_value } => {
-            let lambda = (state.history.iter().sum::<f64>() / state.history.len() as f64).max(0.01);
+            // The alert reports the measured rate (0 for a quiet token);
+            // the tests need a positive one.
+            let mean = state.history.iter().sum::<f64>() / state.history.len() as f64;
+            let lambda = mean.max(MIN_POISSON_RATE);
             let poisson = Poisson::new(lambda).ok()?;
             let (upper, lower) = poisson_limits(&poisson, lambda, p_value);
             Some(Bounds {
-                center: lambda,
+                center: mean,
                 scale: lambda.sqrt(),
                 upper: upper as f64,
                 lower: lower.map_or(-1.0, |k| k as f64),
@@ -514,6 +517,9 @@ fn bounds(state: &Baseline, params: &Params) -> Option<Bounds> {
         }
     }
 }
+
+/// The rate a `poisson` test assumes for a group that has had no events.
+const MIN_POISSON_RATE: f64 = 0.01;
 
 /// The smallest count `k` with `P(X ≥ k) ≤ p`, and the largest with
 /// `P(X ≤ k) ≤ p` (none when even 0 is likely). Both tails are monotone in
@@ -552,7 +558,7 @@ fn z_bounds(center: f64, scale: f64, z: f64) -> Bounds {
 /// The alert's score: a z-score, or for `poisson` the tail probability.
 fn score(params: &Params, bounds: &Bounds, value: f64) -> f64 {
     match params.method {
-        Method::Poisson { .. } => match Poisson::new(bounds.center) {
+        Method::Poisson { .. } => match Poisson::new(bounds.center.max(MIN_POISSON_RATE)) {
             Ok(p) if value >= bounds.center => p.sf((value as u64).saturating_sub(1)),
             Ok(p) => p.cdf(value as u64),
             Err(_) => 0.0,
