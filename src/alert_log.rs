@@ -478,6 +478,22 @@ mod tests {
     }
 
     #[test]
+    fn an_update_is_a_notice_of_its_own_and_is_refused_only_when_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AlertLog::open(dir.path(), LogLimits::default()).unwrap();
+        let first = alert("a1");
+        let mut update = alert("a1");
+        update.update = 1;
+        assert!(log.append(&first));
+        assert!(log.append(&update), "same alert id, next update");
+        log.sync().unwrap();
+        drop(log);
+        let mut log = AlertLog::open(dir.path(), LogLimits::default()).unwrap();
+        assert!(!log.append(&update), "the update read back from the file");
+        assert!(!log.append(&first));
+    }
+
+    #[test]
     fn refuses_ids_it_holds_across_reopening_and_cuts_torn_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/alerts");

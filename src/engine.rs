@@ -528,11 +528,12 @@ fn evaluate(
         Outcome::Suppressed(firing) | Outcome::Fired(firing) => slot.incidents.get_mut(key).map(|i| (i, firing)),
     };
     if let Some((incident, firing)) = held {
-        slot.stats.suppressed += 1;
         incident.add(rule, event);
         incident.measure(firing);
         // Realert is over and the condition holds again: an update.
-        if matches!(outcome, Outcome::Fired(_)) {
+        if matches!(outcome, Outcome::Suppressed(_)) {
+            slot.stats.suppressed += 1;
+        } else {
             slot.stats.updates += 1;
             incident.notice(firing.ts);
             out.push(Alert::build(rule, key, incident.firing(Status::Firing), Some(event), Some(incident)));

@@ -114,6 +114,9 @@ pub struct Incident {
     pub value: Option<String>,
     pub top: Vec<TopValues>,
     evidence: Evidence,
+    /// Reused to write a top field's value: no allocation per event.
+    #[serde(skip)]
+    scratch: String,
 }
 
 impl Incident {
@@ -123,9 +126,10 @@ impl Incident {
     pub fn open(rule: &Rule, id: String, firing: &Firing, decoder: &mut Decoder) -> Incident {
         let mut top = vec![TopValues::default(); rule.top.len()];
         let mut evidence = Evidence::new(rule.limits.evidence);
+        let mut scratch = String::new();
         for line in &firing.evidence {
             if let Ok(event) = decoder.decode(line) {
-                record_top(rule, &mut top, &event);
+                record_top(rule, &mut top, &event, &mut scratch);
                 evidence.record(event.ts, line);
             }
         }
@@ -146,6 +150,7 @@ impl Incident {
             value: firing.value.clone(),
             top,
             evidence,
+            scratch,
         }
     }
 
@@ -154,7 +159,7 @@ impl Incident {
         self.events += 1;
         self.last_ts = self.last_ts.max(event.ts);
         self.first_ts = self.first_ts.min(event.ts);
-        record_top(rule, &mut self.top, event);
+        record_top(rule, &mut self.top, event, &mut self.scratch);
         self.evidence.record(event.ts, event.line);
     }
 
@@ -220,12 +225,11 @@ impl Incident {
     }
 }
 
-fn record_top(rule: &Rule, top: &mut [TopValues], event: &EventRef<'_>) {
-    let mut text = String::new();
+fn record_top(rule: &Rule, top: &mut [TopValues], event: &EventRef<'_>, text: &mut String) {
     for (values, (_, field)) in top.iter_mut().zip(&rule.top) {
         text.clear();
-        if event.get(*field).write_text(&mut text) {
-            values.record(&text);
+        if event.get(*field).write_text(text) {
+            values.record(text);
         }
     }
 }
@@ -334,6 +338,7 @@ mod tests {
             value: None,
             top: Vec::new(),
             evidence: Evidence::new(0),
+            scratch: String::new(),
         };
         let (hold, realert) = (Span::from_secs(300), Span::from_secs(120));
         assert_eq!(incident.due(t(200), hold, realert), None, "no news");
