@@ -1,4 +1,4 @@
-//! Embeds the shipped rules (`rules/**/*.yml`, `rules/lists/*.txt|csv`) into the
+//! Embeds the shipped rules (`rules/**/*.yml`, `rules/lists/*.txt|csv|jsonl`) into the
 //! binary, so `vigil run` works from any directory with no files around it,
 //! and names the git commit it is built from (`VIGIL_GIT_COMMIT`, for
 //! `vigil_build_info`): from the environment when set (a container build
@@ -36,7 +36,7 @@ fn main() {
         if in_lists && ext == "txt" {
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
             lists.push_str(&entry(stem));
-        } else if in_lists && ext == "csv" {
+        } else if in_lists && (ext == "csv" || ext == "jsonl") {
             let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
             tables.push_str(&entry(stem));
         } else if !in_lists && (ext == "yml" || ext == "yaml") {

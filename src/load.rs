@@ -31,7 +31,7 @@ pub fn embedded_demo_rules() -> RuleSources {
 }
 
 /// Reads `dir/**/*.yml|yaml` (sorted by path), the lists
-/// `dir/lists/*.txt` and the lookup tables `dir/lists/*.csv`.
+/// `dir/lists/*.txt` and the lookup tables `dir/lists/*.csv|jsonl`.
 pub fn read_rules(dir: &Path) -> Result<RuleSources> {
     if !dir.is_dir() {
         anyhow::bail!("rules directory {} does not exist", dir.display());
@@ -48,7 +48,12 @@ pub fn read_rules(dir: &Path) -> Result<RuleSources> {
             let name = || path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
             match ext {
                 "txt" => sources.lists.push((name(), text()?)),
-                "csv" => sources.tables.push((name(), text()?)),
+                "csv" | "jsonl" => {
+                    if sources.tables.iter().any(|(n, _)| *n == name()) {
+                        anyhow::bail!("{}: table `{}` is given twice (.csv and .jsonl)", lists_dir.display(), name());
+                    }
+                    sources.tables.push((name(), text()?))
+                }
                 _ => {}
             }
         } else if ext == "yml" || ext == "yaml" {

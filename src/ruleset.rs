@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::detect::{self, Limits, ParamReader, Params};
-use crate::event::enrich::Table;
+use crate::event::enrich::{Format, Table};
 use crate::event::{FieldId, Schema};
 use crate::rules::spec::{RuleSpec, TestSpec};
 use crate::rules::yaml::{self, Document, Loc, Node, Spanned};
@@ -23,7 +23,7 @@ use crate::time::{Span, Timestamp};
 pub struct RuleSources {
     pub files: Vec<(PathBuf, String)>,
     pub lists: Vec<(String, String)>,
-    /// `rules/lists/NAME.csv`: (name, text).
+    /// `rules/lists/NAME.csv` or `.jsonl`: (name, text).
     pub tables: Vec<(String, String)>,
 }
 
@@ -148,7 +148,7 @@ impl RuleSet {
             match Table::parse(name, text) {
                 Ok(table) => tables.push(Arc::new(table)),
                 Err(err) => diagnostics.push(Diagnostic {
-                    file: PathBuf::from(format!("rules/lists/{name}.csv")),
+                    file: PathBuf::from(format!("rules/lists/{name}.{}", Format::of(text).extension())),
                     loc: Loc { line: err.line.max(1), column: 1 },
                     rule: None,
                     message: err.message,
@@ -233,7 +233,8 @@ impl SiteData<'_> {
         if self.lists.get(name).is_some() {
             Some(format!("rules/lists/{name}.txt"))
         } else {
-            self.tables.iter().any(|t| t.name == name).then(|| format!("rules/lists/{name}.csv"))
+            let table = self.tables.iter().find(|t| t.name == name)?;
+            Some(format!("rules/lists/{name}.{}", table.format.extension()))
         }
     }
 
@@ -331,7 +332,11 @@ fn with_test_sites(
                 // Problems of the site's own files are reported once, by
                 // the compile of the whole set.
                 let tables_of_test = |d: &Diagnostic| {
-                    tables.as_ref().is_some_and(|t| t.value.keys().any(|n| d.file.ends_with(format!("{n}.csv"))))
+                    tables.as_ref().is_some_and(|t| {
+                        t.value
+                            .iter()
+                            .any(|(n, text)| d.file.ends_with(format!("{n}.{}", Format::of(text).extension())))
+                    })
                 };
                 let own: Vec<Diagnostic> =
                     problems.0.into_iter().filter(|d| d.file == path || tables_of_test(d)).collect();
@@ -456,7 +461,10 @@ fn validate(
     if let Some(names) = &spec.requires {
         for name in &names.value {
             if site.file(name).is_none() {
-                sink.error(names, format!("`requires` names `{name}`, but there is no rules/lists/{name}.txt or .csv"));
+                sink.error(
+                    names,
+                    format!("`requires` names `{name}`, but there is no rules/lists/{name}.txt, .csv or .jsonl"),
+                );
             }
             requires.push(name.clone());
         }
@@ -666,7 +674,7 @@ tests:
     fn requiring_or_giving_an_unknown_list_is_an_error() {
         let wrong = ALLOWLIST.replace("requires: [nets]", "requires: [networks]");
         let err = compile(&wrong, "10.0.0.0/8").unwrap_err();
-        assert!(err.0.iter().any(|d| d.message.contains("no rules/lists/networks.txt or .csv")), "{err:?}");
+        assert!(err.0.iter().any(|d| d.message.contains("no rules/lists/networks.txt, .csv or .jsonl")), "{err:?}");
         let wrong = ALLOWLIST.replace("lists: {nets:", "lists: {netz:");
         let err = compile(&wrong, "10.0.0.0/8").unwrap_err();
         assert!(err.0.iter().any(|d| d.message.contains("list `netz`")), "{err:?}");

@@ -214,6 +214,10 @@ fn the_chart_with_every_feature_on_lints_validates_and_is_hardened() {
 
     let report = check_config_and_rules(&rendered);
     assert!(report.contains("ok: 23 rules, 5 lists, 2 tables"), "the shipped rules and the custom one: {report}");
+    assert!(
+        !report.contains("admin.off_hours_change is inert") && report.contains("auth.offboarded_user is inert"),
+        "the directory given as JSON lines replaces the shipped empty one: {report}"
+    );
     assert!(rendered.notes.contains("oncall-email (email)"), "{}", rendered.notes);
 }
 

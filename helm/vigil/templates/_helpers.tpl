@@ -66,7 +66,7 @@ app.kubernetes.io/part-of: vigil
 {{- range $path, $_ := .Files.Glob "files/rules/lists/*.txt" }}
 {{- $_ := set $files (trimPrefix "files/rules/" $path) ($.Files.Get $path) }}
 {{- end }}
-{{- range $path, $_ := .Files.Glob "files/rules/lists/*.csv" }}
+{{- range $path, $_ := .Files.Glob "files/rules/lists/*.{csv,jsonl}" }}
 {{- $_ := set $files (trimPrefix "files/rules/" $path) ($.Files.Get $path) }}
 {{- end }}
 {{- end }}
@@ -77,7 +77,10 @@ app.kubernetes.io/part-of: vigil
 {{- $_ := set $files (printf "lists/%s.txt" $name) $text }}
 {{- end }}
 {{- range $name, $text := .Values.rules.tables }}
-{{- $_ := set $files (printf "lists/%s.csv" $name) $text }}
+{{- $_ := unset $files (printf "lists/%s.csv" $name) }}
+{{- $_ := unset $files (printf "lists/%s.jsonl" $name) }}
+{{- $ext := ternary "jsonl" "csv" (hasPrefix "{" (trim $text)) }}
+{{- $_ := set $files (printf "lists/%s.%s" $name $ext) $text }}
 {{- end }}
 {{- toJson $files }}
 {{- end }}
