@@ -184,6 +184,15 @@ impl Alert {
         }
     }
 
+    /// What a one-line display adds to an update: `update 2`, `resolved`.
+    pub fn notice_label(&self) -> Option<String> {
+        match (self.status, self.update) {
+            (Status::Resolved, _) => Some("resolved".to_owned()),
+            (_, 0) => None,
+            (_, n) => Some(format!("update {n}")),
+        }
+    }
+
     /// Builds the alert; `event` is the event that raised it (none for a
     /// flatline, which fires on silence, or an incident's update), and
     /// `incident` the incident it reports on (its id, events and top).

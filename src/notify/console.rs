@@ -30,5 +30,27 @@ fn write_text(out: &mut impl Write, alert: &Alert, color: bool) -> io::Result<()
     let (start, end) = if color { (paint, "\x1b[0m") } else { ("", "") };
     let group = alert.group_text();
     let group = if group.is_empty() { String::new() } else { format!(" [{group}]") };
-    writeln!(out, "{} {start}{label}{end} {}{group}: {}", alert.ts, alert.rule, alert.summary)
+    let notice = alert.notice_label().map(|l| format!(" ({l})")).unwrap_or_default();
+    writeln!(out, "{} {start}{label}{end} {}{group}{notice}: {}", alert.ts, alert.rule, alert.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::message::tests::alert;
+
+    #[test]
+    fn an_update_says_so_on_its_line() {
+        let mut update = alert("a1", Severity::Critical, "alice");
+        let line = |a: &Alert| {
+            let mut out = Vec::new();
+            write(&mut out, a, Style::Text { color: false }).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert!(line(&update).contains("auth.failed_login_burst [user=alice]: 5 failed"), "{}", line(&update));
+        update.update = 2;
+        assert!(line(&update).contains("[user=alice] (update 2): "), "{}", line(&update));
+        update.status = crate::alert::Status::Resolved;
+        assert!(line(&update).contains("[user=alice] (resolved): "), "{}", line(&update));
+    }
 }

@@ -137,12 +137,8 @@ impl Message {
                 } else {
                     format!("[{label}] {}: {}", alert.title, values.join(", "))
                 };
-                match (alert.status, alert.update) {
-                    (crate::alert::Status::Resolved, _) => subject.push_str(" (resolved)"),
-                    (_, 0) => {}
-                    (_, n) => {
-                        let _ = write!(subject, " (update {n})");
-                    }
+                if let Some(label) = alert.notice_label() {
+                    let _ = write!(subject, " ({label})");
                 }
                 subject
             }
