@@ -498,3 +498,103 @@ fn a_full_outbox_deletes_the_oldest_alerts_and_counts_what_each_notifier_lost() 
     drop(stdin);
     assert!(terminate(&mut child).success());
 }
+
+/// Failed single sign-ons of bob from `ip`: a kind only `BURST` reads.
+fn sso_failure(second: u64, ip: &str) -> String {
+    format!(r#"{{"ts":"{}","kind":"sso","user":"bob","outcome":"failure","src_ip":"{ip}"}}"#, ts(second))
+}
+
+const BURST: &str = r#"id: test.burst
+title: Repeated SSO failures
+severity: critical
+filter: {kind: sso, outcome: failure}
+detect: {type: threshold, group_by: [user], window: 5m, threshold: 3}
+alert:
+  summary: "{{events}} SSO failures for {{user}} from {{top.src_ip}}"
+  top: [src_ip]
+  realert: 1m
+  evidence: 5
+"#;
+
+/// One attack, three notices: the page, an update once realert is over,
+/// and the last word once it stopped. Each receiver sees one alert
+/// evolving: the webhook the same body `id` under a delivery id of its own,
+/// PagerDuty one incident triggered, updated and resolved, the mail one
+/// thread.
+#[test]
+fn an_alert_is_updated_and_resolved_at_every_receiver_as_one_incident() {
+    let setup = Setup::new();
+    std::fs::write(setup.dir.path().join("rules/burst.yml"), BURST).unwrap();
+    let hook = Receiver::start(0);
+    let pagerduty = Receiver::start(0);
+    let certs = certs(setup.dir.path());
+    let smtp = Smtp::start(free_port(), "starttls", &certs, &setup.dir.path().join("mail"));
+    let notifiers = [
+        setup.hook("hook", &hook.url("/vigil"), ""),
+        format!(
+            "  pager: {{type: webhook, format: pagerduty, url: \"{}\", allow_http: true, routing_key_file: {}}}\n",
+            pagerduty.url("/v2/enqueue"),
+            setup.path("routing-key")
+        ),
+        setup.email("mail", smtp.port, "starttls", ""),
+    ]
+    .concat();
+    let (mut child, _lines, _addr, _dir) = start(&setup.config(&notifiers, ""), Stdio::piped());
+    let mut stdin = child.stdin.take().unwrap();
+    // Three failures page; two more within realert go to the incident.
+    let mut burst: Vec<String> = (0..5).map(|i| sso_failure(i * 10, "203.0.113.5")).collect();
+    // Past realert, still within the window: an update.
+    burst.push(sso_failure(90, "192.0.2.8"));
+    burst.push(sso_failure(100, "203.0.113.5"));
+    feed(&mut stdin, &burst);
+    hook.wait_accepted(2, Duration::from_secs(30));
+    // An hour later the incident is over: its last notice.
+    feed(&mut stdin, &[setting_change("carol", 3700), setting_change("carol", 3800)]);
+
+    // The burst's three notices and carol's two setting changes.
+    let notices = hook.wait_accepted(5, Duration::from_secs(30));
+    let bodies: Vec<serde_json::Value> = notices.iter().map(|n| n.json()).collect();
+    let burst_notices: Vec<(&common::notify::Request, &serde_json::Value)> =
+        notices.iter().zip(&bodies).filter(|(_, b)| b["rule"] == "test.burst").collect();
+    assert_eq!(burst_notices.len(), 3, "{bodies:?}");
+    let id = burst_notices[0].1["id"].as_str().unwrap().to_owned();
+    let fingerprint = burst_notices[0].1["fingerprint"].clone();
+    let expected = [
+        (None, 3, "3 SSO failures for bob from 203.0.113.5 (3)", None),
+        (Some(1), 6, "6 SSO failures for bob from 203.0.113.5 (5), 192.0.2.8 (1)", None),
+        (Some(2), 7, "7 SSO failures for bob from 203.0.113.5 (6), 192.0.2.8 (1)", Some("resolved")),
+    ];
+    for ((request, body), (update, events, summary, status)) in burst_notices.iter().zip(expected) {
+        assert!(signature_is_valid(SECRET, request));
+        assert_eq!(body["id"], id, "one alert");
+        let delivery = update.map_or_else(|| id.clone(), |n| format!("{id}.{n}"));
+        assert_eq!(request.header("webhook-id"), Some(delivery.as_str()), "a delivery id per notice");
+        assert_eq!(body["update"].as_u64(), update);
+        assert_eq!(body["events"], events);
+        assert_eq!(body["summary"], summary);
+        assert_eq!(body["status"].as_str(), status);
+    }
+
+    let paged: Vec<serde_json::Value> = pagerduty
+        .wait_accepted(5, Duration::from_secs(30))
+        .iter()
+        .map(|r| r.json())
+        .filter(|p| p["dedup_key"] == fingerprint)
+        .collect();
+    let actions: Vec<&str> = paged.iter().map(|p| p["event_action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["trigger", "trigger", "resolve"], "one PagerDuty incident: {paged:?}");
+    assert_eq!(paged[1]["payload"]["custom_details"]["events"], 6);
+
+    let mails = smtp.wait_messages(5, Duration::from_secs(30));
+    let mails: Vec<mail_parser::Message<'_>> = mails.iter().map(|m| parse(m)).collect();
+    let first = mails.iter().find(|m| m.subject() == Some("[CRITICAL] Repeated SSO failures: bob")).unwrap();
+    let first_id = first.message_id().unwrap().to_owned();
+    for subject in
+        ["[CRITICAL] Repeated SSO failures: bob (update 1)", "[CRITICAL] Repeated SSO failures: bob (resolved)"]
+    {
+        let mail = mails.iter().find(|m| m.subject() == Some(subject)).unwrap_or_else(|| panic!("no `{subject}`"));
+        assert_eq!(mail.in_reply_to().as_text(), Some(first_id.as_str()), "{subject}: in the first mail's thread");
+    }
+    drop(stdin);
+    assert!(terminate(&mut child).success());
+}
