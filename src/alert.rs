@@ -217,7 +217,15 @@ impl Alert {
         let top: Top = incident.map_or_else(Vec::new, |i| {
             rule.top.iter().zip(&i.top).map(|((name, _), values)| (name.clone(), values.listed())).collect()
         });
-        let events = firing.events.or_else(|| (!firing.evidence.is_empty()).then_some(firing.evidence.len() as u64));
+        // Without a count from the detector, the evidence is the events
+        // that fired. A flatline (which fires on silence) and a spike (which
+        // judges intervals of reports) count no events.
+        let windowed = !matches!(rule.detector, crate::detect::Params::Flatline(_) | crate::detect::Params::Spike(_));
+        let events = if windowed {
+            firing.events.or_else(|| (!firing.evidence.is_empty()).then_some(firing.evidence.len() as u64))
+        } else {
+            None
+        };
         let mut summary = String::new();
         match firing.status {
             Status::Firing | Status::Resolved => rule.summary.render(&mut summary, |name, field, out| {

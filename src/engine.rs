@@ -15,8 +15,9 @@
 //! beyond the wall clock's bound is refused before any rule sees it.
 //!
 //! Next to each detector the engine keeps its rule's open incidents
-//! (`incident.rs`): every matching event of a group whose alert is open is
-//! added to it, and ticks send the updates and last notices that are due.
+//! (`incident.rs`): an event at which the rule's condition holds while its
+//! group's alert is open is added to it, and ticks send the updates and
+//! last notices that are due.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -530,10 +531,10 @@ fn evaluate(
     if let Some((incident, firing)) = held {
         incident.add(rule, event);
         incident.measure(firing);
-        // Realert is over and the condition holds again: an update.
         if matches!(outcome, Outcome::Suppressed(_)) {
             slot.stats.suppressed += 1;
         } else {
+            // Realert is over and the condition holds again: an update.
             slot.stats.updates += 1;
             incident.notice(firing.ts);
             out.push(Alert::build(rule, key, incident.firing(Status::Firing), Some(event), Some(incident)));

@@ -59,6 +59,7 @@ impl Detector {
             ts: event.ts,
             first_ts: totals.first.unwrap_or(event.ts),
             count: Some(totals.a as u64),
+            events: Some(totals.a as u64),
             score: Some(share),
             observed: Some(totals.b),
             ..Firing::default()
