@@ -29,9 +29,7 @@ pub fn tansu() -> String {
     path
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+include!("free_port.rs");
 
 /// A tansu broker. Clients reach it at `addr`: its own port, or a
 /// [`Relay`] in front of it that the broker advertises, so that it can be

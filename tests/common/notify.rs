@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 
-/// A port that was free a moment ago, for a server started later.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+include!("free_port.rs");
 
 /// What the HTTP receiver answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
