@@ -268,6 +268,7 @@ pub async fn run(settings: Settings, start: StartRules) -> Result<()> {
         watch: settings.rules_watch,
         metrics: metrics.clone(),
         descriptions: notifiers.descriptions(),
+        settling: None,
     };
     tokio::spawn(reloader.run(reload_tx));
     let daemon = Daemon { metrics, ready, stopping, stop_tx, reloads };

@@ -10,7 +10,9 @@
 //! ([`crate::engine::Engine::reload`]). Files are polled (content hash,
 //! every `reload.watch`) rather than watched with inotify, because
 //! Kubernetes updates a mounted ConfigMap by swapping a symlink, which
-//! inotify watches of the files miss.
+//! inotify watches of the files miss. A change is taken once two polls in
+//! a row read the same content, so a file caught half written (an editor
+//! truncating, then writing) is never loaded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +43,9 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// Shown in notifications; replaced with the rules.
     pub descriptions: Descriptions,
+    /// Changed files seen on the last poll, waiting to be read the same
+    /// once more.
+    pub settling: Option<u64>,
 }
 
 /// What triggered a reload.
@@ -82,9 +87,16 @@ impl Reloader {
             Err(err) => return self.refused(trigger, err.to_string()),
         };
         let fingerprint = sources.fingerprint();
-        if trigger == Trigger::Changed && fingerprint == self.fingerprint {
-            return;
+        if trigger == Trigger::Changed {
+            if fingerprint == self.fingerprint {
+                self.settling = None;
+                return;
+            }
+            if self.settling.replace(fingerprint) != Some(fingerprint) {
+                return;
+            }
         }
+        self.settling = None;
         // A refused set is not tried again until the files change again.
         self.fingerprint = fingerprint;
         let rules = match tokio::task::spawn_blocking(move || RuleSet::compile(&sources)).await {
