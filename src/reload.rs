@@ -48,6 +48,16 @@ pub struct Reloader {
     pub settling: Option<u64>,
 }
 
+/// Whether a poll that read `seen` should reload: the content differs from
+/// the running rules' and the previous poll read it too.
+fn settled(running: u64, settling: &mut Option<u64>, seen: u64) -> bool {
+    if seen == running {
+        *settling = None;
+        return false;
+    }
+    settling.replace(seen) == Some(seen)
+}
+
 /// What triggered a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Trigger {
@@ -87,14 +97,8 @@ impl Reloader {
             Err(err) => return self.refused(trigger, err.to_string()),
         };
         let fingerprint = sources.fingerprint();
-        if trigger == Trigger::Changed {
-            if fingerprint == self.fingerprint {
-                self.settling = None;
-                return;
-            }
-            if self.settling.replace(fingerprint) != Some(fingerprint) {
-                return;
-            }
+        if trigger == Trigger::Changed && !settled(self.fingerprint, &mut self.settling, fingerprint) {
+            return;
         }
         self.settling = None;
         // A refused set is not tried again until the files change again.
@@ -177,5 +181,23 @@ async fn tick(ticks: &mut Option<tokio::time::Interval>) {
             ticks.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_taken_once_two_polls_read_it_and_a_half_written_file_never() {
+        let (running, half_written, complete) = (1, 2, 3);
+        let mut settling = None;
+        assert!(!settled(running, &mut settling, running), "nothing changed");
+        assert!(!settled(running, &mut settling, half_written), "caught mid-write: wait");
+        assert!(!settled(running, &mut settling, complete), "it moved on: wait again");
+        assert!(settled(running, &mut settling, complete), "read the same twice: reload");
+        let mut settling = Some(half_written);
+        assert!(!settled(running, &mut settling, running), "back to the running rules");
+        assert_eq!(settling, None);
     }
 }
