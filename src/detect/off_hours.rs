@@ -386,6 +386,24 @@ mod tests {
         }
     }
 
+    /// A UTC profile learning for a week, one hour's tolerance either way.
+    fn profile_params(min_events: u64, span_gap: Option<Span>) -> Params {
+        Params {
+            timezone: Tz::UTC,
+            timezone_field: Vec::new(),
+            mode: Mode::Profile(Profile {
+                learning: Span::from_secs(7 * 86_400),
+                min_events,
+                min_share: 0.0,
+                tolerance: 1,
+                tolerance_after: 1,
+                day_tolerance: 0,
+                span_gap,
+                fires_on: None,
+            }),
+        }
+    }
+
     #[test]
     fn schedule_in_the_rules_time_zone_with_holidays() {
         let mut dec = decoder(Schema::new());
@@ -437,21 +455,7 @@ mod tests {
     #[test]
     fn profile_learns_habits_then_flags_unusual_hours() {
         let mut dec = decoder(Schema::new());
-        let params = Params {
-            timezone: Tz::UTC,
-            timezone_field: Vec::new(),
-            mode: Mode::Profile(Profile {
-                learning: Span::from_secs(7 * 86_400),
-                min_events: 20,
-                min_share: 0.0,
-                tolerance: 1,
-                tolerance_after: 1,
-                day_tolerance: 0,
-                span_gap: None,
-                fires_on: None,
-            }),
-        };
-        let mut d = Any::OffHours(Detector::new(params, &limits()));
+        let mut d = Any::OffHours(Detector::new(profile_params(20, None), &limits()));
         // Every day at 10:00 and 14:00 UTC for two weeks.
         let mut events: Vec<(i64, &str)> = Vec::new();
         for day in 0..14 {
@@ -468,20 +472,6 @@ mod tests {
     #[test]
     fn the_hours_between_two_close_events_are_habitual_but_not_the_night() {
         let mut dec = decoder(Schema::new());
-        let profile = |span_gap| Params {
-            timezone: Tz::UTC,
-            timezone_field: Vec::new(),
-            mode: Mode::Profile(Profile {
-                learning: Span::from_secs(7 * 86_400),
-                min_events: 5,
-                min_share: 0.0,
-                tolerance: 1,
-                tolerance_after: 1,
-                day_tolerance: 0,
-                span_gap,
-                fires_on: None,
-            }),
-        };
         // A week of days logging in at 10:00 (BASE) and renewing at 15:00.
         let mut week: Vec<(i64, &str)> = Vec::new();
         for day in 0..8 {
@@ -491,7 +481,7 @@ mod tests {
         // Then 12:30 (between the two) and 03:00 (after a night).
         let later = [(8 * 86_400 + 2 * 3600 + 1800, ""), (9 * 86_400 - 7 * 3600, "")];
         for (gap, expected) in [(None, "FF"), (Some(Span::from_secs(6 * 3600)), ".F")] {
-            let mut d = Any::OffHours(Detector::new(profile(gap), &limits()));
+            let mut d = Any::OffHours(Detector::new(profile_params(5, gap), &limits()));
             assert!(run(&mut d, &mut dec, &limits(), &week).chars().all(|c| c == '.'));
             assert_eq!(run(&mut d, &mut dec, &limits(), &later), expected, "span_gap {gap:?}");
         }
