@@ -31,7 +31,8 @@ pub fn embedded_demo_rules() -> RuleSources {
 }
 
 /// Reads `dir/**/*.yml|yaml` (sorted by path), the lists
-/// `dir/lists/*.txt` and the lookup tables `dir/lists/*.csv|jsonl`.
+/// `dir/lists/*.txt` and the lookup tables `dir/lists/*.csv|jsonl`;
+/// names starting with `.` are skipped (see [`walk`]).
 pub fn read_rules(dir: &Path) -> Result<RuleSources> {
     if !dir.is_dir() {
         anyhow::bail!("rules directory {} does not exist", dir.display());
@@ -63,11 +64,30 @@ pub fn read_rules(dir: &Path) -> Result<RuleSources> {
     Ok(sources)
 }
 
+/// Collects the files under `dir`, following links (a ConfigMap's keys
+/// are links) but skipping entries whose name starts with `.`: the
+/// kubelet mounts a ConfigMap as `..<timestamp>/` with a `..data` link to
+/// it and one link per top-level key, so following the dot entries would
+/// read every rule three times. Hidden files (editor swap files, `.git`)
+/// are not rules either. A directory reached twice (a link loop) is read
+/// once.
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    walk_from(dir, out, &mut seen)
+}
+
+fn walk_from(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut std::collections::HashSet<PathBuf>) -> std::io::Result<()> {
+    if !seen.insert(fs::canonicalize(dir)?) {
+        return Ok(());
+    }
     for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
+        let entry = entry?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let path = entry.path();
         if path.is_dir() {
-            walk(&path, out)?;
+            walk_from(&path, out, seen)?;
         } else {
             out.push(path);
         }
