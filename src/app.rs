@@ -648,24 +648,7 @@ impl LocalLog {
 /// detection stage first (see `stage`): shown once it is on disk, and not
 /// at all if the log already held it. The Kafka loop's alerts come synced.
 async fn write_alerts(settings: Settings, mut rx: mpsc::Receiver<Alert>, mut log: Option<LocalLog>) -> Result<()> {
-    let to_file = settings.output_path.is_some();
-    let mut out: Box<dyn Write + Send> = match &settings.output_path {
-        Some(path) => Box::new(io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?,
-        )),
-        None => Box::new(io::stdout()),
-    };
-    let terminal = !to_file && io::stdout().is_terminal();
-    let style = match settings.output {
-        OutputFormat::Json => Style::Json,
-        OutputFormat::Text => Style::Text { color: terminal },
-        OutputFormat::Auto if terminal => Style::Text { color: true },
-        OutputFormat::Auto => Style::Json,
-    };
+    let mut console = Console::open(&settings)?;
     let mut released: Vec<Alert> = Vec::new();
     while let Some(alert) = rx.recv().await {
         match &mut log {
@@ -676,26 +659,84 @@ async fn write_alerts(settings: Settings, mut rx: mpsc::Receiver<Alert>, mut log
             if let Some(local) = &mut log {
                 released.extend(local.sync().await?);
             }
-            show(&mut out, released.drain(..), style, terminal)?;
+            console.show(released.drain(..));
         }
     }
     if let Some(local) = &mut log {
         released.extend(local.sync().await?);
     }
-    show(&mut out, released.drain(..), style, terminal)?;
+    console.show(released.drain(..));
     Ok(())
 }
 
-/// Prints alerts and, off a terminal, logs one INFO line for each.
-fn show(out: &mut impl Write, alerts: impl Iterator<Item = Alert>, style: Style, terminal: bool) -> Result<()> {
-    for alert in alerts {
-        if !terminal {
-            info!(rule = %alert.rule, severity = %alert.severity, group = %alert.group_text(), "Alert");
-        }
-        console::write(out, &alert, style)?;
+/// The daemon's copy of each alert on stdout or `output.path`. It is a
+/// convenience: the alert log has every alert before this sees it, so a
+/// copy that cannot be written is logged and never stops detection.
+struct Console {
+    out: Box<dyn Write + Send>,
+    style: Style,
+    terminal: bool,
+    /// The reader of stdout went away (`vigil run | head -1`): printing
+    /// stops for good.
+    closed: bool,
+    failing: bool,
+}
+
+impl Console {
+    fn open(settings: &Settings) -> Result<Console> {
+        let to_file = settings.output_path.is_some();
+        let out: Box<dyn Write + Send> = match &settings.output_path {
+            Some(path) => Box::new(io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            )),
+            None => Box::new(io::stdout()),
+        };
+        let terminal = !to_file && io::stdout().is_terminal();
+        let style = match settings.output {
+            OutputFormat::Json => Style::Json,
+            OutputFormat::Text => Style::Text { color: terminal },
+            OutputFormat::Auto if terminal => Style::Text { color: true },
+            OutputFormat::Auto => Style::Json,
+        };
+        Ok(Console { out, style, terminal, closed: false, failing: false })
     }
-    out.flush()?;
-    Ok(())
+
+    /// Prints alerts and, off a terminal, logs one INFO line for each.
+    fn show(&mut self, alerts: impl Iterator<Item = Alert>) {
+        let mut printed = Ok(());
+        for alert in alerts {
+            if !self.terminal {
+                info!(rule = %alert.rule, severity = %alert.severity, group = %alert.group_text(), "Alert");
+            }
+            if !self.closed && printed.is_ok() {
+                printed = console::write(&mut self.out, &alert, self.style);
+            }
+        }
+        if !self.closed && printed.is_ok() {
+            printed = self.out.flush();
+        }
+        match printed {
+            Ok(()) if self.failing => {
+                info!("Alerts are printed again");
+                self.failing = false;
+            }
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                warn!("The reader of stdout went away; alerts are no longer printed (the alert log and the notifiers go on)");
+                self.closed = true;
+            }
+            Err(err) => {
+                if !self.failing {
+                    warn!(%err, "Printing alerts failed; they are in the alert log and go to the notifiers");
+                }
+                self.failing = true;
+            }
+        }
+    }
 }
 
 /// Opens stdin (`-`) or a file for `vigil replay`.

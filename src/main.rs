@@ -110,21 +110,40 @@ fn compile_sources(sources: &RuleSources) -> Result<Option<RuleSet>> {
         Ok(rules) => Ok(Some(rules)),
         Err(diagnostics) => {
             let mut err = io::stderr().lock();
-            for d in &diagnostics.0 {
-                writeln!(err, "error: {d}")?;
-            }
-            writeln!(err, "{} error(s) in the rules", diagnostics.0.len())?;
+            let printed = (|| {
+                for d in &diagnostics.0 {
+                    writeln!(err, "error: {d}")?;
+                }
+                writeln!(err, "{} error(s) in the rules", diagnostics.0.len())
+            })();
+            unless_closed(printed)?;
             Ok(None)
         }
     }
+}
+
+/// A reader that went away (`vigil check | head -1`) is not an error: the
+/// command stops printing and keeps its verdict.
+fn unless_closed(printed: io::Result<()>) -> io::Result<()> {
+    match printed {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match execute(cli.command) {
         Ok(code) => code,
+        // `replay … | head`: the reader has what it wanted; exit quietly,
+        // as Unix tools do.
+        Err(err) if broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let _ = writeln!(io::stderr(), "error: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -177,9 +196,9 @@ fn execute(command: Command) -> Result<ExitCode> {
             let settings = match settings(args.config.as_deref()) {
                 Ok(settings) => settings,
                 Err(err) => {
-                    for line in format!("{err:#}").lines() {
-                        eprintln!("error: {line}");
-                    }
+                    let mut stderr = io::stderr().lock();
+                    unless_closed(format!("{err:#}").lines().try_for_each(|line| writeln!(stderr, "error: {line}")))?;
+                    drop(stderr);
                     // Still check the rules so every error shows at once.
                     let _ = compile(&args, &Settings::default());
                     return Ok(ExitCode::FAILURE);
@@ -187,15 +206,21 @@ fn execute(command: Command) -> Result<ExitCode> {
             };
             match compile(&args, &settings)? {
                 Some(rules) => {
-                    println!(
-                        "ok: {} rules, {} lists, {} tables",
-                        rules.rules.len() + rules.inert.len(),
-                        rules.lists.names().count(),
-                        rules.tables.len()
-                    );
-                    for inert in &rules.inert {
-                        println!("note: {} is inert: {}", inert.rule.id, inert.reason());
-                    }
+                    let mut out = io::stdout().lock();
+                    let printed = (|| {
+                        writeln!(
+                            out,
+                            "ok: {} rules, {} lists, {} tables",
+                            rules.rules.len() + rules.inert.len(),
+                            rules.lists.names().count(),
+                            rules.tables.len()
+                        )?;
+                        for inert in &rules.inert {
+                            writeln!(out, "note: {} is inert: {}", inert.rule.id, inert.reason())?;
+                        }
+                        out.flush()
+                    })();
+                    unless_closed(printed)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 None => Ok(ExitCode::FAILURE),
@@ -205,23 +230,24 @@ fn execute(command: Command) -> Result<ExitCode> {
             let settings = settings(args.config.as_deref())?;
             let Some(rules) = compile(&args, &settings)? else { return Ok(ExitCode::FAILURE) };
             let outcomes = vigil::ruletest::run_all(&rules, settings.lateness);
+            let failed = outcomes.iter().filter(|o| o.failure.is_some()).count();
             let mut out = io::stdout().lock();
-            let mut failed = 0;
-            for outcome in &outcomes {
-                match &outcome.failure {
-                    None => writeln!(out, "test {} :: {} ... ok", outcome.rule, outcome.name)?,
-                    Some(why) => {
-                        failed += 1;
-                        writeln!(out, "test {} :: {} ... FAILED\n    {why}", outcome.rule, outcome.name)?;
+            let printed = (|| {
+                for outcome in &outcomes {
+                    match &outcome.failure {
+                        None => writeln!(out, "test {} :: {} ... ok", outcome.rule, outcome.name)?,
+                        Some(why) => writeln!(out, "test {} :: {} ... FAILED\n    {why}", outcome.rule, outcome.name)?,
                     }
                 }
-            }
-            let untested: Vec<&str> = rules.rules.iter().filter(|r| r.tests.is_empty()).map(|r| &*r.id).collect();
-            if !untested.is_empty() {
-                writeln!(out, "note: rules without tests: {}", untested.join(", "))?;
-            }
-            let verdict = if failed == 0 { "ok" } else { "FAILED" };
-            writeln!(out, "\nrule tests: {verdict}. {} passed; {failed} failed", outcomes.len() - failed)?;
+                let untested: Vec<&str> = rules.rules.iter().filter(|r| r.tests.is_empty()).map(|r| &*r.id).collect();
+                if !untested.is_empty() {
+                    writeln!(out, "note: rules without tests: {}", untested.join(", "))?;
+                }
+                let verdict = if failed == 0 { "ok" } else { "FAILED" };
+                writeln!(out, "\nrule tests: {verdict}. {} passed; {failed} failed", outcomes.len() - failed)?;
+                out.flush()
+            })();
+            unless_closed(printed)?;
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Generate { seed, days, users, accounts, tokens, calls_per_hour, no_attacks, field } => {
