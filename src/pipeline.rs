@@ -152,7 +152,7 @@ impl Split {
     /// Ends the sources that have gone quiet for [`SPLIT_IDLE_LINES`].
     fn source_of(&mut self, event: &EventRef<'_>, engine: &mut Engine, alerts: &mut Vec<Alert>) -> SourceId {
         self.lines += 1;
-        if self.lines % 1024 == 0 {
+        if self.lines.is_multiple_of(1024) {
             for (i, last) in self.last_line.iter().enumerate() {
                 let source = SourceId(i as u32);
                 if self.lines - last > SPLIT_IDLE_LINES && !engine.clocks().ended(source) {

@@ -461,7 +461,7 @@ impl Worker {
                 Err(Failure::Retry(reason)) => {
                     results.with_label_values(&[&self.name, "retried"]).inc();
                     let wait = self.jitter(backoff);
-                    if attempt == 1 || attempt % 10 == 0 {
+                    if attempt == 1 || attempt.is_multiple_of(10) {
                         warn!(notifier = %self.name, id = %message.id, attempt, %reason,
                             retry_in = %humantime::format_duration(wait), "Delivery failed; retrying");
                     } else {
