@@ -1,7 +1,8 @@
 //! Criterion benches of the delivery path, per alert: the alert log as
 //! outbox (append + fsync, one alert or a batch; a notifier reading and
 //! parsing it back), and rendering a notification (redaction, email MIME,
-//! a signed generic webhook body, Slack, PagerDuty).
+//! a signed generic webhook body, Slack, PagerDuty), and the file
+//! notifier's send (one alert, a record batch).
 //! `cargo bench --bench notify`
 
 use std::hint::black_box;
@@ -9,10 +10,13 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use vigil::alert::Alert;
 use vigil::alert_log::{AlertLog, LogLimits, LogReader, Position};
-use vigil::config::{DeliveryPolicy, Email, Redaction, Secret, SmtpTls, Webhook, WebhookFormat};
+use vigil::config::{
+    DeliveryPolicy, Email, Notifier, NotifierKind, OutputFormat, Redaction, Secret, SmtpTls, Webhook, WebhookFormat,
+};
 use vigil::notify::email::Mailer;
 use vigil::notify::message::{Descriptions, Message};
 use vigil::notify::redact::Redactor;
+use vigil::notify::sink::Sink;
 use vigil::notify::webhook::{sign, signing_key, Poster};
 
 const LOGIN: &str = r#"{"country":"DE","device_id":"dev-alice-1","kind":"login","mfa":true,"outcome":"failure","role":"agent","src_ip":"203.0.113.10","ts":"2026-11-09T08:01:00Z","user":"alice@acme.example","user_agent":"Mozilla/5.0"}"#;
@@ -136,5 +140,34 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, outbox, render);
+/// The file notifier's send: the message's lines in one write, then
+/// fdatasync; one alert (as every send was before record batches) and a
+/// record batch of 512.
+fn file_sink(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let notifier = Notifier {
+        name: "archive".into(),
+        kind: NotifierKind::File { path: Some(dir.path().join("archive.jsonl")), format: OutputFormat::Json },
+        redact: Vec::new(),
+        delivery: DeliveryPolicy::default(),
+    };
+    let mut sink = Sink::new(&notifier, &Descriptions::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let timeout = std::time::Duration::from_secs(10);
+    let one = Message::single(alert(1));
+    let batch = Message::records((0..512).map(alert).collect());
+    let mut group = c.benchmark_group("file notifier");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("send + fdatasync, one alert", |b| {
+        b.iter(|| runtime.block_on(sink.send(&one, timeout)).map_err(|_| ()).unwrap())
+    });
+    group.throughput(Throughput::Elements(512));
+    group.bench_function("send + fdatasync, 512 alerts", |b| {
+        b.iter(|| runtime.block_on(sink.send(&batch, timeout)).map_err(|_| ()).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, outbox, render, file_sink);
 criterion_main!(benches);

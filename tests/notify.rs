@@ -598,3 +598,49 @@ fn an_alert_is_updated_and_resolved_at_every_receiver_as_one_incident() {
     drop(stdin);
     assert!(terminate(&mut child).success());
 }
+
+#[test]
+fn a_file_notifier_killed_mid_delivery_keeps_whole_lines_and_every_alert() {
+    let setup = Setup::new();
+    let archive = setup.dir.path().join("archive.jsonl");
+    let config = setup.config(&format!("  archive: {{type: file, path: {}}}\n", archive.display()), "");
+    let events: Vec<String> = (0..20_000).map(|i| failed_login(&format!("u{i}"), i / 100)).collect();
+    let lines = |path: &std::path::Path| std::fs::read(path).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count());
+    // Killed as soon as the archive has grown, four times over; each start
+    // reads all the events again (the alert log drops those it holds).
+    for _ in 0..4 {
+        let before = lines(&archive);
+        let (mut daemon, _lines, _addr, _dir) = start(&config, Stdio::piped());
+        let mut stdin = daemon.stdin.take().unwrap();
+        feed(&mut stdin, &events);
+        wait_until("the archive to grow", Duration::from_secs(60), || lines(&archive) > before);
+        daemon.kill().unwrap();
+        daemon.wait().unwrap();
+    }
+    let (mut daemon, _lines, addr, _dir) = start(&config, Stdio::piped());
+    let mut stdin = daemon.stdin.take().unwrap();
+    feed(&mut stdin, &events);
+    wait_metrics(&addr, "an empty outbox", |m| {
+        metric(m, r#"vigil_outbox_pending_alerts{notifier="archive"}"#) == Some(0.0)
+            && metric(m, r#"vigil_alerts_total{detector="match",rule="test.login",severity="critical"}"#)
+                == Some(events.len() as f64)
+    });
+    drop(stdin);
+    assert!(terminate(&mut daemon).success());
+
+    let logged: HashSet<String> = common::alert_log(&setup.dir.path().join("state"))
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(logged.len(), events.len());
+    let text = std::fs::read_to_string(&archive).unwrap();
+    let mut archived = HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let alert: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("archive line {}: {e}: {line:.200}", n + 1));
+        archived.insert(alert["id"].as_str().unwrap().to_owned());
+    }
+    let missing = logged.difference(&archived).count();
+    assert!(missing == 0 && archived.len() == logged.len(), "{missing} of {} alerts not archived", logged.len());
+    assert!(text.lines().count() - archived.len() <= 4 * 512, "at most one send again per kill");
+}

@@ -92,6 +92,18 @@ impl Message {
         }
     }
 
+    /// Alerts for a receiver that stores each as a record of its own (a
+    /// file, a Kafka topic): sent together only to save round trips.
+    pub fn records(alerts: Vec<Alert>) -> Message {
+        Message {
+            id: alerts.first().map(Alert::notice_id).unwrap_or_default(),
+            kind: Kind::Single,
+            alerts,
+            unlisted: Vec::new(),
+            route: String::new(),
+        }
+    }
+
     /// Resolves the incident of a rule and group, named by its fingerprint.
     pub fn resolve(fingerprint: &str) -> Message {
         Message {

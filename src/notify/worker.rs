@@ -54,6 +54,8 @@ const FILL_LINES: usize = 10_000;
 /// The most alerts one held-back or digest message covers: reading them
 /// (about 5 µs each) holds the task, so a larger storm takes a few messages.
 const MAX_BATCH: u64 = 100_000;
+/// The most alerts a record sink (file, Kafka) takes in one send.
+const RECORDS: usize = 512;
 
 struct Pending {
     alert: Alert,
@@ -333,6 +335,9 @@ impl Worker {
             bucket.take(Instant::now()).err()
         });
         let Some(wait) = over_limit else {
+            if !self.sink.batches() {
+                return self.records(route).map(|(message, end)| (message, end, 0));
+            }
             let pending = self.pending.pop_front()?;
             let mut alert = pending.alert;
             self.redactor.apply(&mut alert);
@@ -350,6 +355,22 @@ impl Worker {
         let (batch, end) = self.gather(Some(route));
         let count = batch.count;
         Some((batch.into_message(Kind::Held, self.router.describe(route)), end, count))
+    }
+
+    /// Up to [`RECORDS`] pending alerts of `route` from the front, for a
+    /// sink that stores each on its own: one write and one saved position
+    /// for all of them.
+    fn records(&mut self, route: RouteId) -> Option<(Message, Position)> {
+        let mut alerts = Vec::new();
+        let mut end = None;
+        while alerts.len() < RECORDS && self.pending.front().is_some_and(|p| p.route == route) {
+            let pending = self.pending.pop_front().expect("a front");
+            let mut alert = pending.alert;
+            self.redactor.apply(&mut alert);
+            alerts.push(alert);
+            end = Some(pending.end);
+        }
+        Some((Message::records(alerts), end?))
     }
 
     /// Takes the pending alerts of `route` (all routes: `None`) from the
