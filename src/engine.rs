@@ -437,6 +437,11 @@ impl Engine {
     }
 
     /// Per rule: the rule, its counters, tracked groups, evictions.
+    /// Bytes of evidence held per rule (its groups and its open incidents).
+    pub fn evidence_bytes(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.slots.iter().map(|s| (&*s.rule.id, s.detector.evidence_bytes() + s.incidents.evidence_bytes()))
+    }
+
     pub fn rule_stats(&self) -> impl Iterator<Item = (&Rule, RuleStats, usize, u64)> {
         self.slots.iter().map(|s| (&*s.rule, s.stats, s.detector.groups(), s.detector.evictions()))
     }
@@ -488,7 +493,7 @@ impl Engine {
             let kept = slot.is_some_and(|slot| {
                 let restored = slot.detector.restore(saved);
                 if restored {
-                    slot.incidents = incidents;
+                    slot.incidents.adopt(incidents, slot.rule.limits.evidence_bytes);
                 }
                 restored
             });
@@ -550,7 +555,8 @@ fn evaluate(
                 out.push(Alert::build(rule, key, firing, Some(event), None));
                 return;
             }
-            let incident = Incident::open(rule, Alert::id_of(rule, key, &firing), &firing, decoder);
+            let budget = slot.incidents.budget(rule.limits.evidence_bytes);
+            let incident = Incident::open(rule, Alert::id_of(rule, key, &firing), &firing, decoder, &budget);
             out.push(Alert::build(rule, key, firing, Some(event), Some(&incident)));
             if rule.hold.is_some() {
                 if let Some((closed_key, mut closed)) = slot.incidents.insert(key, incident, rule.limits.max_groups) {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::evidence::Evidence;
+use crate::detect::evidence::{Evidence, EvidenceBudget, Holders, Rings};
 use crate::detect::Firing;
 use crate::event::{Decoder, EventRef};
 use crate::ruleset::Rule;
@@ -123,9 +123,15 @@ impl Incident {
     /// The incident of the alert `id` that `firing` raised; its events and
     /// top values start with the window's evidence (decoded again by
     /// `decoder`, so top fields may be joined ones).
-    pub fn open(rule: &Rule, id: String, firing: &Firing, decoder: &mut Decoder) -> Incident {
+    pub fn open(
+        rule: &Rule,
+        id: String,
+        firing: &Firing,
+        decoder: &mut Decoder,
+        budget: &Arc<EvidenceBudget>,
+    ) -> Incident {
         let mut top = vec![TopValues::default(); rule.top.len()];
-        let mut evidence = Evidence::new(rule.limits.evidence);
+        let mut evidence = Evidence::new(rule.limits.evidence, budget);
         let mut scratch = String::new();
         for line in &firing.evidence {
             if let Ok(event) = decoder.decode(line) {
@@ -239,9 +245,40 @@ fn record_top(rule: &Rule, top: &mut [TopValues], event: &EventRef<'_>, text: &m
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Incidents {
     open: BTreeMap<String, Incident>,
+    /// The evidence bytes the incidents share, as a rule's groups do.
+    #[serde(skip)]
+    budget: Option<Arc<EvidenceBudget>>,
+    #[serde(skip)]
+    holders: Holders,
+}
+
+impl Rings for BTreeMap<String, Incident> {
+    fn ring(&mut self, key: &str) -> Option<&mut Evidence> {
+        self.get_mut(key).map(|i| &mut i.evidence)
+    }
 }
 
 impl Incidents {
+    /// The budget new incidents' evidence counts against.
+    pub fn budget(&mut self, limit: usize) -> Arc<EvidenceBudget> {
+        self.budget.get_or_insert_with(|| EvidenceBudget::new(limit)).clone()
+    }
+
+    /// Bytes of evidence the incidents hold.
+    pub fn evidence_bytes(&self) -> usize {
+        self.budget.as_ref().map_or(0, |b| b.used())
+    }
+
+    /// Takes over checkpointed incidents, counting their evidence.
+    pub fn adopt(&mut self, saved: Incidents, limit: usize) {
+        let budget = self.budget(limit);
+        self.open = saved.open;
+        for (key, incident) in &mut self.open {
+            self.holders.note(key, &mut incident.evidence);
+            incident.evidence.link(&budget);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
@@ -250,11 +287,21 @@ impl Incidents {
         self.open.len()
     }
 
+    /// The incident of `key`, to add an event to; first clears the
+    /// evidence of cold incidents while the rule is over its budget.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Incident> {
         if self.open.is_empty() {
             return None;
         }
-        self.open.get_mut(key)
+        if let Some(budget) = self.budget.as_ref().filter(|b| b.over()) {
+            self.holders.reclaim(budget, key, &mut self.open);
+        }
+        if self.holders.untidy(self.open.len()) {
+            self.holders.tidy(&mut self.open);
+        }
+        let incident = self.open.get_mut(key)?;
+        self.holders.note(key, &mut incident.evidence);
+        Some(incident)
     }
 
     /// Opens an incident; past `cap` the one quiet the longest is closed
@@ -266,6 +313,8 @@ impl Incidents {
         } else {
             None
         };
+        let mut incident = incident;
+        self.holders.note(key, &mut incident.evidence);
         self.open.insert(key.to_owned(), incident);
         closed
     }
@@ -337,7 +386,7 @@ mod tests {
             baseline: None,
             value: None,
             top: Vec::new(),
-            evidence: Evidence::new(0),
+            evidence: Evidence::unbounded(0),
             scratch: String::new(),
         };
         let (hold, realert) = (Span::from_secs(300), Span::from_secs(120));

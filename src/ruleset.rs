@@ -124,6 +124,8 @@ impl Inert {
 
 /// The most evidence events an alert may carry.
 pub const MAX_EVIDENCE: u32 = 100;
+/// The smallest `limits.evidence_bytes`: a few compacted lines.
+pub const MIN_EVIDENCE_BYTES: u64 = 16 * 1024;
 const DEFAULT_EVIDENCE: u32 = 10;
 /// Test events a single `repeat:` may expand to.
 const MAX_REPEAT: i64 = 10_000;
@@ -456,6 +458,13 @@ fn validate(
             }
         }
     }
+    let mut evidence_bytes = detect::evidence::DEFAULT_BUDGET;
+    if let Some(bytes) = spec.limits.as_ref().and_then(|l| l.value.evidence_bytes.as_ref()) {
+        if bytes.value < MIN_EVIDENCE_BYTES {
+            sink.error(bytes, format!("`evidence_bytes` must be at least {MIN_EVIDENCE_BYTES}"));
+        }
+        evidence_bytes = usize::try_from(bytes.value).unwrap_or(usize::MAX);
+    }
     let tests = spec.tests.iter().filter_map(|t| compile_test(t, sink)).collect();
     let mut requires = Vec::new();
     if let Some(names) = &spec.requires {
@@ -486,7 +495,13 @@ fn validate(
         detector,
         summary,
         top,
-        limits: Limits { max_groups, max_values, evidence: evidence.min(MAX_EVIDENCE) as usize, realert },
+        limits: Limits {
+            max_groups,
+            max_values,
+            evidence: evidence.min(MAX_EVIDENCE) as usize,
+            evidence_bytes,
+            realert,
+        },
         tests,
         requires,
         file: path.to_owned(),

@@ -108,3 +108,44 @@ proptest! {
 fn the_reference_rule_compiles() {
     compile(RULE).unwrap();
 }
+
+/// Events are attacker-sized: 500 failed logins from distinct users, each
+/// carrying a 1 MB field, once held 1.5 GB of evidence (here 250 users
+/// with 64 KB fields, 160 MB per rule before the fix). Through the
+/// shipped rules, every rule's evidence now stays within its
+/// `limits.evidence_bytes` (plus one ring), and the alerts still carry
+/// readable, compacted evidence.
+#[test]
+fn huge_events_keep_evidence_within_each_rules_byte_budget() {
+    let rules = RuleSet::compile(&vigil::load::embedded_demo_rules()).unwrap();
+    let mut pipeline = Pipeline::new(&rules, Span::from_secs(60), 2 << 20);
+    let pad = "A".repeat(64 << 10);
+    let mut alerts = Vec::new();
+    for i in 0..250 {
+        for attempt in 0..12 {
+            let line = format!(
+                r#"{{"ts":"2026-11-23T10:{:02}:{:02}Z","kind":"login","user":"user{i}@corp.example","outcome":"failure","src_ip":"203.0.113.{attempt}","user_agent":"{pad}"}}"#,
+                (i * 12 + attempt) / 600,
+                (i * 12 + attempt) / 10 % 60,
+            );
+            pipeline.feed(line.as_bytes()).unwrap();
+            alerts.extend(pipeline.drain_alerts());
+        }
+    }
+    let budget = vigil::detect::evidence::DEFAULT_BUDGET;
+    let ring = 100 * (vigil::detect::evidence::LINE_BYTES + 64);
+    let mut total = 0;
+    for (rule, bytes) in pipeline.engine().evidence_bytes() {
+        assert!(bytes <= 2 * (budget + ring), "{rule} holds {bytes} bytes of evidence");
+        total += bytes;
+    }
+    assert!(total < 200 << 20, "{total} bytes of evidence in all");
+    let burst = alerts.iter().find(|a| &*a.rule == "auth.failed_login_burst").expect("the bursts are detected");
+    assert!(!burst.evidence.is_empty());
+    for event in &burst.evidence {
+        let event: serde_json::Value = serde_json::from_str(event.get()).unwrap();
+        assert_eq!(event["outcome"], "failure");
+        assert!(event["vigil_truncated"].as_u64().unwrap() > 64 << 10);
+        assert!(event["user_agent"].as_str().unwrap().len() < 300);
+    }
+}

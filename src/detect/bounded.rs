@@ -34,6 +34,11 @@ impl<V> BoundedLru<V> {
         self.map.get_mut(key)
     }
 
+    /// The value for `key`, leaving its recency as it is.
+    pub fn peek_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.map.peek_mut(key)
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.map.contains(key)
     }

@@ -47,12 +47,7 @@ const NAMED_VALUES: usize = 10;
 
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
-        Detector {
-            params,
-            groups: GroupTable::new(limits.max_groups, limits.evidence),
-            value_evictions: 0,
-            scratch: String::new(),
-        }
+        Detector { params, groups: GroupTable::new(limits), value_evictions: 0, scratch: String::new() }
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {

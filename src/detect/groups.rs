@@ -7,10 +7,13 @@
 //! table also owns what every detector shares: the realert clock and the
 //! evidence ring of the group.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::bounded::BoundedLru;
-use super::evidence::Evidence;
+use super::evidence::{Evidence, EvidenceBudget, Holders, Rings};
+use super::Limits;
 use crate::time::{Span, Timestamp};
 
 /// The default cap on groups per rule.
@@ -47,25 +50,73 @@ pub struct GroupTable<S> {
     /// A counter for metrics: not part of a checkpoint.
     #[serde(skip)]
     evictions: u64,
+    /// The evidence bytes the groups share; a restored table takes the
+    /// live one's ([`GroupTable::adopt`]).
+    #[serde(skip, default = "unlinked")]
+    budget: Arc<EvidenceBudget>,
+    #[serde(skip)]
+    holders: Holders,
+}
+
+impl<S> Rings for BoundedLru<Group<S>> {
+    fn ring(&mut self, key: &str) -> Option<&mut Evidence> {
+        self.peek_mut(key).map(|g| &mut g.evidence)
+    }
+}
+
+fn unlinked() -> Arc<EvidenceBudget> {
+    EvidenceBudget::new(super::evidence::DEFAULT_BUDGET)
 }
 
 impl<S> GroupTable<S> {
-    pub fn new(max_groups: usize, evidence_cap: usize) -> GroupTable<S> {
-        GroupTable { map: BoundedLru::new(max_groups), evidence_cap, evictions: 0 }
+    pub fn new(limits: &Limits) -> GroupTable<S> {
+        GroupTable {
+            map: BoundedLru::new(limits.max_groups),
+            evidence_cap: limits.evidence,
+            evictions: 0,
+            budget: EvidenceBudget::new(limits.evidence_bytes),
+            holders: Holders::default(),
+        }
+    }
+
+    /// Takes over a checkpointed table, counting its evidence against this
+    /// table's budget.
+    pub fn adopt(&mut self, saved: GroupTable<S>) {
+        let budget = self.budget.clone();
+        *self = saved;
+        self.budget = budget;
+        for (key, group) in self.map.iter_mut() {
+            self.holders.note(key, &mut group.evidence);
+            group.evidence.link(&self.budget);
+        }
+    }
+
+    /// Evidence bytes held by the groups.
+    pub fn evidence_bytes(&self) -> usize {
+        self.budget.used()
     }
 
     /// The group for `key`, created by `make` if new (possibly evicting the
     /// least recently used group).
     pub fn entry(&mut self, key: &str, make: impl FnOnce() -> S) -> &mut Group<S> {
         if !self.map.contains(key) {
-            let group = Group { state: make(), last_alert: None, evidence: Evidence::new(self.evidence_cap) };
+            let group =
+                Group { state: make(), last_alert: None, evidence: Evidence::new(self.evidence_cap, &self.budget) };
             if self.map.insert(key, group) {
                 self.evictions += 1;
             }
         }
+        if self.budget.over() {
+            self.holders.reclaim(&self.budget, key, &mut self.map);
+        }
+        if self.holders.untidy(self.map.len()) {
+            self.holders.tidy(&mut self.map);
+        }
         // The key was inserted just above if it was missing, and an insert
         // evicts the least recently used entry, never the newest.
-        self.map.get_mut(key).expect("group present after insert")
+        let group = self.map.get_mut(key).expect("group present after insert");
+        self.holders.note(key, &mut group.evidence);
+        group
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Group<S>> {
@@ -102,7 +153,8 @@ mod tests {
 
     #[test]
     fn realert_suppresses_within_the_period() {
-        let mut table: GroupTable<()> = GroupTable::new(10, 0);
+        let limits = Limits { max_groups: 10, evidence: 0, ..crate::detect::testing::limits() };
+        let mut table: GroupTable<()> = GroupTable::new(&limits);
         let group = table.entry("alice", || ());
         let t = Timestamp::from_secs(1000);
         assert!(group.permit(t, Span::from_secs(60)));
@@ -112,10 +164,35 @@ mod tests {
         assert!(!group.permit(Timestamp::from_secs(10), Span::ZERO), "an alert older than the last is not re-sent");
     }
 
+    #[test]
+    fn a_flood_of_groups_stays_within_the_evidence_budget_and_spares_a_group_under_attack() {
+        let limits =
+            Limits { max_groups: 20_000, evidence: 10, evidence_bytes: 100_000, ..crate::detect::testing::limits() };
+        let mut table: GroupTable<()> = GroupTable::new(&limits);
+        let line = format!(r#"{{"user":"u","pad":"{}"}}"#, "p".repeat(1000));
+        let ring_bytes = 10 * (line.len() + 64);
+        for flood in 0..5_000 {
+            for second in 0..10 {
+                table.entry(&format!("flood{flood}"), || ()).evidence.record(Timestamp::from_secs(second), &line);
+            }
+            if flood % 3 == 0 {
+                table.entry("victim", || ()).evidence.record(Timestamp::from_secs(flood), r#"{"user":"victim"}"#);
+            }
+            assert!(table.evidence_bytes() <= 100_000 + ring_bytes, "{} after {flood}", table.evidence_bytes());
+        }
+        assert!(table.evidence_bytes() > 50_000, "the budget is used: {}", table.evidence_bytes());
+        let victim = table.get_mut("victim").unwrap().evidence.snapshot();
+        assert_eq!(victim.len(), 10, "the group under attack keeps its evidence");
+        let newest = table.get_mut("flood4999").unwrap().evidence.snapshot();
+        assert_eq!(newest.len(), 10, "so does the group recorded last");
+        drop(table);
+    }
+
     proptest! {
         #[test]
         fn never_exceeds_the_cap_and_counts_evictions(keys in proptest::collection::vec(0u16..500, 1..2000), cap in 1usize..50) {
-            let mut table: GroupTable<u32> = GroupTable::new(cap, 2);
+            let limits = Limits { max_groups: cap, evidence: 2, ..crate::detect::testing::limits() };
+            let mut table: GroupTable<u32> = GroupTable::new(&limits);
             let mut distinct = std::collections::HashSet::new();
             for key in &keys {
                 table.entry(&key.to_string(), || 0).state += 1;

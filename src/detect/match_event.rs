@@ -13,7 +13,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(limits: &Limits) -> Detector {
-        Detector { groups: GroupTable::new(limits.max_groups, limits.evidence) }
+        Detector { groups: GroupTable::new(limits) }
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, limits: &Limits) -> Outcome {

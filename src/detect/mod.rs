@@ -84,6 +84,8 @@ pub struct Limits {
     pub max_groups: usize,
     pub max_values: usize,
     pub evidence: usize,
+    /// Evidence bytes the rule's groups share (see [`evidence`]).
+    pub evidence_bytes: usize,
     pub realert: Span,
 }
 
@@ -267,6 +269,22 @@ impl Detector {
         }
     }
 
+    /// Bytes of evidence the groups hold (see [`evidence`]).
+    pub fn evidence_bytes(&self) -> usize {
+        match self {
+            Detector::Match(d) => d.groups.evidence_bytes(),
+            Detector::Threshold(d) => d.groups.evidence_bytes(),
+            Detector::Distinct(d) => d.groups.evidence_bytes(),
+            Detector::Ratio(d) => d.groups.evidence_bytes(),
+            Detector::Spike(d) => d.groups.evidence_bytes(),
+            Detector::NewValue(d) => d.groups.evidence_bytes(),
+            Detector::OffHours(off_hours::Detector::Schedule { groups, .. }) => groups.evidence_bytes(),
+            Detector::OffHours(off_hours::Detector::Profile { groups, .. }) => groups.evidence_bytes(),
+            Detector::Sequence(d) => d.groups.evidence_bytes(),
+            Detector::Flatline(d) => d.groups.evidence_bytes(),
+        }
+    }
+
     /// Groups and remembered values dropped to stay within the limits.
     pub fn evictions(&self) -> u64 {
         match self {
@@ -337,19 +355,19 @@ impl Detector {
     /// changed) if the saved state belongs to another detector type.
     pub fn restore(&mut self, saved: Saved) -> bool {
         match (self, saved) {
-            (Detector::Match(d), Saved::Match(g)) => d.groups = g,
-            (Detector::Threshold(d), Saved::Threshold(g)) => d.groups = g,
-            (Detector::Distinct(d), Saved::Distinct(g)) => d.groups = g,
-            (Detector::Ratio(d), Saved::Ratio(g)) => d.groups = g,
-            (Detector::Spike(d), Saved::Spike(g)) => d.groups = g,
+            (Detector::Match(d), Saved::Match(g)) => d.groups.adopt(g),
+            (Detector::Threshold(d), Saved::Threshold(g)) => d.groups.adopt(g),
+            (Detector::Distinct(d), Saved::Distinct(g)) => d.groups.adopt(g),
+            (Detector::Ratio(d), Saved::Ratio(g)) => d.groups.adopt(g),
+            (Detector::Spike(d), Saved::Spike(g)) => d.groups.adopt(g),
             (Detector::NewValue(d), Saved::NewValue(g)) => {
-                d.groups = g;
+                d.groups.adopt(g);
                 d.recount();
             }
-            (Detector::OffHours(off_hours::Detector::Schedule { groups, .. }), Saved::Schedule(g)) => *groups = g,
-            (Detector::OffHours(off_hours::Detector::Profile { groups, .. }), Saved::Profile(g)) => *groups = g,
-            (Detector::Sequence(d), Saved::Sequence(g)) => d.groups = g,
-            (Detector::Flatline(d), Saved::Flatline(g)) => d.groups = g,
+            (Detector::OffHours(off_hours::Detector::Schedule { groups, .. }), Saved::Schedule(g)) => groups.adopt(g),
+            (Detector::OffHours(off_hours::Detector::Profile { groups, .. }), Saved::Profile(g)) => groups.adopt(g),
+            (Detector::Sequence(d), Saved::Sequence(g)) => d.groups.adopt(g),
+            (Detector::Flatline(d), Saved::Flatline(g)) => d.groups.adopt(g),
             _ => return false,
         }
         true
@@ -394,7 +412,7 @@ pub(crate) mod testing {
     pub const BASE: i64 = 1_763_892_000; // 2025-11-23T10:00:00Z, a Sunday
 
     pub fn limits() -> Limits {
-        Limits { max_groups: 100, max_values: 100, evidence: 3, realert: Span::ZERO }
+        Limits { max_groups: 100, max_values: 100, evidence: 3, evidence_bytes: 1 << 20, realert: Span::ZERO }
     }
 
     pub fn line(offset_secs: i64, fields: &str) -> String {

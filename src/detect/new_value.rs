@@ -83,7 +83,7 @@ pub struct Detector {
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
         Detector {
-            groups: GroupTable::new(limits.max_groups, limits.evidence),
+            groups: GroupTable::new(limits),
             value_evictions: 0,
             population: BoundedLru::new(if params.common_in.is_some() { limits.max_groups } else { 0 }),
             scratch: String::new(),

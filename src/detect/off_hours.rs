@@ -252,12 +252,8 @@ pub enum Detector {
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
         match params.mode {
-            Mode::Schedule(_) => {
-                Detector::Schedule { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
-            }
-            Mode::Profile(_) => {
-                Detector::Profile { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
-            }
+            Mode::Schedule(_) => Detector::Schedule { params, groups: GroupTable::new(limits) },
+            Mode::Profile(_) => Detector::Profile { params, groups: GroupTable::new(limits) },
         }
     }
 

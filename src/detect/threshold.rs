@@ -33,7 +33,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(params: Params, limits: &Limits) -> Detector {
-        Detector { params, groups: GroupTable::new(limits.max_groups, limits.evidence) }
+        Detector { params, groups: GroupTable::new(limits) }
     }
 
     pub fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome {

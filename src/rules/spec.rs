@@ -130,6 +130,9 @@ pub struct LimitsSpec {
     pub max_groups: Option<Spanned<u32>>,
     #[serde(default)]
     pub max_values: Option<Spanned<u32>>,
+    /// Evidence bytes the rule's groups share.
+    #[serde(default)]
+    pub evidence_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

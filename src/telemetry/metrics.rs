@@ -32,6 +32,7 @@ pub struct Metrics {
     pub rule_late: IntCounterVec,
     pub source_lag: GaugeVec,
     pub groups: IntGaugeVec,
+    pub evidence_bytes: IntGaugeVec,
     pub evictions: IntCounterVec,
     pub rules_loaded: IntGauge,
     pub build_info: IntGaugeVec,
@@ -299,6 +300,12 @@ impl Metrics {
             &["rule"],
         );
         let groups = gauge_vec(&registry, "vigil_detector_groups", "Groups tracked per rule.", &["rule"]);
+        let evidence_bytes = gauge_vec(
+            &registry,
+            "vigil_evidence_bytes",
+            "Bytes of evidence events a rule holds for its groups and open incidents (bounded by limits.evidence_bytes).",
+            &["rule"],
+        );
         let evictions = counter_vec(
             &registry,
             "vigil_detector_evictions_total",
@@ -400,6 +407,7 @@ impl Metrics {
             rule_late,
             source_lag,
             groups,
+            evidence_bytes,
             evictions,
             rules_loaded,
             build_info,
@@ -501,8 +509,9 @@ impl Exported {
 /// (one per Kafka partition) add up.
 pub struct Exporter {
     metrics: Arc<Metrics>,
-    /// Tracked groups per rule, summed over the pipelines of the last export.
-    groups: HashMap<Arc<str>, i64>,
+    /// Tracked groups and evidence bytes per rule, summed over the
+    /// pipelines of the last export.
+    groups: HashMap<Arc<str>, (i64, i64)>,
 }
 
 fn advance(last: &mut u64, now: u64) -> u64 {
@@ -546,7 +555,7 @@ impl Exporter {
     /// runs any more (after a reload) loses its series.
     pub fn export<'a>(&mut self, pipelines: impl IntoIterator<Item = (&'a Pipeline, &'a mut Exported)>) {
         let m = &self.metrics;
-        let mut groups: HashMap<Arc<str>, i64> = HashMap::with_capacity(self.groups.len());
+        let mut groups: HashMap<Arc<str>, (i64, i64)> = HashMap::with_capacity(self.groups.len());
         for (pipeline, last) in pipelines {
             for (i, (kind, count)) in pipeline.by_kind().enumerate() {
                 m.events.with_label_values(&[kind]).inc_by(advance(slot(&mut last.by_kind, i), count));
@@ -564,7 +573,10 @@ impl Exporter {
             }
             m.messages.inc_by(advance(&mut last.messages, activity.messages));
             let counters = last.rules_of(pipeline);
-            for ((rule, stats, tracked, evictions), (_, last)) in pipeline.engine().rule_stats().zip(counters) {
+            let evidence = pipeline.engine().evidence_bytes();
+            for (((rule, stats, tracked, evictions), (_, last)), (_, held)) in
+                pipeline.engine().rule_stats().zip(counters).zip(evidence)
+            {
                 let id = &*rule.id;
                 let [alerts, suppressed, evicted, sampled, nanos, late, updates] = last;
                 m.updates.with_label_values(&[id]).inc_by(advance(updates, stats.updates));
@@ -577,14 +589,18 @@ impl Exporter {
                 m.rule_sampled.with_label_values(&[id]).inc_by(advance(sampled, stats.sampled));
                 let spent = advance(nanos, stats.sampled_nanos);
                 m.rule_sampled_seconds.with_label_values(&[id]).inc_by(spent as f64 / 1e9);
-                *groups.entry(rule.id.clone()).or_default() += tracked as i64;
+                let sums = groups.entry(rule.id.clone()).or_default();
+                sums.0 += tracked as i64;
+                sums.1 += held as i64;
             }
         }
         for gone in self.groups.keys().filter(|id| !groups.contains_key(*id)) {
             let _ = m.groups.remove_label_values(&[gone]);
+            let _ = m.evidence_bytes.remove_label_values(&[gone]);
         }
-        for (id, tracked) in &groups {
+        for (id, (tracked, held)) in &groups {
             m.groups.with_label_values(&[id]).set(*tracked);
+            m.evidence_bytes.with_label_values(&[id]).set(*held);
         }
         self.groups = groups;
     }
