@@ -579,6 +579,32 @@ fn email(spec: &Spanned<NotifierSpec>, base: &Path, sink: &mut Sink) -> Option<E
     })
 }
 
+/// Why a webhook URL given inline holds a credential, if it does: a user
+/// and password, a query parameter that names one, or a service whose hook
+/// URLs are bearer secrets (Slack, Discord, Microsoft Teams, Google Chat).
+fn inline_credential(url: &reqwest::Url) -> Option<String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("the URL carries a user and password".into());
+    }
+    const SECRET_PARAMS: [&str; 11] =
+        ["token", "key", "apikey", "secret", "sig", "signature", "password", "pass", "auth", "code", "credential"];
+    for (name, _) in url.query_pairs() {
+        let lower = name.to_ascii_lowercase();
+        let last = lower.rsplit(['_', '-']).next().unwrap_or_default();
+        if SECRET_PARAMS.contains(&last) || lower.ends_with("token") {
+            return Some(format!("the URL carries `?{name}=`"));
+        }
+    }
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let path = url.path();
+    let secret_path = (host == "hooks.slack.com" && path.starts_with("/services/"))
+        || (matches!(host.as_str(), "discord.com" | "discordapp.com") && path.starts_with("/api/webhooks/"))
+        || host.ends_with(".webhook.office.com")
+        || (host == "outlook.office.com" && path.starts_with("/webhook"))
+        || host == "chat.googleapis.com";
+    secret_path.then(|| format!("a {host} hook URL is itself the credential"))
+}
+
 fn webhook(spec: &Spanned<NotifierSpec>, base: &Path, sink: &mut Sink) -> Option<Webhook> {
     let n = &spec.value;
     let format = match n.format.as_ref().map(|f| (f, f.value.as_str())) {
@@ -602,8 +628,18 @@ fn webhook(spec: &Spanned<NotifierSpec>, base: &Path, sink: &mut Sink) -> Option
                     "`url` must start with https://"
                 };
                 sink.error(url, message);
-            } else if reqwest::Url::parse(&url.value).is_err() {
-                sink.error(url, format!("`{}` is not a URL", url.value));
+            } else {
+                match reqwest::Url::parse(&url.value) {
+                    Err(_) => sink.error(url, "`url` is not a URL"),
+                    Ok(parsed) => {
+                        if let Some(why) = inline_credential(&parsed) {
+                            sink.error(
+                                url,
+                                format!("{why}: a URL that is a credential goes in `url_env` or `url_file`, not in the config"),
+                            );
+                        }
+                    }
+                }
             }
             Secret::Value(url.value.clone())
         }
@@ -760,6 +796,27 @@ mod tests {
             assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
         }
         assert!(errors("notifiers:\n  x: {type: email, hots: h}\n").contains("c.yml:2:20: unknown field `hots`"));
+        assert!(errors("notifiers:\n  bad/name: {type: stdout}\n").contains("notifier name `bad/name`"));
+    }
+
+    #[test]
+    fn a_webhook_url_that_is_a_credential_is_refused_inline() {
+        for (url, why) in [
+            ("https://bob:hunter2@soc.example/hook", "the URL carries a user and password"),
+            ("https://soc.example/hook?token=abc", "the URL carries `?token=`"),
+            ("https://soc.example/hook?x=1&api_key=abc", "the URL carries `?api_key=`"),
+            ("https://hooks.slack.com/services/T000/B000/XXXX", "a hooks.slack.com hook URL is itself the credential"),
+            ("https://discord.com/api/webhooks/1/abc", "a discord.com hook URL is itself the credential"),
+            ("https://acme.webhook.office.com/webhookb2/x", "a acme.webhook.office.com hook URL"),
+        ] {
+            let err = errors(&format!("notifiers:\n  hook: {{type: webhook, format: slack, url: \"{url}\"}}\n"));
+            assert!(err.contains(&format!("c.yml:2:45: {why}")), "{url}: {err}");
+            assert!(err.contains("goes in `url_env` or `url_file`"), "{err}");
+            assert!(!err.contains("hunter2") && !err.contains("XXXX"), "the error does not repeat the secret: {err}");
+        }
+        let fine =
+            "notifiers:\n  hook: {type: webhook, format: slack, url: \"https://soc.example/hook?channel=soc\"}\n";
+        parse(Path::new("c.yml"), fine, Path::new("/etc/vigil")).unwrap();
         assert!(errors("notifiers:\n  bad/name: {type: stdout}\n").contains("notifier name `bad/name`"));
     }
 }

@@ -36,6 +36,9 @@ use crate::config::{DeliveryPolicy, Webhook, WebhookFormat};
 pub struct Poster {
     client: reqwest::Client,
     url: String,
+    /// Scheme, host and port only: what messages show, since a webhook
+    /// URL often is the credential (Slack hook paths, `?token=`).
+    shown: String,
     format: WebhookFormat,
     key: Option<Vec<u8>>,
     routing_key: Option<String>,
@@ -75,9 +78,11 @@ impl Poster {
             Some(key) => Some(key.read().context("the PagerDuty routing key")?),
             None => None,
         };
+        let shown = shown_url(&parsed);
         Ok(Poster {
             client: client.build().context("setting up the HTTP client")?,
             url,
+            shown,
             format: webhook.format,
             key,
             routing_key,
@@ -96,7 +101,11 @@ impl Poster {
                 .header("webhook-timestamp", timestamp.to_string())
                 .header("webhook-signature", sign(key, &message.id, timestamp, &body));
         }
-        let response = request.body(body).send().await.map_err(|err| Failure::Retry(error_chain(&err)))?;
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|err| Failure::Retry(format!("{}: {}", self.shown, error_chain(&err.without_url()))))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -160,6 +169,15 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     mac.update(b".");
     mac.update(body);
     format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+}
+
+/// `https://hooks.slack.com/…`: a URL without what may be secret in it.
+fn shown_url(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}/…", url.scheme()),
+        None => format!("{}://{host}/…", url.scheme()),
+    }
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -382,6 +400,34 @@ mod tests {
     use super::*;
     use crate::notify::message::tests::alert;
     use crate::rules::Severity;
+
+    #[tokio::test]
+    async fn a_failed_delivery_names_the_host_never_the_url() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let url = format!("http://user:pa55@127.0.0.1:{port}/services/T000/B000/XXXXSECRETPATH?token=SECRETTOKEN");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("url"), &url).unwrap();
+        let webhook = Webhook {
+            format: WebhookFormat::Slack,
+            url: crate::config::Secret::File(dir.path().join("url")),
+            secret: None,
+            routing_key: None,
+            allow_http: true,
+            ca: None,
+            resolve_after: None,
+        };
+        let poster = Poster::new(&webhook, &DeliveryPolicy::default(), Descriptions::default()).unwrap();
+        let Err(Failure::Retry(reason)) = poster.send(&Message::single(alert("a1", Severity::Critical, "alice"))).await
+        else {
+            panic!("a closed port is a failure to retry");
+        };
+        for secret in ["SECRET", "pa55", "services", "token"] {
+            assert!(!reason.contains(secret), "{secret} in {reason}");
+        }
+        assert!(reason.starts_with(&format!("http://127.0.0.1:{port}/…: ")), "{reason}");
+    }
 
     #[test]
     fn signs_like_the_standard_webhooks_reference() {
