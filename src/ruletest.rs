@@ -44,9 +44,13 @@ pub fn run_one(rules: &RuleSet, rule: &Arc<Rule>, test: &RuleTest, lateness: Spa
         None => rules.only(rule),
     };
     let mut pipeline = crate::pipeline::Pipeline::new(&only, lateness, crate::event::decode::DEFAULT_MAX_EVENT_BYTES);
-    for event in &test.events {
+    for (n, event) in test.events.iter().enumerate() {
         let line = event.to_string();
-        let _ = pipeline.feed(line.as_bytes());
+        // A test event vigil would refuse tests nothing: say so rather
+        // than report a missing alert.
+        if let Err(err) = pipeline.feed(line.as_bytes()) {
+            return Err(format!("event {} is refused ({}): {line:.200}", n + 1, err.detail));
+        }
     }
     pipeline.end_source(crate::time::watermark::SourceId::default());
     pipeline.finish();

@@ -293,3 +293,43 @@ fn an_alert_describes_its_incident_and_only_it() {
     assert_eq!(first["evidence"].as_array().unwrap().len(), 10, "the ten that fired, not the failure of days before");
     assert!(!stdout.contains(r#""summary":"150 failed logins for grace"#));
 }
+
+/// YAML 1.2 core schema: `country: NO` is Norway, not `false`; `yes` is
+/// no boolean in a config either.
+#[test]
+fn yaml_1_1_booleans_are_strings_in_rules_and_refused_as_booleans_in_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = r#"id: x.norway
+title: Logins from Norway
+severity: warning
+filter: {kind: login, country: NO, mfa: false}
+detect: {type: match, group_by: [user]}
+alert: {summary: "{{user}} from {{country}}"}
+tests:
+  - name: a login from Norway fires
+    events: [{ts: "2026-11-23T10:00:00Z", kind: login, user: a, country: NO, mfa: false}]
+    expect: [{user: a}]
+  - name: a login from Sweden does not
+    events: [{ts: "2026-11-23T10:00:00Z", kind: login, user: b, country: SE, mfa: false}]
+    expect: []
+  - name: a test event vigil would refuse fails the test
+    events: [{kind: login, user: c, country: NO}]
+    expect: []
+"#;
+    std::fs::write(dir.path().join("norway.yml"), rule).unwrap();
+    let out = common::run(&["test", "--rules", dir.path().to_str().unwrap()]);
+    let text = common::text(&out.stdout);
+    assert!(text.contains("a login from Norway fires ... ok"), "{text}");
+    assert!(text.contains("a login from Sweden does not ... ok"), "{text}");
+    assert!(text.contains("event 1 is refused (the event has no `ts`)"), "{text}");
+    assert!(text.contains("2 passed; 1 failed"), "{text}");
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = elsewhere.path().join("vigil.yml");
+    std::fs::write(&config, "source: {type: stdin}\nmetrics: {enabled: yes}\n").unwrap();
+    let out = common::run(&["check", "--config", config.to_str().unwrap(), "--rules", dir.path().to_str().unwrap()]);
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("vigil.yml:2:20: not a boolean: write `true` or `false`"), "{err}");
+    assert!(!err.contains("error(s) in the rules"), "{err}");
+}

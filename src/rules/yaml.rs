@@ -231,11 +231,16 @@ pub struct YamlError {
 
 /// Parses one document into `T`, with positions relative to the file.
 pub fn parse_document<T: for<'de> Deserialize<'de>>(doc: &Document<'_>) -> Result<T, YamlError> {
+    // YAML 1.2 core schema: only `true`/`false` are booleans, so that
+    // `country: NO` (Norway) or `answer: yes` stay the strings they read as.
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
-            max_depth: 64,
+            // Rules nest a few levels; each level costs stack in the
+            // recursive descent, and reloads run on 2 MiB threads.
+            max_depth: 32,
             max_nodes: 200_000,
         },
+        strict_booleans: true,
     };
     serde_saphyr::from_str_with_options::<T>(doc.text, options).map_err(|err| {
         let loc = err.location().map(|l| Loc::of_location(&l)).unwrap_or(Loc { line: 1, column: 1 });
@@ -259,10 +264,31 @@ fn plain_message(err: &serde_saphyr::Error) -> String {
         Some((position, message)) if position.contains("column") => message,
         _ => first,
     };
-    match message.find(" at line ") {
-        Some(cut) => message[..cut].to_owned(),
-        None => message.to_owned(),
+    let message = match message.find(" at line ") {
+        Some(cut) => &message[..cut],
+        None => message,
+    };
+    in_our_words(message)
+}
+
+/// The crate's messages, without its own API's vocabulary.
+fn in_our_words(message: &str) -> String {
+    if let Some(key) = message.strip_prefix("duplicate mapping key") {
+        let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or_default();
+        return format!("duplicate key{key}: each key may appear once").replace("key: ", "key `").replacen(
+            ": each",
+            "`: each",
+            usize::from(!key.is_empty()),
+        );
     }
+    if let Some(breach) = message.strip_prefix("budget breached: ") {
+        let what = breach.split([' ', '{']).next().unwrap_or_default().to_ascii_lowercase();
+        return format!("the YAML is too large or nested too deep (too many {what})");
+    }
+    if message.starts_with("invalid boolean") {
+        return "not a boolean: write `true` or `false` (`yes`, `no`, `on` and `off` are strings)".into();
+    }
+    message.to_owned()
 }
 
 #[cfg(test)]
@@ -286,6 +312,35 @@ mod tests {
         let Node::Map(inner) = &entries[0].1.value else { panic!() };
         assert_eq!(inner[0].0.value.0, "b");
         assert_eq!(file_loc(&doc, Loc::of(&inner[0].0)), Loc { line: 4, column: 3 });
+    }
+
+    #[test]
+    fn only_true_and_false_are_booleans() {
+        let doc = Document { text: "country: NO\nb: yes\nc: on\nd: n\ne: true\nf: False\n", first_line: 1 };
+        let node: Spanned<Node> = parse_document(&doc).unwrap();
+        let Node::Map(entries) = &node.value else { panic!() };
+        let values: Vec<&Node> = entries.iter().map(|(_, v)| &v.value).collect();
+        assert!(matches!(values[0], Node::Str(s) if s == "NO"), "{values:?}");
+        assert!(matches!(values[1], Node::Str(s) if s == "yes"));
+        assert!(matches!(values[2], Node::Str(s) if s == "on"));
+        assert!(matches!(values[3], Node::Str(s) if s == "n"));
+        assert!(matches!(values[4], Node::Bool(true)));
+        assert!(matches!(values[5], Node::Bool(false)));
+    }
+
+    #[test]
+    fn messages_speak_of_the_document_not_the_library() {
+        let err = |text: &str| parse_document::<Node>(&Document { text, first_line: 1 }).unwrap_err().message;
+        assert_eq!(err("id: a\nid: b\n"), "duplicate key `id`: each key may appear once");
+        let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        assert_eq!(err(&deep), "the YAML is too large or nested too deep (too many depth)");
+        #[derive(Debug, serde::Deserialize)]
+        struct Flag {
+            #[allow(dead_code)]
+            on: bool,
+        }
+        let flag = parse_document::<Flag>(&Document { text: "on: yes\n", first_line: 1 }).unwrap_err().message;
+        assert!(flag.starts_with("not a boolean: write `true` or `false`"), "{flag}");
     }
 
     #[test]
