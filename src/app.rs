@@ -261,6 +261,7 @@ pub async fn run(settings: Settings, start: StartRules) -> Result<()> {
 
     let log = AlertLog::open(&settings.alert_log_dir(), settings.alert_log)?;
     let notifiers = Notifiers::start(&settings, &rules, log.outbox(), &metrics)?;
+    tokio::spawn(bound_shutdown());
     let (reload_tx, reloads) = mpsc::channel::<Reload>(1);
     let reloader = Reloader {
         origin,
@@ -283,6 +284,62 @@ pub async fn run(settings: Settings, start: StartRules) -> Result<()> {
 /// How long the notifiers may go on delivering at shutdown; what is left
 /// is delivered at the next start.
 const DELIVERY_GRACE: Duration = Duration::from_secs(10);
+
+/// The whole shutdown after SIGTERM/SIGINT, below the chart's
+/// `terminationGracePeriodSeconds` (45 s): every alert is in the alert log
+/// before it reaches a notifier, so exiting at this point loses nothing.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Once a stop signal arrives, exits the process if the shutdown is not
+/// done by [`SHUTDOWN_DEADLINE`], or at once on a second signal.
+async fn bound_shutdown() {
+    let Some(mut signals) = Signals::new() else { return };
+    signals.recv().await;
+    tokio::select! {
+        () = signals.recv() => {
+            warn!("A second stop signal: exiting now; undelivered alerts are sent at the next start");
+        }
+        () = tokio::time::sleep(SHUTDOWN_DEADLINE) => {
+            warn!(deadline = ?SHUTDOWN_DEADLINE,
+                "The shutdown took too long: exiting now; undelivered alerts are sent at the next start");
+        }
+    }
+    std::process::exit(1);
+}
+
+/// SIGINT and SIGTERM, as one stream.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Option<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Some(Signals { term: signal(SignalKind::terminate()).ok()?, int: signal(SignalKind::interrupt()).ok()? })
+        }
+        #[cfg(not(unix))]
+        {
+            Some(Signals {})
+        }
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
 
 /// What the daemon's stages share: metrics, readiness and the stop signals.
 struct Daemon {
@@ -424,24 +481,11 @@ async fn run_local(settings: Settings, rules: RuleSet, log: AlertLog, daemon: Da
 }
 
 async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    match Signals::new() {
+        Some(mut signals) => signals.recv().await,
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 

@@ -644,3 +644,52 @@ fn a_file_notifier_killed_mid_delivery_keeps_whole_lines_and_every_alert() {
     assert!(missing == 0 && archived.len() == logged.len(), "{missing} of {} alerts not archived", logged.len());
     assert!(text.lines().count() - archived.len() <= 4 * 512, "at most one send again per kill");
 }
+
+/// Four webhooks that take the request and never answer: the shutdown is
+/// bounded as a whole (notifier grace, then one stop wait for all), not 15 s
+/// per hung notifier, and a second signal ends vigil at once.
+#[test]
+fn a_shutdown_with_hung_receivers_is_bounded_and_a_second_signal_exits_at_once() {
+    let hung: Vec<Receiver> = (0..4).map(|_| Receiver::start(0)).collect();
+    let setup = Setup::new();
+    let notifiers: String =
+        hung.iter().enumerate().map(|(i, r)| setup.hook(&format!("hook{i}"), &r.url("/"), ", timeout: 2m")).collect();
+    let config = setup.config(&notifiers, "");
+    let stop_with = |signals: usize| {
+        for receiver in &hung {
+            receiver.script(&[Reply::Hang(Duration::from_secs(600))]);
+        }
+        let (mut daemon, _lines, _addr, _dir) = start(&config, Stdio::piped());
+        let mut stdin = daemon.stdin.take().unwrap();
+        feed(&mut stdin, &[failed_login(&format!("s{signals}"), signals as u64)]);
+        wait_until("every hook to hold a request", Duration::from_secs(30), || {
+            hung.iter().all(|r| r.requests().len() >= signals)
+        });
+        let started = Instant::now();
+        for _ in 0..signals {
+            std::process::Command::new("kill").args(["-TERM", &daemon.id().to_string()]).status().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = daemon.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "vigil did not exit within a minute");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        drop(stdin);
+        // The log's last lines may still be in the pipe.
+        daemon.wait_log(if signals == 2 { "A second stop signal" } else { "notifier=hook3" });
+        (started.elapsed(), status, daemon.log())
+    };
+    let (took, status, log) = stop_with(1);
+    assert!(took < Duration::from_secs(25), "one signal: the shutdown took {took:?}\n{log}");
+    assert!(status.success(), "{log}");
+    assert_eq!(log.matches("did not stop in time").count(), 4, "{log}");
+    let (took, _, log) = stop_with(2);
+    assert!(took < Duration::from_secs(5), "two signals: exited after {took:?}\n{log}");
+    for receiver in &hung {
+        assert!(receiver.accepted().is_empty());
+    }
+}

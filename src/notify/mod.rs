@@ -30,6 +30,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+/// How long stopped notifiers may take to end their message in flight.
+pub const STOP_WAIT: Duration = Duration::from_secs(5);
+
 use crate::alert_log::Outbox;
 use crate::config::{NotifierKind, Settings};
 use crate::ruleset::RuleSet;
@@ -97,20 +100,31 @@ impl Notifiers {
     }
 
     /// Lets every notifier deliver what the log holds for up to `grace`,
-    /// then stops them after the message in flight. What is left is
-    /// delivered at the next start. Digests go out early only when the
-    /// input `ended` (not on a signal, where they wait for their time).
+    /// then stops them all after the message in flight, waiting at most
+    /// [`STOP_WAIT`] more: however many notifiers hang, this returns within
+    /// `grace + STOP_WAIT`. What is left is delivered at the next start.
+    /// Digests go out early only when the input `ended` (not on a signal,
+    /// where they wait for their time).
     pub async fn finish(self, grace: Duration, ended: bool) {
         let _ = self.mode.send(if ended { Mode::Drain } else { Mode::Finish });
-        let deadline = tokio::time::Instant::now() + grace;
+        let delivered = tokio::time::Instant::now() + grace;
+        let mut running = Vec::new();
         for (name, mut task) in self.tasks {
-            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
-                let _ = self.mode.send(Mode::Stop);
-                if tokio::time::timeout(Duration::from_secs(15), task).await.is_err() {
-                    warn!(notifier = %name, "The notifier did not stop in time");
-                } else {
-                    warn!(notifier = %name, "Undelivered alerts remain; they are sent at the next start");
-                }
+            if tokio::time::timeout_at(delivered, &mut task).await.is_err() {
+                running.push((name, task));
+            }
+        }
+        if running.is_empty() {
+            return;
+        }
+        let _ = self.mode.send(Mode::Stop);
+        let stopped = tokio::time::Instant::now() + STOP_WAIT;
+        for (name, mut task) in running {
+            if tokio::time::timeout_at(stopped, &mut task).await.is_err() {
+                task.abort();
+                warn!(notifier = %name, "The notifier did not stop in time; its message in flight is sent again at the next start");
+            } else {
+                warn!(notifier = %name, "Undelivered alerts remain; they are sent at the next start");
             }
         }
     }
