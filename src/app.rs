@@ -237,6 +237,7 @@ pub struct StartRules {
 
 /// Runs the daemon until a signal, or until a finite input ends.
 pub async fn run(settings: Settings, start: StartRules) -> Result<()> {
+    raise_descriptor_limit();
     let StartRules { rules, origin, fingerprint } = start;
     let metrics = Metrics::new();
     metrics.rules_running(&rules);
@@ -305,6 +306,28 @@ async fn bound_shutdown() {
         }
     }
     std::process::exit(1);
+}
+
+/// Raises the soft limit on open files to the hard one: the default soft
+/// limit (often 1024) is what a connection flood or many partitions hit
+/// first, and the hard limit is what the operator allowed.
+fn raise_descriptor_limit() {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit only read and write the struct
+        // passed, which lives on this stack frame.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max {
+                return;
+            }
+            let soft = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                tracing::debug!(from = soft, to = limit.rlim_max, "Raised the open-files limit");
+            }
+        }
+    }
 }
 
 /// SIGINT and SIGTERM, as one stream.

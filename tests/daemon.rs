@@ -342,3 +342,59 @@ fn now_rfc3339() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     vigil::time::Timestamp(now.as_micros() as i64).to_string()
 }
+
+/// 200 idle connections to the admin port under a 96-descriptor limit:
+/// vigil keeps at most 32 of them (a new one closes the oldest), so
+/// `/healthz` still answers and the alert log is still written.
+#[test]
+fn idle_admin_connections_cannot_take_the_descriptors_vigil_needs() {
+    let state = tempfile::tempdir().unwrap();
+    let config = state.path().join("vigil.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "source: {{type: stdin}}\nmetrics: {{listen: 127.0.0.1:0}}\noutput: {{format: json}}\nstate: {{dir: {}}}\n",
+            state.path().display()
+        ),
+    )
+    .unwrap();
+    let script = format!("ulimit -n 96 && exec {} run --config {}", env!("CARGO_BIN_EXE_vigil"), config.display());
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in stderr.lines().map_while(Result::ok) {
+            eprintln!("vigil: {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the admin address is logged");
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    let idle: Vec<std::net::TcpStream> = (0..200).filter_map(|_| std::net::TcpStream::connect(&addr).ok()).collect();
+    assert!(idle.len() >= 150, "connected {}", idle.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    assert_eq!(common::daemon::http_get(&addr, "/healthz").0, 200);
+    assert!(started.elapsed() < Duration::from_secs(2), "healthz took {:?}", started.elapsed());
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", child.id())).unwrap().count();
+    assert!(fds < 80, "vigil holds {fds} descriptors");
+
+    let mut stdin = child.stdin.take().unwrap();
+    failed_logins(&mut stdin, 12);
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(common::alert_log(state.path()).contains("auth.failed_login_burst"));
+    drop(idle);
+}
