@@ -15,10 +15,15 @@
 //! reader counts its alerts ([`LogReader::take_lost`]).
 //!
 //! Alert ids are deterministic (rule, group, event times), so after a crash
-//! the events read again raise the same ids; the log remembers the latest
-//! ids it holds and refuses them a second time. A line torn by a crash is
-//! cut off when the log is opened; its alert comes back when its events are
-//! read again, since their offsets were never committed.
+//! or a restart the events read again raise the same ids; the log remembers
+//! the id of every alert it holds (read back from all its segments when
+//! opened, forgotten with the segment the size limit deletes) and refuses
+//! them a second time. A file read again from its start after a restart
+//! thus raises, prints and delivers nothing twice, and the memory this
+//! takes is bounded by the log's own size (about 18 bytes per alert). A
+//! line torn by a crash is cut off when the log is opened; its alert comes
+//! back when its events are read again, since their offsets were never
+//! committed.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -32,12 +37,6 @@ use tokio::sync::watch;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::alert::Alert;
-
-/// Alert ids remembered for deduplication: far more than a replay from the
-/// last checkpoint can raise again.
-const REMEMBERED: usize = 1 << 16;
-/// How much of the end of an existing log is read for ids at start-up.
-const TAIL_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, Error)]
 #[error("alert log {path}: {source}")]
@@ -135,8 +134,12 @@ pub struct AlertLog {
     /// Segments on disk with their sizes, oldest first; the last is written.
     segments: VecDeque<(u64, u64)>,
     buffer: Vec<u8>,
+    /// The ids (hashed) of every alert in the log's segments and buffer.
     remembered: HashSet<u64>,
-    order: VecDeque<u64>,
+    /// The ids of each segment, in step with `segments`: forgotten with it.
+    ids: VecDeque<Vec<u64>>,
+    /// The ids of the alerts in `buffer`, in order.
+    buffered: VecDeque<u64>,
 }
 
 impl AlertLog {
@@ -159,19 +162,16 @@ impl AlertLog {
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
         let (end, _) = watch::channel(Position::default());
         let outbox = Arc::new(Outbox { dir: dir.to_owned(), end, deleted: Mutex::new(BTreeMap::new()) });
-        let len = file.metadata().map_err(err)?.len();
-        let start = len.saturating_sub(TAIL_BYTES);
-        file.seek(SeekFrom::Start(start)).map_err(err)?;
-        let mut tail = Vec::new();
-        file.read_to_end(&mut tail).map_err(err)?;
-        let complete = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if complete < tail.len() {
-            tracing::warn!(path = %path.display(), bytes = tail.len() - complete, "Cutting off a torn last line");
-            file.set_len(start + complete as u64).map_err(err)?;
+        let mut text = Vec::new();
+        file.read_to_end(&mut text).map_err(err)?;
+        let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if complete < text.len() {
+            tracing::warn!(path = %path.display(), bytes = text.len() - complete, "Cutting off a torn last line");
+            file.set_len(complete as u64).map_err(err)?;
         }
-        let active_len = start + complete as u64;
+        text.truncate(complete);
         if let Some(last) = sizes.back_mut() {
-            last.1 = active_len;
+            last.1 = complete as u64;
         }
         let mut log = AlertLog {
             outbox,
@@ -180,19 +180,20 @@ impl AlertLog {
             segments: sizes,
             buffer: Vec::new(),
             remembered: HashSet::new(),
-            order: VecDeque::new(),
+            ids: VecDeque::new(),
+            buffered: VecDeque::new(),
         };
-        // Ids from the segment before, if the active one is young.
-        if active_len < TAIL_BYTES && log.segments.len() > 1 {
-            let (previous, _) = log.segments[log.segments.len() - 2];
-            if let Ok(text) = fs::read(segment_path(dir, previous)) {
-                log.remember_lines(&text);
-            }
+        let older: Vec<u64> = log.segments.iter().take(log.segments.len() - 1).map(|&(n, _)| n).collect();
+        for number in older {
+            let ids = match fs::read(segment_path(dir, number)) {
+                Ok(older) => log.remember_lines(&older),
+                Err(_) => Vec::new(),
+            };
+            log.ids.push_back(ids);
         }
-        // The first line of a tail that starts mid-file may be partial.
-        let skip = if start > 0 { tail.iter().position(|&b| b == b'\n').map_or(complete, |i| i + 1) } else { 0 };
-        log.remember_lines(&tail[skip.min(complete)..complete]);
-        log.outbox.end.send_replace(Position { segment: active, offset: active_len });
+        let ids = log.remember_lines(&text);
+        log.ids.push_back(ids);
+        log.outbox.end.send_replace(Position { segment: active, offset: complete as u64 });
         Ok(log)
     }
 
@@ -201,33 +202,27 @@ impl AlertLog {
         self.outbox.clone()
     }
 
-    fn remember_lines(&mut self, text: &[u8]) {
+    /// Remembers the ids of a segment's lines and returns them.
+    fn remember_lines(&mut self, text: &[u8]) -> Vec<u64> {
+        let mut ids = Vec::new();
         for line in text.split(|&b| b == b'\n') {
             if let Some(id) = id_of(line) {
-                self.remember(xxh3_64(id.as_bytes()));
+                let id = xxh3_64(id.as_bytes());
+                self.remembered.insert(id);
+                ids.push(id);
             }
         }
-    }
-
-    fn remember(&mut self, id: u64) -> bool {
-        if !self.remembered.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > REMEMBERED {
-            if let Some(old) = self.order.pop_front() {
-                self.remembered.remove(&old);
-            }
-        }
-        true
+        ids
     }
 
     /// Queues an alert for the next [`AlertLog::sync`]; false if the log
     /// already holds an alert with its id (a replayed duplicate).
     pub fn append(&mut self, alert: &Alert) -> bool {
-        if !self.remember(xxh3_64(alert.notice_id().as_bytes())) {
+        let id = xxh3_64(alert.notice_id().as_bytes());
+        if !self.remembered.insert(id) {
             return false;
         }
+        self.buffered.push_back(id);
         // An `Alert` is plain data: serializing it cannot fail.
         serde_json::to_writer(&mut self.buffer, alert).expect("alerts serialize");
         self.buffer.push(b'\n');
@@ -263,6 +258,9 @@ impl AlertLog {
                 return Err(AlertLogError { path, source });
             }
             written += cut;
+            let lines = rest[..cut].iter().filter(|&&b| b == b'\n').count();
+            let moved = self.buffered.drain(..lines.min(self.buffered.len()));
+            self.ids.back_mut().expect("ids for the active segment").extend(moved);
             let len = len + cut as u64;
             if let Some(last) = self.segments.back_mut() {
                 last.1 = len;
@@ -291,6 +289,7 @@ impl AlertLog {
         // The new name must survive a crash before anything is written to it.
         File::open(&self.outbox.dir).and_then(|d| d.sync_all()).map_err(err)?;
         self.segments.push_back((next, 0));
+        self.ids.push_back(Vec::new());
         Ok(())
     }
 
@@ -299,6 +298,9 @@ impl AlertLog {
         let mut total: u64 = self.segments.iter().map(|(_, len)| len).sum();
         while total > self.limits.max_bytes && self.segments.len() > 1 {
             let Some((segment, len)) = self.segments.pop_front() else { break };
+            for id in self.ids.pop_front().unwrap_or_default() {
+                self.remembered.remove(&id);
+            }
             total -= len;
             let path = self.outbox.segment_path(segment);
             let lines = count_lines(&path);
@@ -539,7 +541,8 @@ mod tests {
 
         drop(log);
         let mut log = AlertLog::open(dir.path(), limits).unwrap();
-        assert!(!log.append(&alert("x19")), "ids of the last segments are remembered");
+        assert!(!log.append(&alert("x19")), "ids of the last segment are remembered");
+        assert!(!log.append(&alert("x0")), "and of the first");
     }
 
     #[test]
@@ -583,5 +586,13 @@ mod tests {
         let lost = early.take_lost();
         assert!(rest.starts_with(&["y1".to_owned()]), "an open segment is read to its end after deletion: {rest:?}");
         assert_eq!(1 + rest.len() as u64 + lost.alerts, 60);
+
+        // The ids of deleted segments are forgotten, those kept are not,
+        // also after reopening: memory follows the log's size.
+        assert_eq!(log.remembered.len(), ids.len());
+        assert!(!log.append(&alert("y59")));
+        drop(log);
+        let log = AlertLog::open(dir.path(), limits).unwrap();
+        assert_eq!(log.remembered.len(), ids.len());
     }
 }

@@ -398,3 +398,57 @@ fn idle_admin_connections_cannot_take_the_descriptors_vigil_needs() {
     assert!(common::alert_log(state.path()).contains("auth.failed_login_burst"));
     drop(idle);
 }
+
+/// A file source read again after a clean restart: 6,000 alerts over many
+/// alert log segments (the log once remembered only its last two) raise,
+/// print and deliver nothing a second time.
+#[test]
+fn a_restarted_file_daemon_neither_raises_nor_delivers_an_alert_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("login.yml"),
+        "id: t.login\ntitle: Login\nseverity: warning\nfilter: {kind: login}\n\
+         detect: {type: match, group_by: [user]}\nalert: {summary: \"{{user}}\"}\n",
+    )
+    .unwrap();
+    let events: String = (0..6000)
+        .map(|i| {
+            format!(
+                "{{\"ts\":\"2026-11-09T{:02}:{:02}:{:02}Z\",\"kind\":\"login\",\"user\":\"u{i}\"}}\n",
+                i / 3600,
+                i / 60 % 60,
+                i % 60
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("events.jsonl"), events).unwrap();
+    let config = dir.path().join("vigil.yml");
+    std::fs::write(
+        &config,
+        "rules: rules\nsource: {type: file, path: events.jsonl}\nmetrics: {enabled: false}\n\
+         output: {path: printed.jsonl}\nstate: {dir: state, alert_log: {segment_bytes: 65536}}\n\
+         notifiers:\n  archive: {type: file, path: delivered.jsonl}\n",
+    )
+    .unwrap();
+    let run = || {
+        let status = vigil()
+            .current_dir(dir.path())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    run();
+    let segments = std::fs::read_dir(dir.path().join("state/alerts")).unwrap().count();
+    assert!(segments > 10, "{segments} segments");
+    run();
+    let lines = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap().lines().count();
+    assert_eq!(lines("printed.jsonl"), 6000);
+    assert_eq!(lines("delivered.jsonl"), 6000);
+    assert_eq!(common::alert_log(&dir.path().join("state")).lines().count(), 6000);
+}
