@@ -76,12 +76,26 @@ const REMEMBERED_DELETIONS: usize = 4096;
 /// which segments the size limit deleted.
 pub struct Outbox {
     dir: PathBuf,
+    /// Names this log for good (`alerts/log.id`): a delivery position saved
+    /// for another log (one wiped and started again) is not taken for one
+    /// in this log.
+    id: String,
     end: watch::Sender<Position>,
     /// Segment → (lines, bytes) of deleted segments.
     deleted: Mutex<BTreeMap<u64, (u64, u64)>>,
 }
 
 impl Outbox {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where the oldest alert on disk starts.
+    pub fn start(&self) -> Position {
+        let first = segments(&self.dir).ok().and_then(|s| s.first().copied()).unwrap_or(1);
+        Position { segment: first, offset: 0 }
+    }
+
     /// The end of what is on disk.
     pub fn end(&self) -> Position {
         *self.end.borrow()
@@ -107,6 +121,26 @@ impl Outbox {
     fn segment_path(&self, segment: u64) -> PathBuf {
         segment_path(&self.dir, segment)
     }
+}
+
+const LOG_ID: &str = "log.id";
+
+/// The log's id, made up when the log is first opened.
+fn log_id(dir: &Path) -> io::Result<String> {
+    let path = dir.join(LOG_ID);
+    match fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let seed = format!("{:?}/{}/{}", std::time::SystemTime::now(), std::process::id(), dir.display());
+    let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(seed.as_bytes()));
+    let tmp = dir.join("log.id.tmp");
+    fs::write(&tmp, format!("{id}\n"))?;
+    File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    Ok(id)
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -161,7 +195,8 @@ impl AlertLog {
         let err = |source| AlertLogError { path: path.clone(), source };
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(err)?;
         let (end, _) = watch::channel(Position::default());
-        let outbox = Arc::new(Outbox { dir: dir.to_owned(), end, deleted: Mutex::new(BTreeMap::new()) });
+        let id = log_id(dir).map_err(|source| AlertLogError { path: dir.join(LOG_ID), source })?;
+        let outbox = Arc::new(Outbox { dir: dir.to_owned(), id, end, deleted: Mutex::new(BTreeMap::new()) });
         let mut text = Vec::new();
         file.read_to_end(&mut text).map_err(err)?;
         let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);

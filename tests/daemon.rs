@@ -452,3 +452,62 @@ fn a_restarted_file_daemon_neither_raises_nor_delivers_an_alert_twice() {
     assert_eq!(lines("delivered.jsonl"), 6000);
     assert_eq!(common::alert_log(&dir.path().join("state")).lines().count(), 6000);
 }
+
+/// The alert log wiped (or restored from an older copy) while `outbox/`
+/// keeps the notifiers' positions: the new alerts are still delivered,
+/// none read from the middle of a line.
+#[test]
+fn a_delivery_position_of_a_replaced_alert_log_is_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/login.yml"),
+        "id: t.login\ntitle: Login\nseverity: warning\nfilter: {kind: login}\n\
+         detect: {type: match, group_by: [user]}\nalert: {summary: \"{{user}}\"}\n",
+    )
+    .unwrap();
+    let events = |prefix: &str, count: usize| -> String {
+        (0..count)
+            .map(|i| {
+                format!(
+                    "{{\"ts\":\"2026-11-09T10:{:02}:{:02}Z\",\"kind\":\"login\",\"user\":\"{prefix}{i}\"}}\n",
+                    i / 60,
+                    i % 60
+                )
+            })
+            .collect()
+    };
+    let config = dir.path().join("vigil.yml");
+    std::fs::write(
+        &config,
+        "rules: rules\nsource: {type: file, path: events.jsonl}\nmetrics: {enabled: false}\noutput: {path: printed.jsonl}\n\
+         state: {dir: state}\nnotifiers:\n  archive: {type: file, path: delivered.jsonl}\n",
+    )
+    .unwrap();
+    let run = || {
+        let out = vigil()
+            .current_dir(dir.path())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        common::text(&out.stderr)
+    };
+    let delivered = || std::fs::read_to_string(dir.path().join("delivered.jsonl")).unwrap_or_default();
+    // The first run starts the archive at the log's end, then delivers 300.
+    std::fs::write(dir.path().join("events.jsonl"), "").unwrap();
+    run();
+    std::fs::write(dir.path().join("events.jsonl"), events("old", 300)).unwrap();
+    run();
+    assert_eq!(delivered().lines().count(), 300);
+
+    std::fs::remove_dir_all(dir.path().join("state/alerts")).unwrap();
+    std::fs::write(dir.path().join("events.jsonl"), events("new", 20)).unwrap();
+    let log = run();
+    let text = delivered();
+    let new: Vec<&str> = text.lines().skip(300).collect();
+    assert_eq!(new.len(), 20, "{log}");
+    assert!(new.iter().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    assert!(log.contains("The alert log was replaced"), "{log}");
+}

@@ -69,12 +69,25 @@ struct Pending {
 #[serde(deny_unknown_fields)]
 struct Cursor {
     delivered: Position,
+    /// The alert log `delivered` is a position in ([`Outbox::id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log: Option<String>,
     /// Unix seconds at which the next digest is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     next_digest: Option<i64>,
     /// Open incidents (fingerprint) and the unix second they resolve at.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     resolves: BTreeMap<String, i64>,
+}
+
+/// Why a saved position cannot be one in `outbox`'s log, if it cannot:
+/// the log was wiped and started again (another id), or restored from an
+/// older copy (the position is past its end).
+fn stale(cursor: &Cursor, outbox: &Outbox) -> Option<&'static str> {
+    if cursor.log.as_deref().is_some_and(|id| id != outbox.id()) {
+        return Some("The alert log was replaced");
+    }
+    (cursor.delivered > outbox.end()).then_some("The alert log is shorter than this notifier had read")
 }
 
 /// Open incidents a notifier remembers; past this the one due first is
@@ -137,8 +150,21 @@ impl Worker {
             Err(err) => return Err(err),
         };
         let fresh = saved.is_none();
-        let mut cursor =
-            saved.unwrap_or(Cursor { delivered: setup.outbox.end(), next_digest: None, resolves: BTreeMap::new() });
+        let mut cursor = saved.unwrap_or(Cursor {
+            delivered: setup.outbox.end(),
+            log: None,
+            next_digest: None,
+            resolves: BTreeMap::new(),
+        });
+        if let Some(why) = stale(&cursor, &setup.outbox) {
+            let start = setup.outbox.start();
+            warn!(notifier = %setup.name, saved = ?cursor.delivered, from = ?start, "{why}: the delivery position \
+                saved does not belong to this alert log; delivering from the start of the log (a receiver may \
+                get some alerts again, with the same ids)");
+            cursor.delivered = start;
+        }
+        let moved = cursor.log.as_deref() != Some(setup.outbox.id());
+        cursor.log = Some(setup.outbox.id().to_owned());
         if let (Some(every), None) = (setup.digest, cursor.next_digest) {
             cursor.next_digest = Some(chrono::Utc::now().timestamp() + every.as_secs().max(1) as i64);
         }
@@ -164,7 +190,7 @@ impl Worker {
             rng: rand_chacha::ChaCha8Rng::seed_from_u64(seed),
             line: Vec::new(),
         };
-        if fresh {
+        if fresh || moved {
             worker.save();
         } else {
             worker.saved = worker.cursor.clone();
@@ -611,12 +637,30 @@ mod tests {
         assert_eq!(serde_json::to_string(&empty).unwrap(), r#"{"delivered":{"segment":0,"offset":0}}"#);
         let cursor = Cursor {
             delivered: Position { segment: 3, offset: 1200 },
+            log: Some("0123abcd".into()),
             next_digest: Some(1_800_000_000),
             resolves: BTreeMap::from([("f00".to_owned(), 1_800_000_100)]),
         };
         let text = serde_json::to_string(&cursor).unwrap();
         assert_eq!(serde_json::from_str::<Cursor>(&text).unwrap(), cursor);
         assert!(serde_json::from_str::<Cursor>(r#"{"delivered":{"segment":1,"offset":0},"x":1}"#).is_err());
+    }
+
+    #[test]
+    fn a_position_of_another_log_or_past_its_end_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = crate::alert_log::AlertLog::open(dir.path(), Default::default()).unwrap();
+        log.append(&crate::notify::message::tests::alert("a1", crate::rules::Severity::Critical, "alice"));
+        log.sync().unwrap();
+        let outbox = log.outbox();
+        let at = |delivered, log: Option<&str>| Cursor { delivered, log: log.map(str::to_owned), ..Cursor::default() };
+        let id = Some(outbox.id());
+        assert_eq!(stale(&at(outbox.end(), id), &outbox), None);
+        assert_eq!(stale(&at(outbox.start(), None), &outbox), None, "a position saved before logs had ids");
+        assert!(stale(&at(outbox.end(), Some("another")), &outbox).is_some());
+        let past = Position { segment: outbox.end().segment, offset: outbox.end().offset + 1 };
+        assert!(stale(&at(past, id), &outbox).is_some());
+        assert!(stale(&at(Position { segment: 9, offset: 0 }, id), &outbox).is_some());
     }
 
     #[test]
