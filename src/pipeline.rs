@@ -548,12 +548,13 @@ mod tests {
             r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call","status":99}"#,
             r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call"}"#,
             r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":120}"#,
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":-5}"#,
             r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":30.7}"#,
         ];
         for line in lines {
             p.feed(line.as_bytes()).unwrap();
         }
+        let negative = r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":-5}"#;
+        assert_eq!(p.feed(negative.as_bytes()).unwrap_err().reason, crate::event::decode::Reason::NegativeValue);
         let activity = p.activity();
         assert_eq!(activity.logins, [1, 1, 1]);
         assert_eq!(activity.api_calls, [0, 1, 0, 0, 1, 2]);

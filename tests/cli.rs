@@ -86,7 +86,7 @@ fn replay_skips_malformed_lines_with_their_numbers() {
     assert!(out.status.success());
     let stderr = text(&out.stderr);
     for expected in [
-        "malformed.jsonl:2: skipped (not_an_object)",
+        "malformed.jsonl:2: skipped (invalid_json)",
         "malformed.jsonl:3: skipped (invalid_json)",
         "malformed.jsonl:4: skipped (missing_ts)",
         "malformed.jsonl:5: skipped (invalid_ts)",

@@ -375,12 +375,13 @@ impl Detector {
 }
 
 /// What an event adds to a count or sum: 1, or the value of the `sum`
-/// field; `None` if that field is missing or not a finite number (the event
-/// is then left out rather than counted as zero).
+/// field; `None` if that field is missing, not a finite number or negative
+/// (the event is then left out rather than counted as zero: one negative
+/// value must not cancel a real burst).
 pub(crate) fn weight(sum: Option<crate::event::FieldId>, event: &EventRef<'_>) -> Option<f64> {
     match sum {
         None => Some(1.0),
-        Some(field) => event.get(field).as_f64().filter(|v| v.is_finite()),
+        Some(field) => event.get(field).as_f64().filter(|v| v.is_finite() && *v >= 0.0),
     }
 }
 

@@ -102,6 +102,10 @@ mod tests {
         let mut d = detector(100.0, 60, Some(bytes));
         let events = [(0, r#""bytes":60"#), (10, r#""bytes":"x""#), (20, ""), (30, r#""bytes":40"#)];
         assert_eq!(run(&mut d, &mut dec, &limits(), &events), "...F");
+        // A negative value is left out: it cannot cancel a real burst.
+        let mut d = detector(100.0, 60, Some(bytes));
+        let events = [(0, r#""bytes":60"#), (10, r#""bytes":-1e12"#), (30, r#""bytes":40"#)];
+        assert_eq!(run(&mut d, &mut dec, &limits(), &events), "..F");
     }
 
     #[test]

@@ -26,13 +26,19 @@ pub enum Reason {
     MissingKind,
     InvalidKind,
     WrongType,
+    /// A well-known count or duration below zero (one `count: -1e12`
+    /// would hide a real burst from a `sum`).
+    NegativeValue,
+    /// A field vigil reads appears twice: readers that keep the first and
+    /// readers that keep the last would see different events.
+    DuplicateKey,
     /// `ts` beyond the wall clock's bound (`max_future`), or a replay's
     /// lone outlier far ahead of its stream.
     FutureTs,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 12] = [
         Reason::TooLarge,
         Reason::InvalidUtf8,
         Reason::InvalidJson,
@@ -42,6 +48,8 @@ impl Reason {
         Reason::MissingKind,
         Reason::InvalidKind,
         Reason::WrongType,
+        Reason::NegativeValue,
+        Reason::DuplicateKey,
         Reason::FutureTs,
     ];
 
@@ -56,6 +64,8 @@ impl Reason {
             Reason::MissingKind => "missing_kind",
             Reason::InvalidKind => "invalid_kind",
             Reason::WrongType => "wrong_type",
+            Reason::NegativeValue => "negative_value",
+            Reason::DuplicateKey => "duplicate_key",
             Reason::FutureTs => "future_ts",
         }
     }
@@ -148,7 +158,10 @@ impl Decoder {
         }
         let line = line.trim_end_matches(['\r', '\n']);
         if !line.trim_start().starts_with('{') {
-            return Err(DecodeError::new(Reason::NotAnObject, "an event must be a JSON object"));
+            return Err(match serde_json::from_str::<IgnoredAny>(line) {
+                Ok(_) => DecodeError::new(Reason::NotAnObject, "an event must be a JSON object"),
+                Err(err) => DecodeError::new(Reason::InvalidJson, err.to_string()),
+            });
         }
         self.slots.fill(Slot::Absent);
         self.items.clear();
@@ -159,11 +172,16 @@ impl Decoder {
             scratch: &mut self.scratch,
             base: line.as_ptr() as usize,
             len: line.len(),
+            duplicate: None,
         };
         let mut json = serde_json::Deserializer::from_str(line);
         json.deserialize_map(ObjectVisitor { trie: &self.schema.root, ctx: &mut ctx })
             .and_then(|()| json.end())
             .map_err(|err| DecodeError::new(Reason::InvalidJson, err.to_string()))?;
+        if let Some(field) = ctx.duplicate {
+            let detail = format!("`{}` appears more than once", self.schema.path(field));
+            return Err(DecodeError::new(Reason::DuplicateKey, detail));
+        }
         self.enrich(line);
 
         let event = EventRef {
@@ -239,13 +257,18 @@ fn check_types(schema: &Schema, event: &EventRef<'_>) -> Result<(), DecodeError>
             (Value::Absent | Value::Null, _) => true,
             (Value::Str(_), Expect::String) => true,
             (Value::Num(n), Expect::Number) => n.is_finite(),
+            (Value::Num(n), Expect::NonNegative) if n.is_finite() && n < 0.0 => {
+                let detail = format!("`{}` of a `{}` event must not be negative", schema.path(field), event.kind);
+                return Err(DecodeError::new(Reason::NegativeValue, detail));
+            }
+            (Value::Num(n), Expect::NonNegative) => n.is_finite(),
             (Value::Bool(_), Expect::Bool) => true,
             _ => false,
         };
         if !ok {
             let expected = match expect {
                 Expect::String => "a string",
-                Expect::Number => "a number",
+                Expect::Number | Expect::NonNegative => "a number",
                 Expect::Bool => "a boolean",
             };
             let path = schema.path(field);
@@ -262,12 +285,17 @@ struct Ctx<'c> {
     scratch: &'c mut String,
     base: usize,
     len: usize,
+    /// A field that was given twice.
+    duplicate: Option<FieldId>,
 }
 
 impl Ctx<'_> {
     fn set(&mut self, node: &TrieNode, slot: Slot) {
         if let Some(field) = node.field {
             if let Some(target) = self.slots.get_mut(field.index()) {
+                if !matches!(target, Slot::Absent) {
+                    self.duplicate.get_or_insert(field);
+                }
                 *target = slot;
             }
         }
@@ -527,8 +555,16 @@ mod tests {
     fn rejects_with_reasons() {
         let mut d = decoder(&[]);
         let cases = [
-            ("not json", Reason::NotAnObject),
+            ("not json", Reason::InvalidJson),
             ("[1,2]", Reason::NotAnObject),
+            ("\"text\"", Reason::NotAnObject),
+            ("7", Reason::NotAnObject),
+            ("{\"ts\":\"2026-11-23T10:00:00Z\",\"kind\":\"login\",\"kind\":\"heartbeat\"}", Reason::DuplicateKey),
+            (
+                "{\"ts\":\"2026-11-23T10:00:00Z\",\"ts\":\"2026-11-23T10:00:00Z\",\"kind\":\"login\"}",
+                Reason::DuplicateKey,
+            ),
+            ("{\"ts\":\"2026-11-23T10:00:00Z\",\"kind\":\"message_volume\",\"count\":-1e12}", Reason::NegativeValue),
             ("{\"ts\":", Reason::InvalidJson),
             ("{} trailing", Reason::InvalidJson),
             ("{\"kind\":\"login\"}", Reason::MissingTs),

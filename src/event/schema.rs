@@ -28,6 +28,8 @@ impl FieldId {
 pub enum Expect {
     String,
     Number,
+    /// A count or a duration: a number, never below zero.
+    NonNegative,
     Bool,
 }
 
@@ -48,14 +50,14 @@ const WELL_KNOWN: &[(&str, &str, Expect)] = &[
     ("api_call", "endpoint", Expect::String),
     ("api_call", "method", Expect::String),
     ("api_call", "status", Expect::Number),
-    ("api_call", "latency_ms", Expect::Number),
+    ("api_call", "latency_ms", Expect::NonNegative),
     ("api_call", "src_ip", Expect::String),
     ("api_call", "role", Expect::String),
     ("api_call", "action", Expect::String),
     ("api_call", "token_issued_at", Expect::String),
     ("message_volume", "account", Expect::String),
-    ("message_volume", "count", Expect::Number),
-    ("message_volume", "interval_s", Expect::Number),
+    ("message_volume", "count", Expect::NonNegative),
+    ("message_volume", "interval_s", Expect::NonNegative),
     ("message_volume", "template", Expect::String),
 ];
 
