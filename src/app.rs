@@ -238,6 +238,7 @@ pub struct StartRules {
 /// Runs the daemon until a signal, or until a finite input ends.
 pub async fn run(settings: Settings, start: StartRules) -> Result<()> {
     raise_descriptor_limit();
+    private_files();
     let StartRules { rules, origin, fingerprint } = start;
     let metrics = Metrics::new();
     metrics.rules_running(&rules);
@@ -327,6 +328,18 @@ fn raise_descriptor_limit() {
                 tracing::debug!(from = soft, to = limit.rlim_max, "Raised the open-files limit");
             }
         }
+    }
+}
+
+/// Files and directories the daemon creates (the alert log, delivery
+/// positions, checkpoints, `output.path`, file notifiers) hold personal
+/// data: they are created readable by vigil's user only (0600, 0700).
+/// Existing files keep their modes.
+fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file mode creation mask.
+    unsafe {
+        libc::umask(0o077);
     }
 }
 

@@ -61,6 +61,9 @@ pub fn read_rules(dir: &Path) -> Result<RuleSources> {
             sources.files.push((path.clone(), text()?));
         }
     }
+    if sources.files.is_empty() {
+        anyhow::bail!("no rule files (*.yml, *.yaml) in {}: vigil would detect nothing", dir.display());
+    }
     Ok(sources)
 }
 

@@ -131,8 +131,23 @@ const DEFAULT_EVIDENCE: u32 = 10;
 const MAX_REPEAT: i64 = 10_000;
 
 impl RuleSet {
+    /// Compiles a site's rules. A set without a single rule is refused:
+    /// run (or reloaded) it would silently detect nothing.
     pub fn compile(sources: &RuleSources) -> Result<RuleSet, Diagnostics> {
-        RuleSet::compile_with(sources, true)
+        let rules = RuleSet::compile_with(sources, true)?;
+        if rules.rules.is_empty() && rules.inert.is_empty() {
+            let file = sources.files.first().map_or_else(|| PathBuf::from("rules"), |(path, _)| path.clone());
+            return Err(Diagnostics(vec![Diagnostic {
+                file,
+                loc: Loc { line: 1, column: 1 },
+                rule: None,
+                message: format!(
+                    "no rules: {} rule file(s), none with an enabled rule; vigil would detect nothing",
+                    sources.files.len()
+                ),
+            }]));
+        }
+        Ok(rules)
     }
 
     /// `test_sites`: whether tests that bring their own site data get a
@@ -683,6 +698,25 @@ tests:
         let rule = &rules.inert[0].rule;
         let bare = RuleTest { site: None, ..rule.tests[0].clone() };
         assert!(crate::ruletest::run_one(&rules, rule, &bare, Span::from_secs(60)).is_err());
+    }
+
+    #[test]
+    fn detector_parameters_that_cannot_work_are_each_reported() {
+        let rule = |detect: &str| {
+            format!("id: x.y\ntitle: T\nseverity: warning\nfilter: {{kind: login}}\ndetect: {detect}\nalert: {{summary: s}}\n")
+        };
+        let messages = |detect: &str| -> Vec<String> {
+            compile(&rule(detect), "").unwrap_err().0.into_iter().map(|d| format!("{}: {}", d.loc, d.message)).collect()
+        };
+        let got = messages("{type: off_hours, hours: '9 to 5', days: [mon, funday], holidays: [xmas]}");
+        assert_eq!(got.len(), 3, "each parameter has its own message: {got:?}");
+        assert!(got[0].contains("`hours` must look like 08:00-18:00"), "{got:?}");
+        assert!(got[1].contains("unknown day `funday`"), "{got:?}");
+        assert!(got[2].contains("holiday `xmas` is not a date"), "{got:?}");
+        assert!(messages("{type: off_hours, days: []}")[0].contains("`days` names no day"));
+        assert!(messages("{type: off_hours, hours: 09:00-09:00}")[0].contains("is empty"));
+        let spike = messages("{type: spike, group_by: [user], interval: 1h, history: 100000000}");
+        assert!(spike[0].contains("`history` is capped at 10000 intervals"), "{spike:?}");
     }
 
     #[test]

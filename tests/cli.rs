@@ -333,3 +333,37 @@ tests:
     assert!(err.contains("vigil.yml:2:20: not a boolean: write `true` or `false`"), "{err}");
     assert!(!err.contains("error(s) in the rules"), "{err}");
 }
+
+/// An empty config would run the demo stream and an empty rule set would
+/// detect nothing: both are refused, with what to do instead.
+#[test]
+fn an_empty_config_or_rule_set_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.yml");
+    for text in ["", "# source: {type: kafka}\n\n", "---\n"] {
+        std::fs::write(&config, text).unwrap();
+        let out = common::run(&["check", "--config", config.to_str().unwrap()]);
+        let err = common::text(&out.stderr);
+        assert!(!out.status.success(), "{text:?}");
+        assert!(err.contains("vigil.yml:1:1: the config is empty"), "{text:?}: {err}");
+        let out = common::run(&["run", "--config", config.to_str().unwrap()]);
+        assert!(!out.status.success() && common::text(&out.stderr).contains("the config is empty"));
+    }
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let out = common::run(&["check", "--rules", rules.to_str().unwrap()]);
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success() && err.contains("no rule files (*.yml, *.yaml) in"), "{err}");
+    std::fs::write(
+        rules.join("off.yml"),
+        "id: x.off\ntitle: Off\nseverity: warning\nenabled: false\nfilter: {kind: login}\n\
+         detect: {type: match}\nalert: {summary: off}\n",
+    )
+    .unwrap();
+    let out = common::run(&["check", "--rules", rules.to_str().unwrap()]);
+    let err = common::text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("off.yml:1:1: no rules: 1 rule file(s), none with an enabled rule"),
+        "{err}"
+    );
+}

@@ -72,7 +72,7 @@ fn stdin_daemon_alerts_at_once_and_drains_on_sigterm() {
     let (_, metrics) = http_get(&addr, "/metrics");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut metrics = metrics;
-    while !metrics.contains("vigil_events_rejected_total{reason=\"not_an_object\"} 1") {
+    while !metrics.contains("vigil_events_rejected_total{reason=\"invalid_json\"} 1") {
         assert!(Instant::now() < deadline, "rejection not counted:\n{metrics}");
         std::thread::sleep(Duration::from_millis(100));
         metrics = http_get(&addr, "/metrics").1;
@@ -157,7 +157,7 @@ fn json_logs_carry_one_info_line_per_alert_and_nothing_per_event_above_debug() {
     stdin.flush().unwrap();
     let mut seen = Vec::new();
     wait_for(&lines, "auth.failed_login_burst", &mut seen);
-    wait_metric(&addr, "vigil_events_rejected_total{reason=\"not_an_object\"} 50");
+    wait_metric(&addr, "vigil_events_rejected_total{reason=\"invalid_json\"} 50");
     let alert_line = child.wait_log("\"message\":\"Alert\"");
     assert!(terminate(&mut child).success());
     drop(stdin);
@@ -446,6 +446,21 @@ fn a_restarted_file_daemon_neither_raises_nor_delivers_an_alert_twice() {
     run();
     let segments = std::fs::read_dir(dir.path().join("state/alerts")).unwrap().count();
     assert!(segments > 10, "{segments} segments");
+    // What vigil writes holds personal data: its user's only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &str| std::fs::metadata(dir.path().join(path)).unwrap().permissions().mode() & 0o777;
+    for path in ["state", "state/alerts", "state/outbox"] {
+        assert_eq!(mode(path), 0o700, "{path}");
+    }
+    for path in [
+        "state/alerts/000001.jsonl",
+        "state/alerts/log.id",
+        "state/outbox/archive.json",
+        "printed.jsonl",
+        "delivered.jsonl",
+    ] {
+        assert_eq!(mode(path), 0o600, "{path}");
+    }
     run();
     let lines = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap().lines().count();
     assert_eq!(lines("printed.jsonl"), 6000);

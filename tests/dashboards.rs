@@ -226,7 +226,7 @@ fn every_panel_query_returns_data_from_a_real_prometheus_scraping_vigil() {
         .chain([("bad".to_owned(), "not json".to_owned())])
         .collect();
     broker.produce("events", &events);
-    wait_metric(&kafka_addr, "vigil_kafka_dead_lettered_total{reason=\"not_an_object\"} 1");
+    wait_metric(&kafka_addr, "vigil_kafka_dead_lettered_total{reason=\"invalid_json\"} 1");
     wait_metric(&demo_addr, "vigil_notifications_total{notifier=\"archive\",result=\"sent\"}");
 
     let prometheus = Prometheus::start(&[&demo_addr, &kafka_addr]);

@@ -55,7 +55,7 @@ fn events_become_alerts_bad_messages_become_dead_letters() {
         "events",
         &[
             ("bob", login("bob", 1, "success")),
-            ("x", "not json".into()),
+            ("x", "[\"not\", \"an\", \"object\"]".into()),
             ("w", "{\"ts\":".into()),
             ("y", r#"{"kind":"login"}"#.into()),
             ("z", big),
@@ -81,7 +81,10 @@ fn events_become_alerts_bad_messages_become_dead_letters() {
     dead.sort_by_key(|r| r.key.clone());
     let reason = |r: &common::kafka::Record| r.headers.iter().find(|h| h.0 == "vigil-error-reason").unwrap().1.clone();
     assert_eq!(reason(&dead[0]), "invalid_json");
-    assert_eq!((reason(&dead[1]), dead[1].payload.as_slice()), ("not_an_object".into(), &b"not json"[..]));
+    assert_eq!(
+        (reason(&dead[1]), dead[1].payload.as_slice()),
+        ("not_an_object".into(), &br#"["not", "an", "object"]"#[..])
+    );
     assert_eq!(reason(&dead[2]), "missing_ts");
     assert_eq!(reason(&dead[3]), "too_large");
     assert_eq!(dead[3].payload.len(), 2000 + 53, "the original bytes");

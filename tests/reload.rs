@@ -86,3 +86,33 @@ fn rules_reload_on_change_and_on_sighup_keep_windows_and_refuse_a_broken_set() {
     assert!(common::daemon::terminate(&mut daemon).success());
     drop(stdin);
 }
+
+/// Emptying the rules directory (a ConfigMap rendered without its rules)
+/// is refused on reload: the running rules go on detecting.
+#[test]
+fn a_reload_to_no_rules_is_refused_and_the_running_rules_stay() {
+    let rules = tempfile::tempdir().unwrap();
+    let file = rules.path().join("auth.yml");
+    std::fs::write(&file, BURST).unwrap();
+    let config = format!(
+        "rules: {}\nreload: {{watch: 200ms}}\nsource: {{type: stdin}}\nmetrics: {{listen: 127.0.0.1:0}}\n\
+         output: {{format: json}}\n",
+        rules.path().display()
+    );
+    let (mut daemon, lines, addr, _dir) = start(&config, Stdio::piped());
+    let mut stdin = daemon.stdin.take().unwrap();
+    wait_metric(&addr, "vigil_rules_loaded 1");
+    std::fs::write(&file, "# all rules removed\n").unwrap();
+    let metrics = wait_metric(&addr, r#"vigil_rules_reloads_total{result="failure"} 1"#);
+    assert_eq!(metric(&metrics, "vigil_rules_loaded"), Some(1.0));
+    daemon.wait_log("no rules");
+    std::fs::remove_file(&file).unwrap();
+    wait_metric(&addr, r#"vigil_rules_reloads_total{result="failure"} 2"#);
+    daemon.wait_log("no rule files");
+    for second in 0..4 {
+        failure(&mut stdin, "carol", second);
+    }
+    wait_for(&lines, r#""user":"carol""#, &mut Vec::new());
+    assert!(common::daemon::terminate(&mut daemon).success());
+    drop(stdin);
+}

@@ -427,13 +427,23 @@ impl Default for Settings {
 /// against `base` (the file's directory).
 pub fn parse(file: &Path, text: &str, base: &Path) -> Result<Settings, Diagnostics> {
     let doc = Document { text, first_line: 1 };
-    let spec: ConfigSpec = if text.trim().is_empty() {
-        ConfigSpec::default()
-    } else {
-        yaml::parse_document(&doc).map_err(|err| {
-            Diagnostics(vec![Diagnostic { file: file.to_owned(), loc: err.loc, rule: None, message: err.message }])
-        })?
-    };
+    let content = text.lines().map(str::trim).any(|l| !l.is_empty() && !l.starts_with('#') && l != "---");
+    if !content {
+        // Read as defaults it would run the demo stream: a config file
+        // emptied by mistake (a failed template, a ConfigMap key missing)
+        // must not quietly turn production into a demo.
+        return Err(Diagnostics(vec![Diagnostic {
+            file: file.to_owned(),
+            loc: Loc { line: 1, column: 1 },
+            rule: None,
+            message: "the config is empty; to run the demo stream, run vigil without --config or set \
+                      `source: {type: demo}`"
+                .into(),
+        }]));
+    }
+    let spec: ConfigSpec = yaml::parse_document(&doc).map_err(|err| {
+        Diagnostics(vec![Diagnostic { file: file.to_owned(), loc: err.loc, rule: None, message: err.message }])
+    })?;
     let mut sink = Sink::with_text(1, text);
     let settings = validate(&spec, base, &mut sink);
     if !sink.is_empty() {

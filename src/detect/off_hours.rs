@@ -113,19 +113,32 @@ impl Params {
 
 fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
     let hours = r.optional("hours", |s| &s.hours);
+    // A bad `hours` is reported and the other parameters are still read,
+    // so each gets its own message.
+    let mut valid = true;
     let (start, end) = match hours {
         None => (8 * 60, 18 * 60),
         Some(spec) => match parse_hours(&spec.value) {
+            Some((start, end)) if start == end => {
+                r.error(spec, format!("`hours` `{}` is empty: the end must differ from the start", spec.value));
+                valid = false;
+                (start, end)
+            }
             Some(range) => range,
             None => {
                 r.error(spec, format!("`hours` must look like 08:00-18:00, not `{}`", spec.value));
-                return None;
+                valid = false;
+                (8 * 60, 18 * 60)
             }
         },
     };
     let mut days = [false; 7];
     match r.optional("days", |s| &s.days) {
         None => days[..5].fill(true),
+        Some(spec) if spec.value.is_empty() => {
+            r.error(spec, "`days` names no day: every hour would be off hours (use e.g. [mon-fri])");
+            valid = false;
+        }
         Some(spec) => {
             for day in &spec.value {
                 match parse_days(day) {
@@ -161,7 +174,7 @@ fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
             None => r.error(spec, format!("unknown list `{}`", spec.value)),
         }
     }
-    Some(Schedule { days, start, end, holidays })
+    valid.then_some(Schedule { days, start, end, holidays })
 }
 
 fn parse_hours(text: &str) -> Option<(u32, u32)> {

@@ -111,7 +111,14 @@ impl Params {
             }
         };
         let threshold = r.positive_or("threshold", |s| &s.threshold, 4.0);
-        let history = r.optional("history", |s| &s.history).map_or(168, |h| h.value.max(2) as usize);
+        let history = match r.optional("history", |s| &s.history) {
+            None => 168,
+            Some(h) if h.value as usize > MAX_HISTORY => {
+                r.error(h, format!("`history` is capped at {MAX_HISTORY} intervals (a year of hours)"));
+                MAX_HISTORY
+            }
+            Some(h) => h.value.max(2) as usize,
+        };
         let min_history = r.optional("min_history", |s| &s.min_history).map_or(24.min(history), |m| m.value as usize);
         if min_history > history {
             if let Some(spec) = &r.spec.min_history {
@@ -146,6 +153,9 @@ impl Params {
         })
     }
 }
+
+/// The most intervals a group remembers: 8 bytes each, per group.
+pub const MAX_HISTORY: usize = 10_000;
 
 /// Limits derived from the history when an interval closes.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
