@@ -777,9 +777,13 @@ mod tests {
     }
 
     #[test]
-    fn empty_config_is_the_default() {
+    fn an_empty_config_is_refused_and_a_map_of_defaults_is_the_default() {
+        for empty in ["", "\n# only a comment\n", "---\n"] {
+            let err = parse(Path::new("c.yml"), empty, Path::new(".")).unwrap_err().to_string();
+            assert!(err.contains("c.yml:1:1: the config is empty"), "{err}");
+        }
         let expected = Settings { state_dir: Path::new(".").join(DEFAULT_STATE_DIR), ..Settings::default() };
-        assert_eq!(parse(Path::new("c.yml"), "", Path::new(".")).unwrap(), expected);
+        assert_eq!(parse(Path::new("c.yml"), "{}\n", Path::new(".")).unwrap(), expected);
     }
 
     #[test]
@@ -795,7 +799,7 @@ mod tests {
     #[test]
     fn reload_watch_is_a_duration_or_off() {
         let watch = |text: &str| parse(Path::new("c.yml"), text, Path::new(".")).map(|s| s.rules_watch);
-        assert_eq!(watch(""), Ok(Some(DEFAULT_RULES_WATCH)));
+        assert_eq!(watch("{}"), Ok(Some(DEFAULT_RULES_WATCH)));
         assert_eq!(watch("reload: {watch: 30s}\n"), Ok(Some(std::time::Duration::from_secs(30))));
         assert_eq!(watch("reload: {watch: \"off\"}\n"), Ok(None));
         assert_eq!(watch("reload: {watch: off}\n"), Ok(None));
