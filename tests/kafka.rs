@@ -407,6 +407,36 @@ fn a_broker_outage_makes_vigil_unready_and_it_carries_on_when_the_broker_returns
     assert!(terminate(&mut child).success());
 }
 
+/// A hung broker process (SIGSTOP, its connections left open): vigil
+/// reports it down within seconds, not librdkafka's minute, logs the outage
+/// once at WARN (never ERROR), and carries on when it answers again.
+#[test]
+fn a_hung_broker_is_down_within_seconds_and_its_outage_is_logged_once() {
+    let broker = Broker::start();
+    broker.create_topic("events", 1);
+    let state = tempfile::tempdir().unwrap();
+    let (mut child, lines, addr, _dir) = start(&config(&broker, state.path(), "topics: [events]", ""), Stdio::null());
+    broker.produce("events", &failures("alice", 0, 12));
+    let mut seen = Vec::new();
+    wait_for(&lines, "alice", &mut seen);
+    wait_metric(&addr, "vigil_kafka_connected 1");
+
+    broker.freeze();
+    let frozen = std::time::Instant::now();
+    wait_metric(&addr, "vigil_kafka_connected 0");
+    assert!(frozen.elapsed() < Duration::from_secs(40), "down after {:?}", frozen.elapsed());
+    assert_eq!(http_get(&addr, "/readyz").0, 503);
+    std::thread::sleep(Duration::from_secs(10));
+    broker.thaw();
+    wait_metric(&addr, "vigil_kafka_connected 1");
+    broker.produce("events", &failures("bob", 5, 12));
+    wait_for(&lines, "bob", &mut seen);
+    assert!(terminate(&mut child).success());
+    let log = child.log();
+    assert!(!log.contains(" ERROR "), "nothing was lost or refused:\n{log}");
+    assert_eq!(log.matches("No Kafka broker is reachable").count(), 1, "{log}");
+}
+
 #[test]
 fn a_reload_reaches_every_partition_and_one_needing_other_rekey_topics_is_refused() {
     let broker = Broker::start();

@@ -36,8 +36,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use prometheus::IntCounter;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
@@ -183,9 +184,18 @@ struct Context {
     shared: Arc<Shared>,
 }
 
+/// How long vigil may hear nothing from a broker before it counts as down.
+const RX_SILENCE_MICROS: i64 = 15_000_000;
+
 impl ClientContext for Context {
     fn stats(&self, stats: Statistics) {
-        let up = stats.brokers.values().any(|b| b.nodeid >= 0 && b.state == "UP");
+        // A broker counts only while vigil hears from it: a broker process
+        // that hangs keeps its connections (and its state "UP") until
+        // `socket.timeout.ms`, a minute, while nothing arrives. Fetch
+        // responses come every `fetch.wait.max.ms` and heartbeats every
+        // few seconds, so silence this long is an outage.
+        let heard = |b: &rdkafka::statistics::Broker| (0..RX_SILENCE_MICROS).contains(&b.rxidle);
+        let up = stats.brokers.values().any(|b| b.nodeid >= 0 && b.state == "UP" && heard(b));
         self.shared.set_connected(up);
         let lag = &self.shared.metrics.kafka.consumer_lag;
         for (topic, t) in &stats.topics {
@@ -207,11 +217,24 @@ impl ClientContext for Context {
         }
     }
 
+    /// Connection trouble is one WARN when it starts and one INFO when it
+    /// ends (`set_connected`), counted in `vigil_kafka_client_errors_total`;
+    /// librdkafka repeats it every few seconds, which goes to DEBUG.
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.shared.set_connected(false);
+        let kind = super::error_kind(error.rdkafka_error_code());
+        self.shared.metrics.kafka.client_errors.with_label_values(&[kind]).inc();
+        match kind {
+            "all_brokers_down" => {
+                self.shared.set_connected(false);
+                debug!(%error, reason, "Kafka client error");
+            }
+            "transport" => debug!(%error, reason, "Kafka client error"),
+            _ => warn!(%error, reason, "Kafka client error"),
         }
-        warn!(%error, reason, "Kafka client error");
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        super::log(level, fac, message);
     }
 }
 

@@ -27,10 +27,8 @@ impl ClientContext for Deliveries {
         // which only a consumer reads: librdkafka's warning about them is noise.
         if fac == "CONFWARN" {
             tracing::debug!(target: "librdkafka", "{fac}: {message}");
-        } else if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
-            tracing::warn!(target: "librdkafka", "{fac}: {message}");
         } else {
-            tracing::debug!(target: "librdkafka", "{fac}: {message}");
+            super::log(level, fac, message);
         }
     }
 

@@ -131,6 +131,7 @@ pub struct KafkaMetrics {
     pub rebalances: IntCounterVec,
     pub assigned_partitions: IntGauge,
     pub connected: IntGauge,
+    pub client_errors: IntCounterVec,
     pub checkpoint_seconds: Histogram,
     pub checkpoint_bytes: IntGauge,
     pub checkpoint_restores: IntCounterVec,
@@ -236,7 +237,17 @@ impl KafkaMetrics {
                 &["event"],
             ),
             assigned_partitions: gauge(registry, "vigil_kafka_assigned_partitions", "Partitions assigned to vigil."),
-            connected: gauge(registry, "vigil_kafka_connected", "1 while a broker is reachable, else 0."),
+            connected: gauge(
+                registry,
+                "vigil_kafka_connected",
+                "1 while vigil hears from a broker (a hung broker counts as down after 15 s of silence), else 0.",
+            ),
+            client_errors: counter_vec(
+                registry,
+                "vigil_kafka_client_errors_total",
+                "Errors the Kafka client reported, by kind (all_brokers_down, transport, auth, other).",
+                &["kind"],
+            ),
             checkpoint_seconds: histogram(
                 registry,
                 "vigil_checkpoint_seconds",

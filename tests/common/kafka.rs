@@ -92,6 +92,16 @@ impl Broker {
         self.signal("-STOP");
     }
 
+    /// Stops the broker process (SIGSTOP) and nothing else: its clients'
+    /// connections stay open, and no answer comes, as with a hung broker.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
     /// Lets the paused broker run again and be reached through `relay`.
     pub fn resume(&self, relay: &Relay) {
         self.signal("-CONT");
