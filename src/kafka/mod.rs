@@ -51,6 +51,40 @@ pub fn client_config(client: &KafkaClient) -> Result<ClientConfig> {
     Ok(config)
 }
 
+/// librdkafka's own log lines. Its connection failures (`FAIL`, `ERROR`:
+/// "Connect to … failed", "3/3 brokers are down") repeat every few seconds
+/// of an outage and are reported once by vigil (see the consumer's
+/// `error`), so they go to DEBUG; other warnings and errors are WARN,
+/// since vigil keeps ERROR for what is lost or refused.
+pub(crate) fn log(level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    let connection = matches!(fac, "FAIL" | "ERROR" | "BROKERFAIL" | "REQTMOUT" | "RETRY");
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error | L::Warning if !connection => {
+            tracing::warn!(target: "librdkafka", "{fac}: {message}")
+        }
+        _ => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
+    }
+}
+
+/// The fixed label of a client error, for `vigil_kafka_client_errors_total`.
+pub(crate) fn error_kind(code: Option<rdkafka::types::RDKafkaErrorCode>) -> &'static str {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    match code {
+        Some(C::AllBrokersDown) => "all_brokers_down",
+        Some(
+            C::BrokerTransportFailure
+            | C::Resolve
+            | C::RequestTimedOut
+            | C::NetworkException
+            | C::OperationTimedOut
+            | C::BrokerNotAvailable,
+        ) => "transport",
+        Some(C::Authentication | C::SaslAuthenticationFailed | C::SSL) => "auth",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,39 +121,5 @@ mod tests {
         };
         let err = format!("{:#}", client_config(&missing).unwrap_err());
         assert!(err.contains("VIGIL_TEST_UNSET_VARIABLE"), "{err}");
-    }
-}
-
-/// librdkafka's own log lines. Its connection failures (`FAIL`, `ERROR`:
-/// "Connect to … failed", "3/3 brokers are down") repeat every few seconds
-/// of an outage and are reported once by vigil (see the consumer's
-/// `error`), so they go to DEBUG; other warnings and errors are WARN,
-/// since vigil keeps ERROR for what is lost or refused.
-pub(crate) fn log(level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-    use rdkafka::config::RDKafkaLogLevel as L;
-    let connection = matches!(fac, "FAIL" | "ERROR" | "BROKERFAIL" | "REQTMOUT" | "RETRY");
-    match level {
-        L::Emerg | L::Alert | L::Critical | L::Error | L::Warning if !connection => {
-            tracing::warn!(target: "librdkafka", "{fac}: {message}")
-        }
-        _ => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
-    }
-}
-
-/// The fixed label of a client error, for `vigil_kafka_client_errors_total`.
-pub(crate) fn error_kind(code: Option<rdkafka::types::RDKafkaErrorCode>) -> &'static str {
-    use rdkafka::types::RDKafkaErrorCode as C;
-    match code {
-        Some(C::AllBrokersDown) => "all_brokers_down",
-        Some(
-            C::BrokerTransportFailure
-            | C::Resolve
-            | C::RequestTimedOut
-            | C::NetworkException
-            | C::OperationTimedOut
-            | C::BrokerNotAvailable,
-        ) => "transport",
-        Some(C::Authentication | C::SaslAuthenticationFailed | C::SSL) => "auth",
-        _ => "other",
     }
 }
