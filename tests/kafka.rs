@@ -407,6 +407,35 @@ fn a_broker_outage_makes_vigil_unready_and_it_carries_on_when_the_broker_returns
     assert!(terminate(&mut child).success());
 }
 
+/// A storm of 3,000 alerts to the alerts topic: produced in batches, so
+/// they reach the topic within a shutdown's grace (one flush per alert
+/// once made that 10 a second, and every shutdown left hundreds behind).
+#[test]
+fn a_storm_reaches_the_alerts_topic_before_the_shutdown_ends() {
+    let broker = Broker::start();
+    broker.create_topic("events", 1);
+    broker.create_topic("alerts", 1);
+    let state = tempfile::tempdir().unwrap();
+    let rules = state.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("login.yml"),
+        "id: t.login\ntitle: Login\nseverity: warning\nfilter: {kind: login}\n\
+         detect: {type: match, group_by: [user]}\nalert: {summary: \"{{user}}\"}\n",
+    )
+    .unwrap();
+    let rest = format!("rules: {}\nnotifiers:\n  siem: {{type: kafka, topic: alerts}}\n", rules.display());
+    let (mut child, _lines, addr, _dir) =
+        start(&config(&broker, state.path(), "topics: [events]", &rest), Stdio::null());
+    let events: Vec<(String, String)> =
+        (0..3000).map(|i| (format!("u{i}"), login(&format!("u{i}"), (i % 60) as u32, "success"))).collect();
+    broker.produce("events", &events);
+    wait_metric(&addr, r#"vigil_alerts_total{detector="match",rule="t.login",severity="warning"} 3000"#);
+    assert!(terminate(&mut child).success());
+    let delivered = broker.read("alerts", 1, 3000, Duration::from_secs(30));
+    assert_eq!(delivered.len(), 3000, "every alert on the topic by the end of the shutdown");
+}
+
 /// A hung broker process (SIGSTOP, its connections left open): vigil
 /// reports it down within seconds, not librdkafka's minute, logs the outage
 /// once at WARN (never ERROR), and carries on when it answers again.
