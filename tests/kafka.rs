@@ -431,6 +431,7 @@ fn a_storm_reaches_the_alerts_topic_before_the_shutdown_ends() {
         (0..3000).map(|i| (format!("u{i}"), login(&format!("u{i}"), (i % 60) as u32, "success"))).collect();
     broker.produce("events", &events);
     wait_metric(&addr, r#"vigil_alerts_total{detector="match",rule="t.login",severity="warning"} 3000"#);
+    assert!(!child.log().contains("declare no `key:`"), "a match rule needs no key");
     assert!(terminate(&mut child).success());
     let delivered = broker.read("alerts", 1, 3000, Duration::from_secs(30));
     assert_eq!(delivered.len(), 3000, "every alert on the topic by the end of the shutdown");
@@ -449,6 +450,7 @@ fn a_hung_broker_is_down_within_seconds_and_its_outage_is_logged_once() {
     let mut seen = Vec::new();
     wait_for(&lines, "alice", &mut seen);
     wait_metric(&addr, "vigil_kafka_connected 1");
+    child.wait_log("These topics declare no `key:`");
 
     broker.freeze();
     let frozen = std::time::Instant::now();

@@ -169,6 +169,11 @@ impl Shared {
     /// Records whether a broker is reachable; the loop turns it into
     /// readiness after each batch.
     fn set_connected(&self, connected: bool) {
+        if !connected {
+            // At once, not at the loop's next turn: the loop may be waiting
+            // on the very broker that stopped answering.
+            self.ready.store(false, Ordering::Relaxed);
+        }
         if self.connected.swap(connected, Ordering::Relaxed) != connected {
             if connected {
                 info!("Connected to Kafka");
@@ -706,6 +711,15 @@ fn new_pipeline(stream: &Stream, settings: &Settings) -> Pipeline {
 }
 
 fn warn_misaligned(plan: &Plan) {
+    if !plan.unkeyed.is_empty() {
+        warn!(
+            topics = ?plan.unkeyed,
+            "These topics declare no `key:`: vigil cannot tell whether all events of a group share a partition, \
+             and with several partitions a stateful rule sees only part of a group's events. Declare the key the \
+             producers use (`topics: [{{name: …, key: [user]}}]`) and, for rules grouped by other fields, \
+             configure `rekey` (docs/operations.md, \"Keying\")"
+        );
+    }
     if !plan.misaligned.is_empty() {
         warn!(
             rules = ?plan.misaligned,

@@ -100,10 +100,22 @@ pub struct Plan {
     pub targets: Vec<Target>,
     /// Rules that see only part of their groups' events (no `rekey`).
     pub misaligned: Vec<Arc<str>>,
+    /// Topics that declare no `key:` while stateful rules read them: vigil
+    /// cannot tell whether a group's events share a partition.
+    pub unkeyed: Vec<String>,
 }
 
 impl Plan {
     pub fn new(rules: &RuleSet, source: &KafkaSource) -> Plan {
+        let stateful = rules.rules.iter().any(|r| r.detector.type_name() != "match");
+        let unkeyed: Vec<String> =
+            source.topics.iter().filter(|t| stateful && t.key.is_empty()).map(|t| t.name.clone()).collect();
+        let mut plan = Plan::keyed(rules, source);
+        plan.unkeyed = unkeyed;
+        plan
+    }
+
+    fn keyed(rules: &RuleSet, source: &KafkaSource) -> Plan {
         // A topic declared with a `kind` carries that kind: a rule that
         // cannot match it needs no alignment with that topic's key. A rule
         // whose kinds no declared topic carries may see them anywhere.
@@ -125,6 +137,7 @@ impl Plan {
                 streams: source.topics.iter().map(|t| stream(t.name.clone(), t.kind.clone(), rules.clone())).collect(),
                 targets: Vec::new(),
                 misaligned: rules.rules.iter().filter(|r| misaligned(r)).map(|r| r.id.clone()).collect(),
+                unkeyed: Vec::new(),
             };
         };
         let aligned = rules.subset(|r| !misaligned(r));
@@ -154,7 +167,7 @@ impl Plan {
             stream.rekeyed = true;
             streams.push(stream);
         }
-        Plan { streams, targets, misaligned: Vec::new() }
+        Plan { streams, targets, misaligned: Vec::new(), unkeyed: Vec::new() }
     }
 }
 
