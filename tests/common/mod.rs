@@ -27,6 +27,12 @@ pub fn alert_log(state: &Path) -> String {
     segments.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect()
 }
 
+/// The alerting rules in `dashboards/prometheus-rules.yaml`.
+pub fn health_rule_count() -> usize {
+    let text = std::fs::read_to_string(root().join("dashboards/prometheus-rules.yaml")).unwrap();
+    text.lines().filter(|l| l.trim_start().starts_with("- alert:")).count()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
