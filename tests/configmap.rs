@@ -10,7 +10,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::daemon::{metric, start, wait_metric, wait_metrics};
+use common::daemon::{metric, start, wait_metric, wait_metrics, watching, BURST_RULE};
 
 /// Projects `files` (path → content) into `dir` as the kubelet does, or
 /// updates a projection already there.
@@ -71,13 +71,7 @@ fn check_reads_a_configmap_mount_of_the_shipped_rules_once() {
     assert_eq!(summary(&mounted), summary(&direct));
 }
 
-const BURST: &str = "id: auth.burst
-title: Burst
-severity: critical
-filter: {kind: login, outcome: failure}
-detect: {type: threshold, group_by: [user], window: 5m, threshold: 4}
-alert: {summary: \"{{count}} failures for {{user}}\"}
-";
+const BURST: &str = BURST_RULE;
 
 #[test]
 fn a_running_daemon_loads_a_configmap_mount_once_and_reloads_on_the_swap_of_its_data() {
@@ -91,11 +85,7 @@ fn a_running_daemon_loads_a_configmap_mount_once_and_reloads_on_the_swap_of_its_
         files
     };
     project(mount.path(), 1, &files(false));
-    let config = format!(
-        "rules: {}\nreload: {{watch: 200ms}}\nsource: {{type: stdin}}\nmetrics: {{listen: 127.0.0.1:0}}\n\
-         output: {{format: json}}\n",
-        mount.path().display()
-    );
+    let config = watching(mount.path());
     let (mut daemon, _lines, addr, _dir) = start(&config, Stdio::piped());
     let metrics = wait_metric(&addr, "vigil_rules_loaded 1");
     assert_eq!(metric(&metrics, "vigil_rules_last_reload_successful"), Some(1.0));

@@ -405,14 +405,7 @@ fn idle_admin_connections_cannot_take_the_descriptors_vigil_needs() {
 #[test]
 fn a_restarted_file_daemon_neither_raises_nor_delivers_an_alert_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(
-        rules.join("login.yml"),
-        "id: t.login\ntitle: Login\nseverity: warning\nfilter: {kind: login}\n\
-         detect: {type: match, group_by: [user]}\nalert: {summary: \"{{user}}\"}\n",
-    )
-    .unwrap();
+    common::login_match_rules(dir.path());
     let events: String = (0..6000)
         .map(|i| {
             format!(
@@ -474,13 +467,7 @@ fn a_restarted_file_daemon_neither_raises_nor_delivers_an_alert_twice() {
 #[test]
 fn a_delivery_position_of_a_replaced_alert_log_is_not_trusted() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(
-        dir.path().join("rules/login.yml"),
-        "id: t.login\ntitle: Login\nseverity: warning\nfilter: {kind: login}\n\
-         detect: {type: match, group_by: [user]}\nalert: {summary: \"{{user}}\"}\n",
-    )
-    .unwrap();
+    common::login_match_rules(dir.path());
     let events = |prefix: &str, count: usize| -> String {
         (0..count)
             .map(|i| {

@@ -231,7 +231,10 @@ fn the_prometheus_rule_carries_the_health_alerts_promtool_accepts() {
     std::fs::write(&file, serde_json::to_string(&rule["spec"]).unwrap()).unwrap();
     let out = Command::new("promtool").args(["check", "rules"]).arg(&file).output().expect("run promtool");
     let report = common::text(&[out.stdout, out.stderr].concat());
-    assert!(out.status.success() && report.contains(&format!("SUCCESS: {} rules found", common::health_rule_count())), "{report}");
+    assert!(
+        out.status.success() && report.contains(&format!("SUCCESS: {} rules found", common::health_rule_count())),
+        "{report}"
+    );
 }
 
 #[test]

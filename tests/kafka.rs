@@ -416,14 +416,7 @@ fn a_storm_reaches_the_alerts_topic_before_the_shutdown_ends() {
     broker.create_topic("events", 1);
     broker.create_topic("alerts", 1);
     let state = tempfile::tempdir().unwrap();
-    let rules = state.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    std::fs::write(
-        rules.join("login.yml"),
-        "id: t.login\ntitle: Login\nseverity: warning\nfilter: {kind: login}\n\
-         detect: {type: match, group_by: [user]}\nalert: {summary: \"{{user}}\"}\n",
-    )
-    .unwrap();
+    let rules = common::login_match_rules(state.path());
     let rest = format!("rules: {}\nnotifiers:\n  siem: {{type: kafka, topic: alerts}}\n", rules.display());
     let (mut child, _lines, addr, _dir) =
         start(&config(&broker, state.path(), "topics: [events]", &rest), Stdio::null());

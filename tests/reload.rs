@@ -7,15 +7,9 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::daemon::{metric, start, wait_for, wait_metric, wait_metrics};
+use common::daemon::{metric, start, wait_for, wait_metric, wait_metrics, watching, BURST_RULE};
 
-const BURST: &str = "id: auth.burst
-title: Burst
-severity: critical
-filter: {kind: login, outcome: failure}
-detect: {type: threshold, group_by: [user], window: 5m, threshold: 4}
-alert: {summary: \"{{count}} failures for {{user}}\"}
-";
+const BURST: &str = BURST_RULE;
 
 fn failure(stdin: &mut impl Write, user: &str, second: u32) {
     writeln!(stdin, r#"{{"ts":"2026-11-23T10:00:{second:02}Z","kind":"login","user":"{user}","outcome":"failure"}}"#)
@@ -28,11 +22,7 @@ fn rules_reload_on_change_and_on_sighup_keep_windows_and_refuse_a_broken_set() {
     let rules = tempfile::tempdir().unwrap();
     let file = rules.path().join("auth.yml");
     std::fs::write(&file, BURST).unwrap();
-    let config = format!(
-        "rules: {}\nreload: {{watch: 200ms}}\nsource: {{type: stdin}}\nmetrics: {{listen: 127.0.0.1:0}}\n\
-         output: {{format: json}}\n",
-        rules.path().display()
-    );
+    let config = watching(rules.path());
     let (mut daemon, lines, addr, _dir) = start(&config, Stdio::piped());
     let mut stdin = daemon.stdin.take().unwrap();
     let mut seen = Vec::new();
@@ -94,11 +84,7 @@ fn a_reload_to_no_rules_is_refused_and_the_running_rules_stay() {
     let rules = tempfile::tempdir().unwrap();
     let file = rules.path().join("auth.yml");
     std::fs::write(&file, BURST).unwrap();
-    let config = format!(
-        "rules: {}\nreload: {{watch: 200ms}}\nsource: {{type: stdin}}\nmetrics: {{listen: 127.0.0.1:0}}\n\
-         output: {{format: json}}\n",
-        rules.path().display()
-    );
+    let config = watching(rules.path());
     let (mut daemon, lines, addr, _dir) = start(&config, Stdio::piped());
     let mut stdin = daemon.stdin.take().unwrap();
     wait_metric(&addr, "vigil_rules_loaded 1");

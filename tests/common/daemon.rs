@@ -56,6 +56,25 @@ impl Drop for Daemon {
     }
 }
 
+/// A threshold rule: four failed logins of a user within 5 minutes.
+pub const BURST_RULE: &str = "id: auth.burst
+title: Burst
+severity: critical
+filter: {kind: login, outcome: failure}
+detect: {type: threshold, group_by: [user], window: 5m, threshold: 4}
+alert: {summary: \"{{count}} failures for {{user}}\"}
+";
+
+/// A config reading stdin with the rules of `rules`, polled for changes
+/// every 200 ms.
+pub fn watching(rules: &std::path::Path) -> String {
+    format!(
+        "rules: {}\nreload: {{watch: 200ms}}\nsource: {{type: stdin}}\nmetrics: {{listen: 127.0.0.1:0}}\n\
+         output: {{format: json}}\n",
+        rules.display()
+    )
+}
+
 /// Starts the daemon with `config`; returns it, its stdout lines and the
 /// admin address it logged.
 pub fn start(config: &str, stdin: Stdio) -> (Daemon, mpsc::Receiver<String>, String, tempfile::TempDir) {

@@ -27,6 +27,20 @@ pub fn alert_log(state: &Path) -> String {
     segments.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect()
 }
 
+/// `dir/rules/` holding one rule that raises an alert for every login,
+/// grouped by user: a storm of alerts from a stream of logins.
+pub fn login_match_rules(dir: &Path) -> PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("login.yml"),
+        "id: t.login\ntitle: Login\nseverity: warning\nfilter: {kind: login}\n\
+         detect: {type: match, group_by: [user]}\nalert: {summary: \"{{user}}\"}\n",
+    )
+    .unwrap();
+    rules
+}
+
 /// The alerting rules in `dashboards/prometheus-rules.yaml`.
 pub fn health_rule_count() -> usize {
     let text = std::fs::read_to_string(root().join("dashboards/prometheus-rules.yaml")).unwrap();
