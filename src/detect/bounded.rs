@@ -7,6 +7,9 @@ use foldhash::fast::RandomState;
 use lru::LruCache;
 use serde::{Deserialize, Serialize, Serializer};
 
+/// Entries [`BoundedLru::insert_sparing`] weighs before evicting one.
+pub const CANDIDATES: usize = 8;
+
 #[derive(Debug)]
 pub struct BoundedLru<V> {
     map: LruCache<Box<str>, V, RandomState>,
@@ -27,6 +30,30 @@ impl<V> BoundedLru<V> {
             return true;
         }
         false
+    }
+
+    /// Inserts a key that is not present; past the cap, evicts the lightest
+    /// of the [`CANDIDATES`] least recently used entries (the least recent
+    /// on a tie), so that a flood of new keys pushes out other one-off keys
+    /// before a key that has gathered state. Returns true if it evicted.
+    pub fn insert_sparing(&mut self, key: &str, value: V, weight: impl Fn(&V) -> usize) -> bool {
+        let evict = if self.map.len() >= self.cap {
+            let mut lightest: Option<(&Box<str>, usize)> = None;
+            for (k, v) in self.map.iter().rev().take(CANDIDATES) {
+                let w = weight(v);
+                if lightest.is_none_or(|(_, best)| w < best) {
+                    lightest = Some((k, w));
+                }
+            }
+            lightest.map(|(k, _)| k.clone())
+        } else {
+            None
+        };
+        if let Some(k) = &evict {
+            self.map.pop(k);
+        }
+        self.map.push(key.into(), value);
+        evict.is_some()
     }
 
     /// The value for `key`, marking it most recently used.

@@ -172,6 +172,11 @@ impl Evidence {
         self.lines.is_empty()
     }
 
+    /// Lines held: how much of its group's story the ring tells.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
     pub fn clear(&mut self) {
         self.release();
         self.lines.clear();

@@ -102,7 +102,10 @@ impl<S> GroupTable<S> {
         if !self.map.contains(key) {
             let group =
                 Group { state: make(), last_alert: None, evidence: Evidence::new(self.evidence_cap, &self.budget) };
-            if self.map.insert(key, group) {
+            // Past the cap, a group with few matching events goes before a
+            // group that gathered many (its evidence): a flood of one-off
+            // keys cannot push out the window of a group under attack.
+            if self.map.insert_sparing(key, group, |g| g.evidence.len()) {
                 self.evictions += 1;
             }
         }
@@ -186,6 +189,31 @@ mod tests {
         let newest = table.get_mut("flood4999").unwrap().evidence.snapshot();
         assert_eq!(newest.len(), 10, "so does the group recorded last");
         drop(table);
+    }
+
+    #[test]
+    fn a_flood_of_one_off_groups_evicts_them_before_a_group_under_attack() {
+        let limits = Limits { max_groups: 100, evidence: 10, ..crate::detect::testing::limits() };
+        let mut table: GroupTable<u32> = GroupTable::new(&limits);
+        let record = |table: &mut GroupTable<u32>, key: &str, t: i64| {
+            let group = table.entry(key, || 0);
+            group.state += 1;
+            group.evidence.record(Timestamp::from_secs(t), "{}");
+        };
+        for t in 0..5 {
+            record(&mut table, "victim", t);
+        }
+        // 150 new keys between two of the victim's events: more than the
+        // table holds, so plain LRU would have evicted it each time.
+        for round in 0..20 {
+            for i in 0..150 {
+                record(&mut table, &format!("flood{round}-{i}"), 10 + round);
+            }
+            record(&mut table, "victim", 100 + round);
+        }
+        assert_eq!(table.get_mut("victim").map(|g| g.state), Some(25), "the victim's state survived the flood");
+        assert!(table.evictions() >= 2900);
+        assert!(table.len() <= 100);
     }
 
     proptest! {
