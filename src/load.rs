@@ -32,7 +32,7 @@ pub fn embedded_demo_rules() -> RuleSources {
 
 /// Reads `dir/**/*.yml|yaml` (sorted by path), the lists
 /// `dir/lists/*.txt` and the lookup tables `dir/lists/*.csv|jsonl`;
-/// names starting with `.` are skipped (see [`walk`]).
+/// names starting with `.` are skipped (see `walk`).
 pub fn read_rules(dir: &Path) -> Result<RuleSources> {
     if !dir.is_dir() {
         anyhow::bail!("rules directory {} does not exist", dir.display());

@@ -249,7 +249,7 @@ fn cost(line: &str) -> usize {
 }
 
 /// `line` as it is if short, else compacted below [`LINE_BYTES`]: each
-/// top-level string longer than [`VALUE_BYTES`] cut (ending `…`), each
+/// top-level string longer than `VALUE_BYTES` cut (ending `…`), each
 /// longer object or array replaced by a note of its size, fields dropped
 /// once the line is full, and `vigil_truncated` set to the original size.
 /// A line that is not a JSON object becomes `{"vigil_truncated": N}`.
