@@ -40,13 +40,11 @@ const LINE_OVERHEAD: usize = 40;
 pub struct EvidenceBudget {
     limit: usize,
     used: AtomicUsize,
-    /// Rings holding at least one line.
-    rings: AtomicUsize,
 }
 
 impl EvidenceBudget {
     pub fn new(limit: usize) -> Arc<EvidenceBudget> {
-        Arc::new(EvidenceBudget { limit, used: AtomicUsize::new(0), rings: AtomicUsize::new(0) })
+        Arc::new(EvidenceBudget { limit, used: AtomicUsize::new(0) })
     }
 
     pub fn used(&self) -> usize {
@@ -127,9 +125,6 @@ impl Evidence {
 
     fn charge(&mut self, bytes: usize) {
         if let Some(budget) = &self.budget {
-            if self.held == 0 && bytes > 0 {
-                budget.rings.fetch_add(1, Ordering::Relaxed);
-            }
             budget.used.fetch_add(bytes, Ordering::Relaxed);
         }
         self.held += bytes;
@@ -140,9 +135,6 @@ impl Evidence {
         self.held -= bytes;
         if let Some(budget) = &self.budget {
             budget.used.fetch_sub(bytes, Ordering::Relaxed);
-            if self.held == 0 && bytes > 0 {
-                budget.rings.fetch_sub(1, Ordering::Relaxed);
-            }
         }
     }
 
