@@ -436,12 +436,12 @@ impl Engine {
         self.slots.len()
     }
 
-    /// Per rule: the rule, its counters, tracked groups, evictions.
     /// Bytes of evidence held per rule (its groups and its open incidents).
     pub fn evidence_bytes(&self) -> impl Iterator<Item = (&str, usize)> {
         self.slots.iter().map(|s| (&*s.rule.id, s.detector.evidence_bytes() + s.incidents.evidence_bytes()))
     }
 
+    /// Per rule: the rule, its counters, tracked groups, evictions.
     pub fn rule_stats(&self) -> impl Iterator<Item = (&Rule, RuleStats, usize, u64)> {
         self.slots.iter().map(|s| (&*s.rule, s.stats, s.detector.groups(), s.detector.evictions()))
     }

@@ -149,3 +149,48 @@ fn huge_events_keep_evidence_within_each_rules_byte_budget() {
         assert!(event["user_agent"].as_str().unwrap().len() < 300);
     }
 }
+
+/// An attacker hides a password-guessing burst by flooding failed logins of
+/// invented users: more of them (20,001) between two of the victim's
+/// failures than the rule's `max_groups` (20,000 by default), so that
+/// least-recently-used eviction pushed the victim's window out every time
+/// and the burst was seen only in `vigil_detector_evictions_total`. The
+/// victim's key comes back and outweighs the flood's one-off keys: the
+/// burst is detected, with the evictions still counted.
+#[test]
+fn a_burst_interleaved_with_a_flood_of_distinct_users_is_still_detected() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/auth/failed_login_burst.yml"))
+        .unwrap();
+    let rules = RuleSet::compile(&RuleSources {
+        files: vec![(PathBuf::from("failed_login_burst.yml"), text)],
+        ..RuleSources::default()
+    })
+    .unwrap();
+    let mut pipeline = Pipeline::new(&rules, Span::from_secs(60), 2 << 20);
+    let mut alerts = Vec::new();
+    let mut flooded = 0;
+    for attempt in 0..12 {
+        let victim = format!(
+            r#"{{"ts":"2026-11-23T10:{:02}:{:02}Z","kind":"login","user":"victim@acme.example","outcome":"failure","src_ip":"203.0.113.9"}}"#,
+            attempt * 20 / 60,
+            attempt * 20 % 60
+        );
+        pipeline.feed(victim.as_bytes()).unwrap();
+        for _ in 0..20_001 {
+            flooded += 1;
+            let noise = format!(
+                r#"{{"ts":"2026-11-23T10:{:02}:{:02}Z","kind":"login","user":"u{flooded}@acme.example","outcome":"failure","src_ip":"198.51.100.{}"}}"#,
+                attempt * 20 / 60,
+                attempt * 20 % 60,
+                flooded % 250
+            );
+            pipeline.feed(noise.as_bytes()).unwrap();
+        }
+        alerts.extend(pipeline.drain_alerts());
+    }
+    let burst: Vec<_> = alerts.iter().filter(|a| &*a.rule == "auth.failed_login_burst").collect();
+    assert_eq!(burst.len(), 1, "{burst:#?}");
+    assert_eq!(burst[0].group[0].1, "victim@acme.example");
+    let evictions: u64 = pipeline.engine().rule_stats().map(|(_, _, _, evicted)| evicted).sum();
+    assert!(evictions > 200_000, "{evictions} evictions are counted");
+}

@@ -35,8 +35,8 @@ impl<V> BoundedLru<V> {
     /// Inserts a key that is not present; past the cap, evicts the lightest
     /// of the [`CANDIDATES`] least recently used entries (the least recent
     /// on a tie), so that a flood of new keys pushes out other one-off keys
-    /// before a key that has gathered state. Returns true if it evicted.
-    pub fn insert_sparing(&mut self, key: &str, value: V, weight: impl Fn(&V) -> usize) -> bool {
+    /// before a key that has gathered state. Returns the evicted key.
+    pub fn insert_sparing(&mut self, key: &str, value: V, weight: impl Fn(&V) -> usize) -> Option<Box<str>> {
         let evict = if self.map.len() >= self.cap {
             let mut lightest: Option<(&Box<str>, usize)> = None;
             for (k, v) in self.map.iter().rev().take(CANDIDATES) {
@@ -53,7 +53,7 @@ impl<V> BoundedLru<V> {
             self.map.pop(k);
         }
         self.map.push(key.into(), value);
-        evict.is_some()
+        evict
     }
 
     /// The value for `key`, marking it most recently used.

@@ -7,7 +7,7 @@
 //! end.
 
 use super::bounded::BoundedLru;
-use super::groups::GroupTable;
+use super::groups::{GroupTable, Heat};
 use super::{conclude, Firing, Limits, Outcome, ParamReader};
 use crate::event::{EventRef, FieldId};
 use crate::time::{Span, Timestamp};
@@ -32,6 +32,12 @@ impl Params {
 pub struct Values {
     seen: BoundedLru<Timestamp>,
     latest: Timestamp,
+}
+
+impl Heat for Values {
+    fn heat(&self) -> usize {
+        self.seen.len()
+    }
 }
 
 #[derive(Debug)]

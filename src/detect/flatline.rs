@@ -24,7 +24,7 @@
 
 use std::collections::VecDeque;
 
-use super::groups::GroupTable;
+use super::groups::{GroupTable, Heat};
 use super::{Firing, Limits, Outcome, ParamReader, Status};
 use crate::event::EventRef;
 use crate::time::{Span, Timestamp};
@@ -60,6 +60,12 @@ pub struct Activity {
     /// The longest gap between events (µs) per day, oldest first
     /// (`learn_gaps`).
     gaps: VecDeque<(Timestamp, i64)>,
+}
+
+impl Heat for Activity {
+    fn heat(&self) -> usize {
+        self.recent.len() + self.gaps.len()
+    }
 }
 
 impl Activity {

@@ -6,9 +6,18 @@
 //! users, IPs or tokens an attacker can invent. Evictions are counted. The
 //! table also owns what every detector shares: the realert clock and the
 //! evidence ring of the group.
+//!
+//! Past the cap, an attacker floods distinct keys to push a victim's window
+//! out. Eviction therefore weighs what a group holds ([`Heat`]: the events
+//! in its window, the values it learned) and takes the lightest of the least
+//! recently used groups; and keys evicted lately are remembered in a Bloom
+//! filter ([`Evicted`]), so that a key coming back (the victim's next
+//! failure) outweighs the one-off keys of the flood even if the flood
+//! evicted its first event.
 
 use std::sync::Arc;
 
+use fastbloom::BloomFilter;
 use serde::{Deserialize, Serialize};
 
 use super::bounded::BoundedLru;
@@ -21,11 +30,32 @@ pub const DEFAULT_MAX_GROUPS: usize = 20_000;
 /// The default cap on remembered values per group (`distinct`, `new_value`).
 pub const DEFAULT_MAX_VALUES: usize = 1_000;
 
+/// How much a group's state is worth keeping: what eviction would lose.
+pub trait Heat {
+    fn heat(&self) -> usize;
+}
+
+impl Heat for () {
+    fn heat(&self) -> usize {
+        0
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Group<S> {
     pub state: S,
     last_alert: Option<Timestamp>,
     pub evidence: Evidence,
+    /// The key was evicted lately and came back: a pursued key, not a
+    /// one-off (not checkpointed).
+    #[serde(skip)]
+    returned: bool,
+}
+
+impl<S: Heat> Group<S> {
+    fn weight(&self) -> usize {
+        self.state.heat().max(self.evidence.len()) + usize::from(self.returned)
+    }
 }
 
 impl<S> Group<S> {
@@ -56,6 +86,41 @@ pub struct GroupTable<S> {
     budget: Arc<EvidenceBudget>,
     #[serde(skip)]
     holders: Holders,
+    /// Made at the first eviction.
+    #[serde(skip)]
+    evicted: Option<Box<Evicted>>,
+}
+
+/// The keys of about the last `max_groups` to `2 × max_groups` evicted
+/// groups: two Bloom filters (1% false positives, about 10 bits a key),
+/// the older cleared and swapped out when the newer is full.
+#[derive(Debug)]
+pub struct Evicted {
+    newer: BloomFilter,
+    older: BloomFilter,
+    in_newer: usize,
+    per_filter: usize,
+}
+
+impl Evicted {
+    fn new(per_filter: usize) -> Evicted {
+        let filter = || BloomFilter::with_false_pos(0.01).expected_items(per_filter.max(1));
+        Evicted { newer: filter(), older: filter(), in_newer: 0, per_filter }
+    }
+
+    fn insert(&mut self, key: &str) {
+        if self.in_newer >= self.per_filter {
+            std::mem::swap(&mut self.newer, &mut self.older);
+            self.newer.clear();
+            self.in_newer = 0;
+        }
+        self.newer.insert(key);
+        self.in_newer += 1;
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.newer.contains(key) || self.older.contains(key)
+    }
 }
 
 impl<S> Rings for BoundedLru<Group<S>> {
@@ -76,6 +141,7 @@ impl<S> GroupTable<S> {
             evictions: 0,
             budget: EvidenceBudget::new(limits.evidence_bytes),
             holders: Holders::default(),
+            evicted: None,
         }
     }
 
@@ -95,18 +161,23 @@ impl<S> GroupTable<S> {
     pub fn evidence_bytes(&self) -> usize {
         self.budget.used()
     }
+}
 
+impl<S: Heat> GroupTable<S> {
     /// The group for `key`, created by `make` if new (possibly evicting the
-    /// least recently used group).
+    /// lightest of the least recently used groups).
     pub fn entry(&mut self, key: &str, make: impl FnOnce() -> S) -> &mut Group<S> {
         if !self.map.contains(key) {
-            let group =
-                Group { state: make(), last_alert: None, evidence: Evidence::new(self.evidence_cap, &self.budget) };
-            // Past the cap, a group with few matching events goes before a
-            // group that gathered many (its evidence): a flood of one-off
-            // keys cannot push out the window of a group under attack.
-            if self.map.insert_sparing(key, group, |g| g.evidence.len()) {
+            let group = Group {
+                state: make(),
+                last_alert: None,
+                evidence: Evidence::new(self.evidence_cap, &self.budget),
+                returned: self.evicted.as_ref().is_some_and(|evicted| evicted.contains(key)),
+            };
+            if let Some(gone) = self.map.insert_sparing(key, group, Group::weight) {
                 self.evictions += 1;
+                let cap = self.map.cap();
+                self.evicted.get_or_insert_with(|| Box::new(Evicted::new(cap))).insert(&gone);
             }
         }
         if self.budget.over() {
@@ -121,7 +192,9 @@ impl<S> GroupTable<S> {
         self.holders.note(key, &mut group.evidence);
         group
     }
+}
 
+impl<S> GroupTable<S> {
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Group<S>> {
         self.map.get_mut(key)
     }
@@ -153,6 +226,13 @@ impl<S> GroupTable<S> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A count of events.
+    impl Heat for u32 {
+        fn heat(&self) -> usize {
+            *self as usize
+        }
+    }
 
     #[test]
     fn realert_suppresses_within_the_period() {
@@ -213,6 +293,28 @@ mod tests {
         }
         assert_eq!(table.get_mut("victim").map(|g| g.state), Some(25), "the victim's state survived the flood");
         assert!(table.evictions() >= 2900);
+        assert!(table.len() <= 100);
+    }
+
+    #[test]
+    fn a_key_pursued_across_floods_larger_than_the_table_keeps_all_but_its_first_event() {
+        let limits = Limits { max_groups: 100, evidence: 10, ..crate::detect::testing::limits() };
+        let mut table: GroupTable<u32> = GroupTable::new(&limits);
+        // More one-off keys between two of the victim's events than the
+        // table holds: its first event is gone before the second arrives,
+        // so only the memory of evicted keys tells it from the flood.
+        for round in 0..20 {
+            let victim = table.entry("victim", || 0);
+            victim.state += 1;
+            victim.evidence.record(Timestamp::from_secs(round), "{}");
+            for i in 0..150 {
+                let key = format!("flood{round}-{i}");
+                let group = table.entry(&key, || 0);
+                group.state += 1;
+                group.evidence.record(Timestamp::from_secs(round), "{}");
+            }
+        }
+        assert_eq!(table.get_mut("victim").map(|g| g.state), Some(19), "only the first event was lost");
         assert!(table.len() <= 100);
     }
 

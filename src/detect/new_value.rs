@@ -21,7 +21,7 @@
 use std::fmt::Write as _;
 
 use super::bounded::BoundedLru;
-use super::groups::GroupTable;
+use super::groups::{GroupTable, Heat};
 use super::{conclude, Firing, Limits, Outcome, ParamReader};
 use crate::event::{EventRef, FieldId, Value};
 use crate::time::{Span, Timestamp};
@@ -68,6 +68,12 @@ impl Params {
 pub struct Known {
     first_seen: Timestamp,
     values: BoundedLru<Timestamp>,
+}
+
+impl Heat for Known {
+    fn heat(&self) -> usize {
+        self.values.len()
+    }
 }
 
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use chrono::{Datelike, NaiveDate, Timelike, Weekday};
 use chrono_tz::Tz;
 
-use super::groups::GroupTable;
+use super::groups::{GroupTable, Heat};
 use super::{conclude, Firing, Limits, Outcome, ParamReader};
 use crate::event::{EventRef, FieldId};
 use crate::time::{Span, Timestamp};
@@ -237,6 +237,12 @@ pub struct Habits {
     total: u64,
     #[serde(with = "week")]
     hours: Box<[u32; HOURS_PER_WEEK]>,
+}
+
+impl Heat for Habits {
+    fn heat(&self) -> usize {
+        usize::try_from(self.total).unwrap_or(usize::MAX)
+    }
 }
 
 /// serde for the hour-of-week counts (serde derives arrays up to 32 only).

@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use super::groups::GroupTable;
+use super::groups::{GroupTable, Heat};
 use super::{conclude, Firing, Limits, Outcome, ParamReader};
 use crate::event::EventRef;
 use crate::rules::Filter;
@@ -62,6 +62,12 @@ pub struct Progress {
     stage_count: u32,
     start: Timestamp,
     events: u64,
+}
+
+impl Heat for Progress {
+    fn heat(&self) -> usize {
+        self.first.len() + self.stage
+    }
 }
 
 #[derive(Debug)]

@@ -43,7 +43,7 @@ use std::collections::VecDeque;
 
 use statrs::distribution::{DiscreteCDF, Poisson};
 
-use super::groups::GroupTable;
+use super::groups::{GroupTable, Heat};
 use super::{conclude, weight, Firing, Limits, Outcome, ParamReader};
 use crate::event::{EventRef, FieldId};
 use crate::time::{Span, Timestamp};
@@ -184,6 +184,13 @@ pub struct Baseline {
     /// `seasonal`: the recent level against the slots' (a level shift moves
     /// it at once, the slots follow over weeks).
     level: f64,
+}
+
+impl Heat for Baseline {
+    /// The intervals learned: a baseline of weeks outweighs a new key.
+    fn heat(&self) -> usize {
+        self.history.len().max(self.closed as usize)
+    }
 }
 
 /// What one hour of the week (or of the day) usually holds.

@@ -30,6 +30,12 @@ pub struct Window {
     max_entries: usize,
 }
 
+impl super::groups::Heat for Window {
+    fn heat(&self) -> usize {
+        self.len()
+    }
+}
+
 /// Totals over a span of the window.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Totals {
