@@ -277,15 +277,16 @@ fn compile_document(
     site: &SiteData<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<Rule> {
-    let spec: RuleSpec = match yaml::parse_document(doc) {
+    let spec: RuleSpec = match yaml::parse_document_all(doc) {
         Ok(spec) => spec,
-        Err(err) => {
-            diagnostics.push(Diagnostic {
+        Err(errors) => {
+            let rule = rule_id_of_broken(doc);
+            diagnostics.extend(errors.into_iter().map(|err| Diagnostic {
                 file: path.to_owned(),
                 loc: err.loc,
-                rule: rule_id_of_broken(doc),
+                rule: rule.clone(),
                 message: err.message,
-            });
+            }));
             return None;
         }
     };

@@ -29,16 +29,22 @@ fn check_reports_every_error_with_file_line_column_and_rule() {
         "broken.yml:7:16: [bad.one] `300.1.1.1/8` is not a CIDR network such as 10.0.0.0/8",
         "broken.yml:12:10: [bad.one] `field` is not a parameter of `threshold` detectors",
         "broken.yml:14:13: [bad.one] unclosed `{{` in template",
-        "broken.yml:19:1: [bad.two] unknown field `filtr`",
+        "broken.yml:19:1: [bad.two] unknown field `filtr`: did you mean `filter`?",
         "broken.yml:29:23: [bad.three] condition: unknown selection `nope`",
         "broken.yml:30:16: [bad.three] unknown detector type `sequenze`",
         "more.yaml:6:3: [bad.four] `spike` detectors need `interval`",
         "more.yaml:8:8: [bad.four] `method: poisson` models event counts; it cannot be used with `sum`",
+        // Every mistake serde finds in one document, not only the first.
+        "more.yaml:17:13: [bad.five] expected a list: `[a, b]`, or one `- item` per line",
+        "more.yaml:18:3: [bad.five] unknown field `windw`: did you mean `window`?",
+        "more.yaml:19:14: [bad.five] expected a number",
+        "more.yaml:23:13: [bad.five] expected a whole number from 0 to 4294967295",
     ];
     for line in expected {
         assert!(stderr.contains(line), "missing `{line}` in:\n{stderr}");
     }
-    assert!(stderr.contains("10 error(s) in the rules"), "{stderr}");
+    assert!(!stderr.contains("missing field `filter`"), "a misspelt field is reported once:\n{stderr}");
+    assert!(stderr.contains("14 error(s) in the rules"), "{stderr}");
 }
 
 #[test]

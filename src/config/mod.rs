@@ -441,8 +441,13 @@ pub fn parse(file: &Path, text: &str, base: &Path) -> Result<Settings, Diagnosti
                 .into(),
         }]));
     }
-    let spec: ConfigSpec = yaml::parse_document(&doc).map_err(|err| {
-        Diagnostics(vec![Diagnostic { file: file.to_owned(), loc: err.loc, rule: None, message: err.message }])
+    let spec: ConfigSpec = yaml::parse_document_all(&doc).map_err(|errors| {
+        Diagnostics(
+            errors
+                .into_iter()
+                .map(|err| Diagnostic { file: file.to_owned(), loc: err.loc, rule: None, message: err.message })
+                .collect(),
+        )
     })?;
     let mut sink = Sink::with_text(1, text);
     let settings = validate(&spec, base, &mut sink);
@@ -860,6 +865,15 @@ mod tests {
         let err =
             parse(Path::new("c.yml"), "source: {type: file, path: x, brokers: a:1}\n", Path::new(".")).unwrap_err();
         assert!(err.to_string().contains("`brokers` applies to kafka sources only"), "{err}");
+    }
+
+    #[test]
+    fn reports_every_misspelt_or_mistyped_setting_at_once() {
+        let text = "source:\n  type: kafka\n  brokers: a:9092\n  topics: [events]\n  grup_id: vigil\n\
+            metrics:\n  listen: 127.0.0.1:9090\nlimits:\n  max_event_bytes: lots\n";
+        let err = parse(Path::new("c.yml"), text, Path::new(".")).unwrap_err().to_string();
+        assert!(err.contains("c.yml:5:3: unknown field `grup_id`: did you mean `group_id`?"), "{err}");
+        assert!(err.contains("c.yml:9:20: expected a whole number"), "{err}");
     }
 
     #[test]

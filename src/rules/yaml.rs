@@ -248,6 +248,169 @@ pub fn parse_document<T: for<'de> Deserialize<'de>>(doc: &Document<'_>) -> Resul
     })
 }
 
+/// The most errors [`parse_document_all`] reports for one document.
+const MAX_ERRORS: usize = 20;
+/// The bytes [`parse_document_all`] may read again to find more errors: a
+/// rule of some kilobytes gets all its errors, a megabyte of generated
+/// YAML its first ones, quickly.
+const RECOVERY_BYTES: usize = 1 << 20;
+
+/// Parses one document into `T`; on failure, reports every error serde
+/// finds rather than the first only.
+///
+/// serde stops at the first error, so the document is parsed again with
+/// the entry that held it blanked out (its lines emptied, so positions
+/// stay true), until it parses, up to [`MAX_ERRORS`] errors and
+/// [`RECOVERY_BYTES`] read again. A "missing field"
+/// that only the blanking caused is not reported. Only block-style entries
+/// (a key first on its line) are blanked: an error inside a flow mapping
+/// blanks the block entry around it. A YAML syntax error is reported alone,
+/// since nothing after it reads reliably.
+pub fn parse_document_all<T: for<'de> Deserialize<'de>>(doc: &Document<'_>) -> Result<T, Vec<YamlError>> {
+    let first = match parse_document::<T>(doc) {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    let mut reread = doc.text.len();
+    if reread > RECOVERY_BYTES {
+        return Err(vec![first]);
+    }
+    let Ok(tree) = parse_document::<Spanned<Node>>(&Document { text: doc.text, first_line: 1 }) else {
+        return Err(vec![first]);
+    };
+    let mut lines: Vec<&str> = doc.text.split_inclusive('\n').collect();
+    let mut entries = Vec::new();
+    outline(&tree.value, None, lines.len().max(1) as u32, &lines, &mut entries);
+    let mut blanked: Vec<usize> = Vec::new();
+    let mut errors = Vec::new();
+    let mut err = first;
+    loop {
+        let line = (err.loc.line + 1).saturating_sub(doc.first_line);
+        let innermost = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.first_line <= line && line <= e.last_line)
+            .max_by_key(|(_, e)| e.depth)
+            .map(|(index, _)| index);
+        let target = match err.message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+            Some(field) => {
+                // Reported at the last key of the mapping that lacks it:
+                // the entry holding that mapping goes next.
+                let column = err.loc.column;
+                let key = entries.iter().position(|e| e.first_line == line && e.column == column && !e.key.is_empty());
+                let parent = key.or(innermost).and_then(|i| entries[i].parent);
+                // Caused by the recovery, or by a misspelling already
+                // reported (`filtr` for `filter`).
+                let caused = blanked.iter().any(|&b| entries[b].parent == parent && near(&entries[b].key, field));
+                if !caused {
+                    // Named where the mapping starts: its key, its list
+                    // item, or the document's first key.
+                    let start = parent.or((!entries.is_empty()).then_some(0)).map(|i| &entries[i]);
+                    if let Some(start) = start {
+                        err.loc = Loc { line: start.first_line + doc.first_line - 1, column: start.column };
+                    }
+                    errors.push(err);
+                }
+                parent
+            }
+            None => {
+                errors.push(err);
+                innermost
+            }
+        };
+        let Some(target) = target.and_then(|t| blank_target(&entries, t, &blanked)) else { break };
+        for line in entries[target].first_line..=entries[target].last_line {
+            if let Some(text) = lines.get_mut((line as usize).wrapping_sub(1)) {
+                *text = if text.ends_with('\n') { "\n" } else { "" };
+            }
+        }
+        blanked.push(target);
+        reread += doc.text.len();
+        if errors.len() >= MAX_ERRORS || reread > RECOVERY_BYTES {
+            break;
+        }
+        let text = lines.concat();
+        match parse_document::<T>(&Document { text: &text, first_line: doc.first_line }) {
+            Ok(_) => break,
+            Err(next) => err = next,
+        }
+    }
+    errors.sort_by_key(|e| e.loc);
+    errors.dedup();
+    Err(errors)
+}
+
+/// A mapping entry or a list item of a document, and the lines it spans.
+struct Entry {
+    /// The key; empty for a list item.
+    key: String,
+    parent: Option<usize>,
+    depth: u32,
+    first_line: u32,
+    column: u32,
+    last_line: u32,
+    /// The entry starts its line (block style: only indentation, or a
+    /// list item's dashes, before it).
+    block: bool,
+}
+
+/// Lists every mapping entry and list item under `node`; `end` is the last
+/// line its children may take.
+fn outline(node: &Node, parent: Option<usize>, end: u32, lines: &[&str], entries: &mut Vec<Entry>) {
+    let depth = parent.map_or(0, |p| entries[p].depth + 1);
+    let starts_line = |loc: Loc, item: bool| {
+        lines.get((loc.line as usize).wrapping_sub(1)).is_some_and(|l| {
+            let before: String = l.chars().take((loc.column as usize).saturating_sub(1)).collect();
+            let before = before.trim();
+            before.is_empty() && !item
+                || item && before.starts_with('-') && before.chars().all(|c| c == '-' || c == ' ')
+        })
+    };
+    let push = |key: String, loc: Loc, next: Option<Loc>, block: bool, entries: &mut Vec<Entry>| {
+        let last_line = next.filter(|n| n.line > loc.line).map_or(end, |n| n.line - 1).max(loc.line);
+        entries.push(Entry { key, parent, depth, first_line: loc.line, column: loc.column, last_line, block });
+        (entries.len() - 1, last_line)
+    };
+    match node {
+        Node::Map(items) => {
+            for (index, (key, value)) in items.iter().enumerate() {
+                let loc = Loc::of(key);
+                let next = items.get(index + 1).map(|(next, _)| Loc::of(next));
+                let (me, last_line) = push(key.value.0.clone(), loc, next, starts_line(loc, false), entries);
+                outline(&value.value, Some(me), last_line, lines, entries);
+            }
+        }
+        Node::Seq(items) => {
+            for (index, item) in items.iter().enumerate() {
+                let loc = Loc::of(item);
+                let next = items.get(index + 1).map(Loc::of);
+                let (me, last_line) = push(String::new(), loc, next, starts_line(loc, true), entries);
+                outline(&item.value, Some(me), last_line, lines, entries);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The entry to blank for an error in `entry`: the nearest block-style
+/// entry around it, or its parent where blanking would leave the parent
+/// empty (an empty mapping or list reads as null). None once nothing is
+/// left.
+fn blank_target(entries: &[Entry], mut entry: usize, blanked: &[usize]) -> Option<usize> {
+    loop {
+        let e = &entries[entry];
+        let siblings_left = entries
+            .iter()
+            .enumerate()
+            .any(|(i, other)| i != entry && other.parent == e.parent && !blanked.contains(&i));
+        let keeps_parent = e.parent.is_none() || siblings_left;
+        if e.block && keeps_parent && !blanked.contains(&entry) {
+            return Some(entry);
+        }
+        entry = e.parent?;
+    }
+}
+
 /// Shifts every position a parsed document carries; used where a document
 /// does not start on the first line of its file.
 pub fn file_loc(doc: &Document<'_>, loc: Loc) -> Loc {
@@ -285,10 +448,50 @@ fn in_our_words(message: &str) -> String {
         let what = breach.split([' ', '{']).next().unwrap_or_default().to_ascii_lowercase();
         return format!("the YAML is too large or nested too deep (too many {what})");
     }
+    if let Some((field, expected)) =
+        message.strip_prefix("unknown field `").and_then(|m| m.split_once("`, expected one of "))
+    {
+        let closest = expected
+            .split(", ")
+            .filter(|known| near(field, known))
+            .min_by_key(|known| strsim::levenshtein(field, known));
+        return match closest {
+            Some(known) => format!("unknown field `{field}`: did you mean `{known}`?"),
+            None => format!("unknown field `{field}`; the fields are {expected}"),
+        };
+    }
+    match message {
+        "expected sequence start" => return "expected a list: `[a, b]`, or one `- item` per line".into(),
+        "expected mapping start" => return "expected a map of `key: value`".into(),
+        "expected string scalar" => return "expected a string".into(),
+        "invalid floating point" => return "expected a number".into(),
+        _ => {}
+    }
+    if let Some(range) = message.strip_prefix("invalid ").and_then(whole_number_range) {
+        return format!("expected a whole number from {range}");
+    }
     if message.starts_with("invalid boolean") {
         return "not a boolean: write `true` or `false` (`yes`, `no`, `on` and `off` are strings)".into();
     }
     message.to_owned()
+}
+
+/// Whether `written` is a likely misspelling of `known` (or is it).
+fn near(written: &str, known: &str) -> bool {
+    let distance = strsim::levenshtein(written, known);
+    distance <= 2 && distance < known.len()
+}
+
+/// The range of a Rust integer type named in a message (`u32`).
+fn whole_number_range(ty: &str) -> Option<String> {
+    let range = match ty {
+        "u8" => (0, u64::from(u8::MAX)),
+        "u16" => (0, u64::from(u16::MAX)),
+        "u32" => (0, u64::from(u32::MAX)),
+        "u64" | "usize" => (0, u64::MAX),
+        _ => return None,
+    };
+    Some(format!("{} to {}", range.0, range.1))
 }
 
 #[cfg(test)]
@@ -341,6 +544,107 @@ mod tests {
         }
         let flag = parse_document::<Flag>(&Document { text: "on: yes\n", first_line: 1 }).unwrap_err().message;
         assert!(flag.starts_with("not a boolean: write `true` or `false`"), "{flag}");
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Typed {
+            count: Option<u32>,
+            ratio: Option<f64>,
+            names: Option<Vec<String>>,
+        }
+        let typed = |text: &str| parse_document::<Typed>(&Document { text, first_line: 1 }).unwrap_err().message;
+        assert_eq!(typed("count: -1\n"), "expected a whole number from 0 to 4294967295");
+        assert_eq!(typed("ratio: half\n"), "expected a number");
+        assert_eq!(typed("names: alice\n"), "expected a list: `[a, b]`, or one `- item` per line");
+        assert_eq!(typed("ration: 1\n"), "unknown field `ration`: did you mean `ratio`?");
+        assert_eq!(typed("sizes: 1\n"), "unknown field `sizes`; the fields are count, ratio, names");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Rule {
+        id: String,
+        title: String,
+        detect: Detect,
+        alert: Alert,
+        #[serde(default)]
+        tests: Vec<Case>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Detect {
+        #[serde(rename = "type")]
+        kind: String,
+        window: Option<String>,
+        threshold: Option<f64>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Alert {
+        summary: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Case {
+        name: String,
+        events: Vec<Node>,
+    }
+
+    fn all_errors(text: &str) -> Vec<(u32, String)> {
+        let errors = parse_document_all::<Rule>(&Document { text, first_line: 3 }).unwrap_err();
+        errors.into_iter().map(|e| (e.loc.line - 2, e.message.split(',').next().unwrap().to_owned())).collect()
+    }
+
+    #[test]
+    fn every_error_of_a_document_is_reported_where_it_was_written() {
+        let text = "id: a\ntitle: [t]\ndetect:\n  type: threshold\n  windw: 5m\n  threshold: lots\nalert:\n  summary: s\n  realert: 5m\n";
+        assert_eq!(
+            all_errors(text),
+            [
+                (2, "expected a string".to_owned()),
+                (5, "unknown field `windw`: did you mean `window`?".to_owned()),
+                (6, "expected a number".to_owned()),
+                (9, "unknown field `realert`; the fields are summary".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_field_missing_is_reported_but_not_one_the_recovery_removed() {
+        let text = "id: a\ntitle: t\ndetect: {type: t}\ntests:\n  - name: x\n    evnts: []\n";
+        assert_eq!(
+            all_errors(text),
+            [(1, "missing field `alert`".to_owned()), (6, "unknown field `evnts`: did you mean `events`?".to_owned())]
+        );
+        let text = "id: a\ntitle: t\ndetect:\n  type: t\nalert:\n  summary: s\n  sumary: s\n";
+        assert_eq!(all_errors(text), [(7, "unknown field `sumary`: did you mean `summary`?".to_owned())]);
+        let text = "id: a\ntitle: t\ndetect:\n  type: t\nalert:\n  text: s\n";
+        assert_eq!(all_errors(text), [(6, "unknown field `text`; the fields are summary".to_owned())]);
+        // A required entry blanked for its error hides any field missing
+        // besides: serde names one missing field, and that is the blanked.
+        let text = "id: a\ntitle: t\ndetect: {type: threshold, windw: 5m}\n";
+        assert_eq!(all_errors(text), [(3, "unknown field `windw`: did you mean `window`?".to_owned())]);
+    }
+
+    #[test]
+    fn errors_in_list_items_are_reported_per_item() {
+        let text = "id: a\ntitle: t\ndetect: {type: t}\nalert: {summary: s}\ntests:\n  - name: one\n    evnts: []\n  - name: two\n    events: []\n    expect: []\n";
+        let errors = all_errors(text);
+        assert_eq!(errors[0], (7, "unknown field `evnts`: did you mean `events`?".to_owned()));
+        assert!(errors.iter().any(|(line, m)| *line == 10 && m.starts_with("unknown field `expect`")), "{errors:?}");
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_alone() {
+        let text = "id: a\ntitle: [t\ndetect:\n  windw: 5m\n";
+        assert_eq!(all_errors(text).len(), 1);
     }
 
     #[test]
