@@ -11,7 +11,7 @@
 //! out. Eviction therefore weighs what a group holds ([`Heat`]: the events
 //! in its window, the values it learned) and takes the lightest of the least
 //! recently used groups; and keys evicted lately are remembered in a Bloom
-//! filter ([`Evicted`]), so that a key coming back (the victim's next
+//! filter (`Evicted`), so that a key coming back (the victim's next
 //! failure) outweighs the one-off keys of the flood even if the flood
 //! evicted its first event.
 
@@ -95,7 +95,7 @@ pub struct GroupTable<S> {
 /// groups: two Bloom filters (1% false positives, about 10 bits a key),
 /// the older cleared and swapped out when the newer is full.
 #[derive(Debug)]
-pub struct Evicted {
+struct Evicted {
     newer: BloomFilter,
     older: BloomFilter,
     in_newer: usize,

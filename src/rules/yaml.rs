@@ -260,8 +260,8 @@ const RECOVERY_BYTES: usize = 1 << 20;
 ///
 /// serde stops at the first error, so the document is parsed again with
 /// the entry that held it blanked out (its lines emptied, so positions
-/// stay true), until it parses, up to [`MAX_ERRORS`] errors and
-/// [`RECOVERY_BYTES`] read again. A "missing field"
+/// stay true), until it parses, up to `MAX_ERRORS` errors and
+/// `RECOVERY_BYTES` read again. A "missing field"
 /// that only the blanking caused is not reported. Only block-style entries
 /// (a key first on its line) are blanked: an error inside a flow mapping
 /// blanks the block entry around it. A YAML syntax error is reported alone,
