@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use vigil::config::load;
 use vigil::event::{Decoder, Schema};
-use vigil::load;
 use vigil::pipeline::Pipeline;
 use vigil::ruleset::{RuleSet, RuleSources};
 use vigil::telemetry::metrics::{Exported, Exporter, Metrics};

@@ -76,7 +76,8 @@ fn start(
     let thread_stop = stop.clone();
     let handle = std::thread::spawn(move || {
         let ready = Arc::new(AtomicBool::new(false));
-        let log = vigil::alert_log::AlertLog::open(&settings.alert_log_dir(), settings.alert_log).expect("alert log");
+        let log =
+            vigil::state::alert_log::AlertLog::open(&settings.alert_log_dir(), settings.alert_log).expect("alert log");
         let output = vigil::kafka::consumer::AlertOutput { log, console: tx };
         let (_reload, reloads) = mpsc::channel(1);
         let control = vigil::kafka::consumer::Control { ready, stop: &thread_stop, reloads };
@@ -103,7 +104,7 @@ fn throughput(broker: &broker::Broker, days: i64) {
     let n = records.len() as u64;
     broker.create_topic("events", 3);
     broker.produce("events", &records);
-    let rules = RuleSet::compile(&vigil::load::embedded_demo_rules()).expect("shipped rules");
+    let rules = RuleSet::compile(&vigil::config::load::embedded_demo_rules()).expect("shipped rules");
 
     let mut input = Vec::new();
     for (_, line) in &stream.events {

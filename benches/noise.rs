@@ -57,7 +57,7 @@ fn main() {
     let started = std::time::Instant::now();
     let world = traffic::generate(&spec);
     let generated = started.elapsed();
-    let rules = RuleSet::compile(&vigil::load::embedded_rules()).expect("the shipped rules compile");
+    let rules = RuleSet::compile(&vigil::config::load::embedded_rules()).expect("the shipped rules compile");
     let mut input = Vec::new();
     for (_, line) in &world.events {
         input.extend_from_slice(line.as_bytes());

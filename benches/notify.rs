@@ -9,7 +9,6 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use vigil::alert::Alert;
-use vigil::alert_log::{AlertLog, LogLimits, LogReader, Position};
 use vigil::config::{
     DeliveryPolicy, Email, Notifier, NotifierKind, OutputFormat, Redaction, Secret, SmtpTls, Webhook, WebhookFormat,
 };
@@ -18,6 +17,7 @@ use vigil::notify::message::{Descriptions, Message};
 use vigil::notify::redact::Redactor;
 use vigil::notify::sink::Sink;
 use vigil::notify::webhook::{sign, signing_key, Poster};
+use vigil::state::alert_log::{AlertLog, LogLimits, LogReader, Position};
 
 const LOGIN: &str = r#"{"country":"DE","device_id":"dev-alice-1","kind":"login","mfa":true,"outcome":"failure","role":"agent","src_ip":"203.0.113.10","ts":"2026-11-09T08:01:00Z","user":"alice@acme.example","user_agent":"Mozilla/5.0"}"#;
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use vigil::app;
+use vigil::config::load;
 use vigil::config::Settings;
-use vigil::load;
 use vigil::pipeline::Pipeline;
 use vigil::ruleset::RuleSet;
 use vigil::source::demo::{self, DemoSpec};

@@ -8,14 +8,10 @@
 
 pub use vigil_core::{alert, detect, engine, event, incident, pipeline, rules, ruleset, ruletest, time};
 
-pub mod alert_log;
 pub mod app;
-pub mod checkpoint;
 pub mod config;
 pub mod kafka;
-pub mod load;
 pub mod notify;
-pub mod reload;
 pub mod source;
-pub mod stage;
+pub mod state;
 pub mod telemetry;

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use vigil::app;
+use vigil::config::load;
 use vigil::config::Settings;
-use vigil::load;
 use vigil::ruleset::{RuleSet, RuleSources};
 use vigil::source::demo::{self, DemoSpec};
 use vigil::telemetry::logging;

@@ -162,7 +162,7 @@ fn dependencies_point_from_sources_to_notifiers() {
     let root = workspace().join("src");
     let mut violations = Vec::new();
     let rules: [(&[&str], &[&str]); 1] = [(
-        &["notify", "alert_log.rs"],
+        &["notify", "state/alert_log.rs"],
         &["crate::app", "crate::kafka::consumer", "crate::engine", "crate::pipeline", "crate::source", "crate::detect"],
     )];
     for (parts, forbidden) in rules {

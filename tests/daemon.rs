@@ -281,7 +281,7 @@ fn the_log_level_is_a_filter_per_module() {
     drop(stdin);
     let log = child.log();
     assert!(log.contains("vigil is running"), "vigil::app logs at INFO:\n{log}");
-    assert!(!log.contains("Rules reloaded"), "vigil::reload logs only WARN and above:\n{log}");
+    assert!(!log.contains("Rules reloaded"), "vigil::app::reload logs only WARN and above:\n{log}");
 }
 
 /// A feed that stops is seen while it is silent: the wall clock moves the

@@ -16,7 +16,7 @@ use vigil::time::{Span, Timestamp};
 const START: i64 = 1_794_211_200;
 
 fn rules() -> RuleSet {
-    RuleSet::compile(&vigil::load::embedded_rules()).expect("the shipped rules compile")
+    RuleSet::compile(&vigil::config::load::embedded_rules()).expect("the shipped rules compile")
 }
 
 /// A brute force that succeeds (victim) and a password spray from one

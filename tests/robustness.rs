@@ -117,7 +117,7 @@ fn the_reference_rule_compiles() {
 /// readable, compacted evidence.
 #[test]
 fn huge_events_keep_evidence_within_each_rules_byte_budget() {
-    let rules = RuleSet::compile(&vigil::load::embedded_demo_rules()).unwrap();
+    let rules = RuleSet::compile(&vigil::config::load::embedded_demo_rules()).unwrap();
     let mut pipeline = Pipeline::new(&rules, Span::from_secs(60), 2 << 20);
     let pad = "A".repeat(64 << 10);
     let mut alerts = Vec::new();

@@ -11,7 +11,7 @@ use vigil::time::Span;
 
 fn rules() -> &'static RuleSet {
     static RULES: OnceLock<RuleSet> = OnceLock::new();
-    RULES.get_or_init(|| RuleSet::compile(&vigil::load::embedded_rules()).expect("shipped rules compile"))
+    RULES.get_or_init(|| RuleSet::compile(&vigil::config::load::embedded_rules()).expect("shipped rules compile"))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -14,7 +14,7 @@ use vigil::time::{Span, Timestamp};
 
 fn rules() -> &'static RuleSet {
     static RULES: OnceLock<RuleSet> = OnceLock::new();
-    RULES.get_or_init(|| RuleSet::compile(&vigil::load::embedded_rules()).expect("shipped rules compile"))
+    RULES.get_or_init(|| RuleSet::compile(&vigil::config::load::embedded_rules()).expect("shipped rules compile"))
 }
 
 // Each record: a control byte (source, live or replay, quiet advance, end

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod load;
 mod notify;
 
 pub use notify::{
@@ -49,10 +50,10 @@ pub use notify::{
 };
 use notify::{NotifierSpec, RouteSpec};
 
-use crate::alert_log::LogLimits;
 use crate::event::decode::DEFAULT_MAX_EVENT_BYTES;
 use crate::rules::yaml::{self, Document, Loc, Spanned};
 use crate::rules::{Diagnostic, Diagnostics, Sink};
+use crate::state::alert_log::LogLimits;
 use crate::time::watermark::{TimePolicy, DEFAULT_IDLE_ADVANCE, DEFAULT_MAX_FUTURE};
 use crate::time::Span;
 

@@ -48,11 +48,11 @@ use rdkafka::Message;
 use tracing::{info, warn};
 
 use crate::alert::KEY_SEPARATOR;
-use crate::checkpoint::SourceMark;
 use crate::config::{KafkaSource, Rekey};
 use crate::event::{Decoder, FieldId};
 use crate::kafka::producer::Producer;
 use crate::ruleset::{Rule, RuleSet};
+use crate::state::checkpoint::SourceMark;
 
 /// Headers naming where a re-keyed copy (or a dead letter) came from.
 pub const SOURCE_TOPIC: &str = "vigil-source-topic";

@@ -33,9 +33,9 @@ use tracing::warn;
 /// How long stopped notifiers may take to end their message in flight.
 pub const STOP_WAIT: Duration = Duration::from_secs(5);
 
-use crate::alert_log::Outbox;
 use crate::config::{NotifierKind, Settings};
 use crate::ruleset::RuleSet;
+use crate::state::alert_log::Outbox;
 use crate::telemetry::metrics::Metrics;
 use worker::{Mode, Worker, WorkerSetup};
 

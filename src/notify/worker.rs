@@ -26,8 +26,8 @@ use super::route::{Bucket, RouteId, Router};
 use super::sink::Sink;
 use super::Failure;
 use crate::alert::Alert;
-use crate::alert_log::{LogReader, Lost, Outbox, Position};
 use crate::config::DeliveryPolicy;
+use crate::state::alert_log::{LogReader, Lost, Outbox, Position};
 use crate::telemetry::metrics::Metrics;
 use crate::time::Timestamp;
 
@@ -649,7 +649,7 @@ mod tests {
     #[test]
     fn a_position_of_another_log_or_past_its_end_is_stale() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = crate::alert_log::AlertLog::open(dir.path(), Default::default()).unwrap();
+        let mut log = crate::state::alert_log::AlertLog::open(dir.path(), Default::default()).unwrap();
         log.append(&crate::notify::message::tests::alert("a1", crate::rules::Severity::Critical, "alice"));
         log.sync().unwrap();
         let outbox = log.outbox();

@@ -106,8 +106,8 @@ pub fn golden(path: &Path, actual: &str) {
 /// lists, as `vigil run` on the demo stream uses them.
 pub fn demo_site_rules() -> tempfile::TempDir {
     let shipped = root().join("rules");
-    let mut sources = vigil::load::read_rules(&shipped).expect("read the shipped rules");
-    vigil::load::with_demo_site(&mut sources);
+    let mut sources = vigil::config::load::read_rules(&shipped).expect("read the shipped rules");
+    vigil::config::load::with_demo_site(&mut sources);
     let dir = tempfile::tempdir().expect("temp dir");
     for (path, text) in &sources.files {
         let relative = path.strip_prefix(&shipped).expect("under rules/");

@@ -14,8 +14,8 @@
 use prometheus::IntCounter;
 
 use crate::alert::Alert;
-use crate::alert_log::{AlertLog, AlertLogError};
 use crate::pipeline::Pipeline;
+use crate::state::alert_log::{AlertLog, AlertLogError};
 use crate::time::Timestamp;
 
 pub struct Stage {

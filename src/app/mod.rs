@@ -16,6 +16,9 @@
 //! logs and prints every alert, the notifiers get a grace period to deliver
 //! what the log holds, then the process exits.
 
+pub mod reload;
+pub mod stage;
+
 use std::io::{self, BufReader, IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,19 +29,19 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use crate::alert::Alert;
-use crate::alert_log::AlertLog;
+use crate::app::reload::{Reload, Reloader};
+use crate::app::stage::Stage;
+use crate::config::load::RuleOrigin;
 use crate::config::{OutputFormat, Settings, Source};
 use crate::event::Reason;
-use crate::load::RuleOrigin;
 use crate::notify::console::{self, Style};
 use crate::notify::Notifiers;
 use crate::pipeline::{Fed, Pipeline};
-use crate::reload::{Reload, Reloader};
 use crate::ruleset::RuleSet;
 use crate::source::demo::{self, DemoSpec};
 use crate::source::lines::{LineReader, Next};
 use crate::source::{Batch, Record};
-use crate::stage::Stage;
+use crate::state::alert_log::AlertLog;
 use crate::telemetry::http::{self, Health};
 use crate::telemetry::logging::{Lateness, Rejections};
 use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};

@@ -241,7 +241,7 @@ mod tests {
     /// the alerts of an uninterrupted run.
     #[test]
     fn restoring_is_transparent_for_every_detector() {
-        let rules = RuleSet::compile(&crate::load::embedded_rules()).unwrap();
+        let rules = RuleSet::compile(&crate::config::load::embedded_rules()).unwrap();
         let spec = crate::source::demo::DemoSpec { history_days: 7, users: 12, tokens: 6, ..Default::default() };
         let stream = crate::source::demo::generate(&spec);
         let run = |cuts: &[usize]| -> Vec<String> {

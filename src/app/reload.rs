@@ -20,8 +20,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
+use crate::config::load::RuleOrigin;
 use crate::engine::ReloadReport;
-use crate::load::RuleOrigin;
 use crate::notify::message::Descriptions;
 use crate::ruleset::RuleSet;
 use crate::telemetry::metrics::Metrics;
