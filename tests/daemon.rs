@@ -269,7 +269,7 @@ fn wait_for_status(addr: &str, path: &str, status: u16) {
 #[test]
 fn the_log_level_is_a_filter_per_module() {
     let config = "source: {type: stdin}\nmetrics: {listen: 127.0.0.1:0}\noutput: {format: json}\n\
-                  log: {level: \"warn,vigil::app=info\"}\n";
+                  log: {level: \"warn,vigil::app=info,vigil::app::reload=warn\"}\n";
     let (mut child, _lines, addr, _dir) = common::daemon::start_with_config_log(config, Stdio::piped());
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "not json").unwrap();

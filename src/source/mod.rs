@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod lines;
+pub mod read;
 pub mod traffic;
 
 /// Lines read together, stored back to back in one buffer. Batches are
