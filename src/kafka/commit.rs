@@ -57,15 +57,19 @@ pub struct Committer {
 }
 
 impl Committer {
-    pub fn start<C: ConsumerContext + 'static>(consumer: Arc<BaseConsumer<C>>, latency: Histogram) -> Committer {
+    /// Starts the commit thread; fails if the system cannot start one
+    /// (thread or memory limits).
+    pub fn start<C: ConsumerContext + 'static>(
+        consumer: Arc<BaseConsumer<C>>,
+        latency: Histogram,
+    ) -> std::io::Result<Committer> {
         let shared =
             Arc::new(Shared { state: Mutex::default(), changed: Condvar::new(), failed: AtomicBool::new(false) });
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-commit".into())
-            .spawn(move || commit_loop(&consumer, &worker, &latency))
-            .expect("spawning the commit thread");
-        Committer { shared, thread: Some(thread) }
+            .spawn(move || commit_loop(&consumer, &worker, &latency))?;
+        Ok(Committer { shared, thread: Some(thread) })
     }
 
     /// Queues offsets for the next commit.

@@ -149,6 +149,18 @@ struct Worker {
     lateness: Lateness,
 }
 
+/// How released partitions are handed to their next owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handover {
+    /// Checkpointed and committed first, so the next owner starts where
+    /// this one stopped.
+    Commit,
+    /// The assignment is already lost (or the rebalance failed): the alert
+    /// log is synced, nothing is committed; the checkpoints cover the
+    /// offsets.
+    Lost,
+}
+
 struct Shared {
     worker: Mutex<Worker>,
     /// Bumped on every rebalance: messages fetched under an older
@@ -261,8 +273,8 @@ impl ConsumerContext for Context {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 rebalances.with_label_values(&["revoke"]).inc();
-                let lost = consumer.assignment_lost();
-                worker.release(tpl, !lost);
+                let handover = if consumer.assignment_lost() { Handover::Lost } else { Handover::Commit };
+                worker.release(tpl, handover);
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -273,7 +285,7 @@ impl ConsumerContext for Context {
                 rebalances.with_label_values(&["error"]).inc();
                 warn!(error = ?other, "Rebalance error; releasing every partition");
                 let all = consumer.assignment().unwrap_or_default();
-                worker.release(&all, false);
+                worker.release(&all, Handover::Lost);
                 consumer.unassign()
             }
         };
@@ -376,8 +388,8 @@ impl Worker {
 
     /// Lets partitions go: their work is flushed, checkpointed and
     /// committed first unless the assignment is already lost.
-    fn release(&mut self, tpl: &TopicPartitionList, commit: bool) {
-        if commit {
+    fn release(&mut self, tpl: &TopicPartitionList, handover: Handover) {
+        if handover == Handover::Commit {
             // The next owner reads the committed offsets when its
             // assignment starts: wait for the commit (bounded, in case the
             // broker is gone; the checkpoints cover the offsets).
@@ -838,7 +850,9 @@ pub fn run(
     let consumer: Arc<BaseConsumer<Context>> = Arc::new(
         config.create_with_context(Context { shared: shared.clone() }).context("creating the Kafka consumer")?,
     );
-    shared.worker().committer = Some(Committer::start(consumer.clone(), metrics.kafka.commit_seconds.clone()));
+    let committer = Committer::start(consumer.clone(), metrics.kafka.commit_seconds.clone())
+        .context("starting the offset commit thread")?;
+    shared.worker().committer = Some(committer);
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).context("subscribing to the topics")?;
     info!(brokers = %source.client.brokers, topics = ?topics, group = %source.group_id, "Consuming from Kafka");

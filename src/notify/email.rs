@@ -14,7 +14,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::message::{evidence_table, times, Descriptions, Kind, Message};
-use super::Failure;
+use super::sink::Failure;
 use crate::alert::Alert;
 use crate::config::{DeliveryPolicy, Email, SmtpTls};
 

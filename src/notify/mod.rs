@@ -39,16 +39,6 @@ use crate::state::alert_log::Outbox;
 use crate::telemetry::metrics::Metrics;
 use worker::{Mode, Worker, WorkerSetup};
 
-/// Why a delivery attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Worth another try: a timeout, a refused connection, a 5xx, 408, 429.
-    Retry(String),
-    /// The receiver refused the message itself (another 4xx, a 5xx SMTP
-    /// reply): reported, not retried.
-    Permanent(String),
-}
-
 /// The running notifiers.
 pub struct Notifiers {
     mode: watch::Sender<Mode>,

@@ -14,9 +14,18 @@ use super::email::Mailer;
 use super::message::Descriptions;
 use super::message::Message;
 use super::webhook::Poster;
-use super::Failure;
 use crate::config::{Notifier, NotifierKind, OutputFormat};
 use crate::kafka::producer::{Deliveries, Producer};
+
+/// Why a delivery attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth another try: a timeout, a refused connection, a 5xx, 408, 429.
+    Retry(String),
+    /// The receiver refused the message itself (another 4xx, a 5xx SMTP
+    /// reply): reported, not retried.
+    Permanent(String),
+}
 
 pub enum Sink {
     Email(Mailer),

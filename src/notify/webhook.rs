@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::message::{times, Descriptions, Kind, Message};
-use super::Failure;
+use super::sink::Failure;
 use crate::alert::Alert;
 use crate::config::{DeliveryPolicy, Webhook, WebhookFormat};
 

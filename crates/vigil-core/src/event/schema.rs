@@ -23,7 +23,7 @@ impl FieldId {
     }
 }
 
-/// The JSON type a well-known field must have (`../shared/SPEC.md`, Events).
+/// The JSON type a well-known field must have (`docs/rules.md`, "Events").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
     String,
