@@ -43,14 +43,22 @@ use serde::Deserialize;
 
 pub mod load;
 mod notify;
+mod source;
+pub mod values;
 
+use notify::RouteSpec;
 pub use notify::{
     DeliveryPolicy, Email, Notifier, NotifierKind, RateLimit, Redaction, Route, RouteMatch, SmtpTls, Webhook,
     WebhookFormat,
 };
-use notify::{NotifierSpec, RouteSpec};
+pub use source::{
+    KafkaSource, Rekey, Source, Topic, DEFAULT_DEMO_SPEED, DEFAULT_GROUP_ID, DEFAULT_REKEY_PARTITIONS,
+    DEFAULT_REKEY_PREFIX,
+};
+pub use values::{KafkaClient, OutputFormat, Sasl, Secret, Tls};
 
 use crate::event::decode::DEFAULT_MAX_EVENT_BYTES;
+use crate::rules::fields::Fields;
 use crate::rules::yaml::{self, Document, Loc, Spanned};
 use crate::rules::{Diagnostic, Diagnostics, Sink};
 use crate::state::alert_log::LogLimits;
@@ -65,116 +73,14 @@ pub struct ConfigSpec {
     pub lateness: Option<Spanned<String>>,
     pub max_future: Option<Spanned<String>>,
     pub idle_advance: Option<Spanned<String>>,
-    pub source: Option<Spanned<SourceSpec>>,
+    pub source: Option<Spanned<Fields>>,
     pub output: Option<OutputSpec>,
     pub metrics: Option<MetricsSpec>,
     pub log: Option<LogSpec>,
     pub limits: Option<LimitsSpec>,
     pub state: Option<StateSpec>,
-    pub notifiers: Option<BTreeMap<String, Spanned<NotifierSpec>>>,
+    pub notifiers: Option<BTreeMap<String, Spanned<Fields>>>,
     pub routes: Option<Spanned<Vec<RouteSpec>>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceSpec {
-    #[serde(rename = "type")]
-    pub kind: Spanned<String>,
-    pub path: Option<Spanned<String>>,
-    pub speed: Option<Spanned<f64>>,
-    pub seed: Option<u64>,
-    pub brokers: Option<Spanned<OneOrMany>>,
-    pub topics: Option<Spanned<Vec<TopicSpec>>>,
-    pub group_id: Option<Spanned<String>>,
-    pub dead_letter_topic: Option<String>,
-    pub rekey: Option<Spanned<RekeySpec>>,
-    pub tls: Option<TlsSpec>,
-    pub sasl: Option<Spanned<SaslSpec>>,
-    pub properties: Option<BTreeMap<String, Spanned<Scalar>>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// A topic: its name, or a map with the name and its options.
-#[derive(Debug)]
-pub enum TopicSpec {
-    Name(String),
-    Detailed(TopicDetail),
-}
-
-/// By hand rather than `untagged`, which would replace a map's own error
-/// (an unknown or misspelt field) with "did not match any variant".
-impl<'de> Deserialize<'de> for TopicSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = TopicSpec;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a topic name or {name, kind, key}")
-            }
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<TopicSpec, E> {
-                Ok(TopicSpec::Name(name.to_owned()))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<TopicSpec, A::Error> {
-                TopicDetail::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(TopicSpec::Detailed)
-            }
-        }
-        deserializer.deserialize_any(Visitor)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TopicDetail {
-    pub name: String,
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub key: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RekeySpec {
-    pub topic_prefix: Option<Spanned<String>>,
-    pub partitions: Option<Spanned<i32>>,
-    pub replication_factor: Option<Spanned<i32>>,
-}
-
-/// A librdkafka property value as YAML writes it.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Scalar {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSpec {
-    pub ca: Option<String>,
-    pub cert: Option<String>,
-    pub key: Option<String>,
-    pub key_password_env: Option<String>,
-    pub key_password_file: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SaslSpec {
-    pub mechanism: Spanned<String>,
-    pub username: Option<String>,
-    pub username_env: Option<String>,
-    pub password_env: Option<String>,
-    pub password_file: Option<String>,
-    /// Refused with a clear message: secrets never live in the config.
-    pub password: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,106 +134,6 @@ pub struct LimitsSpec {
     pub max_event_bytes: Option<Spanned<u64>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    /// The bundled demo stream, replayed `speed` times faster than real time.
-    Demo {
-        speed: f64,
-        seed: u64,
-    },
-    File(PathBuf),
-    Stdin,
-    Kafka(Box<KafkaSource>),
-}
-
-/// Where a credential is read from when vigil starts: an environment
-/// variable or a file; only a value that is not secret (a user name) may be
-/// written in the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Secret {
-    Value(String),
-    Env(String),
-    File(PathBuf),
-}
-
-impl Secret {
-    /// Reads the credential (a file's trailing newline dropped).
-    pub fn read(&self) -> anyhow::Result<String> {
-        use anyhow::Context;
-        match self {
-            Secret::Value(value) => Ok(value.clone()),
-            Secret::Env(var) => std::env::var(var).with_context(|| format!("reading the environment variable {var}")),
-            Secret::File(path) => std::fs::read_to_string(path)
-                .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
-                .with_context(|| format!("reading the secret file {}", path.display())),
-        }
-    }
-}
-
-/// How to reach a Kafka cluster.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct KafkaClient {
-    pub brokers: String,
-    pub tls: Option<Tls>,
-    pub sasl: Option<Sasl>,
-    /// librdkafka properties passed through as they are.
-    pub properties: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Tls {
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub key_password: Option<Secret>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sasl {
-    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
-    pub mechanism: String,
-    pub username: Secret,
-    pub password: Secret,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Topic {
-    pub name: String,
-    /// The `kind` of events on this topic that carry none.
-    pub kind: Option<String>,
-    /// The event fields producers key this topic's records by (empty:
-    /// not declared, every rule is taken to be aligned with the key).
-    pub key: Vec<String>,
-}
-
-/// Re-keying through internal topics, for rules whose groups do not
-/// follow a topic's key (see `kafka::rekey`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rekey {
-    pub topic_prefix: String,
-    /// Partitions of each internal topic vigil creates.
-    pub partitions: i32,
-    /// -1: the broker's default.
-    pub replication_factor: i32,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct KafkaSource {
-    pub client: KafkaClient,
-    pub topics: Vec<Topic>,
-    pub group_id: String,
-    pub dead_letter_topic: Option<String>,
-    pub rekey: Option<Rekey>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// Text on a terminal, JSON lines otherwise.
-    Auto,
-    Text,
-    Json,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -367,9 +173,6 @@ pub struct Settings {
 
 pub const DEFAULT_CHECKPOINT_INTERVAL: Span = Span(30_000_000);
 pub const DEFAULT_STATE_DIR: &str = "vigil-state";
-pub const DEFAULT_GROUP_ID: &str = "vigil";
-pub const DEFAULT_REKEY_PREFIX: &str = "vigil-rekey";
-pub const DEFAULT_REKEY_PARTITIONS: i32 = 6;
 
 impl Settings {
     /// The alert log's segments (see `alert_log`).
@@ -395,7 +198,6 @@ impl Settings {
 pub const DEFAULT_RULES_WATCH: std::time::Duration = std::time::Duration::from_secs(5);
 pub const DEFAULT_LATENESS: Span = Span(60_000_000);
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
-pub const DEFAULT_DEMO_SPEED: f64 = 300.0;
 
 impl Default for Settings {
     /// The embedded default: the demo stream, text alerts, metrics on
@@ -442,11 +244,20 @@ pub fn parse(file: &Path, text: &str, base: &Path) -> Result<Settings, Diagnosti
                 .into(),
         }]));
     }
-    let spec: ConfigSpec = yaml::parse_document_all(&doc).map_err(|errors| {
+    let spec: ConfigSpec = yaml::parse_document_all(&doc).map_err(|unparsed: yaml::Unparsed<ConfigSpec>| {
+        let mut problems: Vec<(Loc, String)> = unparsed.errors.into_iter().map(|e| (e.loc, e.message)).collect();
+        // serde does not look into the source's and the notifiers' maps:
+        // what they say is checked on what parsed.
+        if let Some(rest) = unparsed.rest {
+            let mut sink = Sink::new(1);
+            let source = rest.source.as_ref().map_or(Source::Stdin, |s| source::read(s, base, &mut sink));
+            notify::validate(rest.notifiers.as_ref(), None, &source, base, &mut sink);
+            problems.extend(sink.problems.into_iter().map(|p| (p.loc, p.message)));
+        }
         Diagnostics(
-            errors
+            problems
                 .into_iter()
-                .map(|err| Diagnostic { file: file.to_owned(), loc: err.loc, rule: None, message: err.message })
+                .map(|(loc, message)| Diagnostic { file: file.to_owned(), loc, rule: None, message })
                 .collect(),
         )
     })?;
@@ -471,7 +282,7 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
     if let Some(watch) = spec.reload.as_ref().and_then(|r| r.watch.as_ref()) {
         settings.rules_watch = match watch.value.as_str() {
             "off" => None,
-            _ => notify::duration(watch, sink),
+            _ => values::duration(watch, sink),
         };
     }
     if let Some(lateness) = &spec.lateness {
@@ -481,57 +292,13 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
         }
     }
     if let Some(max_future) = &spec.max_future {
-        settings.max_future = notify::duration(max_future, sink).map_or(DEFAULT_MAX_FUTURE, Span::from_duration);
+        settings.max_future = values::duration(max_future, sink).map_or(DEFAULT_MAX_FUTURE, Span::from_duration);
     }
     if let Some(idle) = &spec.idle_advance {
-        settings.idle_advance = notify::duration(idle, sink).map_or(DEFAULT_IDLE_ADVANCE, Span::from_duration);
+        settings.idle_advance = values::duration(idle, sink).map_or(DEFAULT_IDLE_ADVANCE, Span::from_duration);
     }
     if let Some(source) = &spec.source {
-        let s = &source.value;
-        settings.source = match s.kind.value.as_str() {
-            "demo" => {
-                let speed = s.speed.as_ref().map_or(DEFAULT_DEMO_SPEED, |v| v.value);
-                if !(speed.is_finite() && speed > 0.0) {
-                    if let Some(v) = &s.speed {
-                        sink.error(v, "`speed` must be above zero");
-                    }
-                }
-                Source::Demo { speed, seed: s.seed.unwrap_or(1) }
-            }
-            "file" => match &s.path {
-                Some(path) if path.value == "-" => Source::Stdin,
-                Some(path) => Source::File(base.join(&path.value)),
-                None => {
-                    sink.error(source, "a `file` source needs a `path` (or `-` for stdin)");
-                    Source::Stdin
-                }
-            },
-            "stdin" => Source::Stdin,
-            "kafka" => Source::Kafka(Box::new(kafka_source(source, base, sink))),
-            other => {
-                sink.error(&s.kind, format!("unknown source type `{other}` (demo, file, stdin, kafka)"));
-                Source::Stdin
-            }
-        };
-        if s.kind.value != "kafka" {
-            // Fields without a position of their own are reported at the source.
-            let at_source = Loc::of(source);
-            let kafka_only = [
-                ("brokers", s.brokers.as_ref().map(Loc::of)),
-                ("topics", s.topics.as_ref().map(Loc::of)),
-                ("group_id", s.group_id.as_ref().map(Loc::of)),
-                ("sasl", s.sasl.as_ref().map(Loc::of)),
-                ("dead_letter_topic", s.dead_letter_topic.as_ref().map(|_| at_source)),
-                ("rekey", s.rekey.as_ref().map(Loc::of)),
-                ("tls", s.tls.as_ref().map(|_| at_source)),
-                ("properties", s.properties.as_ref().map(|_| at_source)),
-            ];
-            for (name, loc) in kafka_only {
-                if let Some(loc) = loc {
-                    sink.error_at(loc, format!("`{name}` applies to kafka sources only"));
-                }
-            }
-        }
+        settings.source = source::read(source, base, sink);
     }
     if let Some(state) = &spec.state {
         if let Some(dir) = &state.dir {
@@ -613,156 +380,6 @@ fn validate(spec: &ConfigSpec, base: &Path, sink: &mut Sink) -> Settings {
         settings.max_event_bytes = usize::try_from(max.value).unwrap_or(usize::MAX);
     }
     settings
-}
-
-fn brokers_of(brokers: &Spanned<OneOrMany>, sink: &mut Sink) -> String {
-    let list = match &brokers.value {
-        OneOrMany::One(text) => text.split(',').map(|b| b.trim().to_owned()).collect(),
-        OneOrMany::Many(list) => list.clone(),
-    };
-    if list.is_empty() || list.iter().any(|b| b.is_empty() || b.contains(char::is_whitespace)) {
-        sink.error(brokers, "`brokers` must list host:port addresses");
-    }
-    list.join(",")
-}
-
-/// Properties vigil sets itself, or that would put a secret in the config.
-fn property_problem(key: &str) -> Option<&'static str> {
-    const MANAGED: &[&str] =
-        &["bootstrap.servers", "group.id", "enable.auto.commit", "enable.auto.offset.store", "enable.partition.eof"];
-    if MANAGED.contains(&key) {
-        return Some("is set by vigil (it commits offsets itself, after the alert log)");
-    }
-    let lower = key.to_ascii_lowercase();
-    if lower.contains("password") || lower.contains("secret") || lower.contains("jaas") || lower.ends_with(".pem") {
-        return Some("would put a secret in the config: use `sasl`/`tls` with `*_env` or `*_file`");
-    }
-    None
-}
-
-fn properties_of(properties: Option<&BTreeMap<String, Spanned<Scalar>>>, sink: &mut Sink) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (key, value) in properties.into_iter().flatten() {
-        if let Some(problem) = property_problem(key) {
-            sink.error(value, format!("property `{key}` {problem}"));
-            continue;
-        }
-        let text = match &value.value {
-            Scalar::Bool(b) => b.to_string(),
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Text(t) => t.clone(),
-        };
-        out.push((key.clone(), text));
-    }
-    out
-}
-
-fn secret(env: &Option<String>, file: &Option<String>, base: &Path) -> Option<Secret> {
-    match (env, file) {
-        (Some(var), _) => Some(Secret::Env(var.clone())),
-        (None, Some(path)) => Some(Secret::File(base.join(path))),
-        (None, None) => None,
-    }
-}
-
-fn kafka_source(source: &Spanned<SourceSpec>, base: &Path, sink: &mut Sink) -> KafkaSource {
-    let s = &source.value;
-    let brokers = match &s.brokers {
-        Some(brokers) => brokers_of(brokers, sink),
-        None => {
-            sink.error(source, "a `kafka` source needs `brokers`");
-            String::new()
-        }
-    };
-    let topics: Vec<Topic> = match &s.topics {
-        Some(topics) if !topics.value.is_empty() => topics
-            .value
-            .iter()
-            .map(|t| match t {
-                TopicSpec::Name(name) => Topic { name: name.clone(), kind: None, key: Vec::new() },
-                TopicSpec::Detailed(t) => Topic { name: t.name.clone(), kind: t.kind.clone(), key: t.key.clone() },
-            })
-            .collect(),
-        Some(topics) => {
-            sink.error(topics, "`topics` must name at least one topic");
-            Vec::new()
-        }
-        None => {
-            sink.error(source, "a `kafka` source needs `topics`");
-            Vec::new()
-        }
-    };
-    if let Some(topics_at) = &s.topics {
-        for topic in &topics {
-            if !is_topic_name(&topic.name) {
-                sink.error(topics_at, format!("`{}` is not a Kafka topic name ([a-zA-Z0-9._-], 1-249)", topic.name));
-            }
-            if topic.key.iter().any(String::is_empty) {
-                sink.error(topics_at, format!("topic `{}`: a `key` field name is empty", topic.name));
-            }
-        }
-    }
-    let rekey = s.rekey.as_ref().map(|spec| {
-        let r = &spec.value;
-        if !topics.iter().any(|t| !t.key.is_empty()) {
-            sink.error(spec, "`rekey` needs a topic with a `key` (the fields its producers key records by)");
-        }
-        let topic_prefix = r.topic_prefix.as_ref().map_or(DEFAULT_REKEY_PREFIX.to_owned(), |p| p.value.clone());
-        if let Some(prefix) = &r.topic_prefix {
-            if !is_topic_name(&prefix.value) || prefix.value.len() > 200 {
-                sink.error(prefix, "`topic_prefix` must be a Kafka topic name ([a-zA-Z0-9._-], 1-200)");
-            }
-        }
-        let partitions = r.partitions.as_ref().map_or(DEFAULT_REKEY_PARTITIONS, |p| p.value);
-        if let Some(p) = r.partitions.as_ref().filter(|p| !(1..=10_000).contains(&p.value)) {
-            sink.error(p, "`partitions` must be from 1 to 10000");
-        }
-        let replication_factor = r.replication_factor.as_ref().map_or(-1, |p| p.value);
-        if let Some(f) = r.replication_factor.as_ref().filter(|f| f.value == 0 || f.value < -1) {
-            sink.error(f, "`replication_factor` must be at least 1 (or -1 for the broker's default)");
-        }
-        Rekey { topic_prefix, partitions, replication_factor }
-    });
-    let tls = s.tls.as_ref().map(|t| Tls {
-        ca: t.ca.as_ref().map(|p| base.join(p)),
-        cert: t.cert.as_ref().map(|p| base.join(p)),
-        key: t.key.as_ref().map(|p| base.join(p)),
-        key_password: secret(&t.key_password_env, &t.key_password_file, base),
-    });
-    let sasl = s.sasl.as_ref().and_then(|spec| {
-        let v = &spec.value;
-        if let Some(password) = &v.password {
-            sink.error(password, "secrets are never read from the config: use `password_env` or `password_file`");
-        }
-        if !["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&v.mechanism.value.as_str()) {
-            sink.error(&v.mechanism, "unknown SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)");
-        }
-        let username = match (&v.username, &v.username_env) {
-            (Some(name), _) => Some(Secret::Value(name.clone())),
-            (None, Some(var)) => Some(Secret::Env(var.clone())),
-            (None, None) => None,
-        };
-        let password = secret(&v.password_env, &v.password_file, base);
-        match (username, password) {
-            (Some(username), Some(password)) => Some(Sasl { mechanism: v.mechanism.value.clone(), username, password }),
-            _ => {
-                sink.error(spec, "`sasl` needs `username` (or `username_env`) and `password_env` or `password_file`");
-                None
-            }
-        }
-    });
-    KafkaSource {
-        client: KafkaClient { brokers, tls, sasl, properties: properties_of(s.properties.as_ref(), sink) },
-        topics,
-        group_id: s.group_id.as_ref().map_or(DEFAULT_GROUP_ID.to_owned(), |g| g.value.clone()),
-        dead_letter_topic: s.dead_letter_topic.clone(),
-        rekey,
-    }
-}
-
-fn is_topic_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 249 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 #[cfg(test)]

@@ -35,63 +35,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{brokers_of, properties_of, secret, KafkaClient, OneOrMany, OutputFormat, Scalar, Secret, Source};
-use crate::rules::yaml::{Loc, Spanned};
+use super::values::{duration, KafkaClient, OutputFormat};
+use super::Source;
+use crate::notify;
+pub use crate::notify::email::config::{Email, SmtpTls};
+pub use crate::notify::webhook::config::{Webhook, WebhookFormat};
+use crate::rules::fields::{FieldReader, Fields, FromNode};
+use crate::rules::yaml::{Loc, Node, Spanned};
 use crate::rules::{Severity, Sink};
-use crate::time::Span;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotifierSpec {
-    #[serde(rename = "type")]
-    pub kind: Spanned<String>,
-    // kafka
-    pub topic: Option<Spanned<String>>,
-    pub brokers: Option<Spanned<OneOrMany>>,
-    pub properties: Option<BTreeMap<String, Spanned<Scalar>>>,
-    // file, webhook
-    pub path: Option<Spanned<String>>,
-    pub format: Option<Spanned<String>>,
-    // email
-    pub host: Option<Spanned<String>>,
-    pub port: Option<Spanned<u16>>,
-    pub tls: Option<Spanned<String>>,
-    pub ca: Option<Spanned<String>>,
-    pub username: Option<Spanned<String>>,
-    pub username_env: Option<Spanned<String>>,
-    pub password_env: Option<Spanned<String>>,
-    pub password_file: Option<Spanned<String>>,
-    pub password: Option<Spanned<String>>,
-    pub from: Option<Spanned<String>>,
-    pub to: Option<Spanned<OneOrMany>>,
-    pub timezone: Option<Spanned<String>>,
-    // webhook
-    pub url: Option<Spanned<String>>,
-    pub url_env: Option<Spanned<String>>,
-    pub url_file: Option<Spanned<String>>,
-    pub secret_env: Option<Spanned<String>>,
-    pub secret_file: Option<Spanned<String>>,
-    pub secret: Option<Spanned<String>>,
-    pub routing_key_env: Option<Spanned<String>>,
-    pub routing_key_file: Option<Spanned<String>>,
-    pub routing_key: Option<Spanned<String>>,
-    pub allow_http: Option<Spanned<bool>>,
-    pub resolve_after: Option<Spanned<String>>,
-    // digest
-    pub via: Option<Spanned<String>>,
-    pub every: Option<Spanned<String>>,
-    // every type
-    pub redact: Option<BTreeMap<String, Spanned<String>>>,
-    pub timeout: Option<Spanned<String>>,
-    pub retry: Option<Spanned<RetrySpec>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetrySpec {
-    pub initial: Option<Spanned<String>>,
-    pub max: Option<Spanned<String>>,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +62,21 @@ pub struct MatchSpec {
     pub rule: Option<OneOrMany>,
     pub tags: Option<OneOrMany>,
     pub group: Option<BTreeMap<String, OneOrMany>>,
+}
+
+/// One name or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn list(value: &OneOrMany) -> Vec<String> {
+    match value {
+        OneOrMany::One(one) => vec![one.clone()],
+        OneOrMany::Many(many) => many.clone(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,56 +116,6 @@ pub enum NotifierKind {
         every: Duration,
     },
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
-    Starttls,
-    /// TLS from the first byte (SMTPS, port 465).
-    Tls,
-    /// No encryption: only for a relay on the same host.
-    None,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Email {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    /// A CA certificate (PEM) to trust besides the system's roots.
-    pub ca: Option<PathBuf>,
-    pub username: Option<Secret>,
-    pub password: Option<Secret>,
-    pub from: String,
-    pub to: Vec<String>,
-    pub timezone: Option<chrono_tz::Tz>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WebhookFormat {
-    /// vigil's alert JSON, signed per Standard Webhooks.
-    Generic,
-    Slack,
-    PagerDuty,
-    Alertmanager,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Webhook {
-    pub format: WebhookFormat,
-    /// Secret itself when it carries a token (Slack), so it may come from
-    /// the environment or a file.
-    pub url: Secret,
-    pub secret: Option<Secret>,
-    pub routing_key: Option<Secret>,
-    pub allow_http: bool,
-    pub ca: Option<PathBuf>,
-    /// PagerDuty: resolve the incident of a rule and group once it has
-    /// raised no alert for this long. Alertmanager: the alerts' `endsAt`.
-    pub resolve_after: Option<Duration>,
-}
-
-pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redaction {
@@ -255,42 +171,6 @@ pub struct RateLimit {
     pub per: Duration,
 }
 
-/// A duration above zero (`30s`, `5m`); a problem goes to `sink`.
-pub(super) fn duration(value: &Spanned<String>, sink: &mut Sink) -> Option<Duration> {
-    match Span::parse(&value.value) {
-        Ok(span) if span.0 > 0 => Some(Duration::from_micros(span.0 as u64)),
-        Ok(_) => {
-            sink.error(value, "must be above zero");
-            None
-        }
-        Err(message) => {
-            sink.error(value, message);
-            None
-        }
-    }
-}
-
-fn list(value: &OneOrMany) -> Vec<String> {
-    match value {
-        OneOrMany::One(one) => vec![one.clone()],
-        OneOrMany::Many(many) => many.clone(),
-    }
-}
-
-fn secret_of(
-    env: &Option<Spanned<String>>,
-    file: &Option<Spanned<String>>,
-    inline: &Option<Spanned<String>>,
-    what: &str,
-    base: &Path,
-    sink: &mut Sink,
-) -> Option<Secret> {
-    if let Some(inline) = inline {
-        sink.error(inline, format!("secrets are never read from the config: use `{what}_env` or `{what}_file`"));
-    }
-    secret(&env.as_ref().map(|e| e.value.clone()), &file.as_ref().map(|f| f.value.clone()), base)
-}
-
 /// A notifier name is also a file name in the state directory.
 fn is_notifier_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
@@ -299,44 +179,31 @@ fn is_notifier_name(name: &str) -> bool {
 /// Validates the notifiers (emails before the digests that send through
 /// them) and the routes.
 pub(super) fn validate(
-    notifiers: Option<&BTreeMap<String, Spanned<NotifierSpec>>>,
+    notifiers: Option<&BTreeMap<String, Spanned<Fields>>>,
     routes: Option<&Spanned<Vec<RouteSpec>>>,
     source: &Source,
     base: &Path,
     sink: &mut Sink,
 ) -> (Vec<Notifier>, Vec<Route>) {
     let mut out: Vec<Notifier> = Vec::new();
-    let specs: Vec<(&String, &Spanned<NotifierSpec>)> = notifiers.into_iter().flatten().collect();
-    let (digests, others): (Vec<_>, Vec<_>) = specs.into_iter().partition(|(_, n)| n.value.kind.value == "digest");
+    let specs: Vec<(&String, &Spanned<Fields>)> = notifiers.into_iter().flatten().collect();
+    let is_digest =
+        |spec: &Spanned<Fields>| spec.value.get("type").is_some_and(|t| t.value == Node::Str("digest".into()));
+    let (digests, others): (Vec<_>, Vec<_>) = specs.into_iter().partition(|(_, n)| is_digest(n));
     for (name, spec) in others.into_iter().chain(digests) {
         if !is_notifier_name(name) {
             sink.error(spec, format!("notifier name `{name}` may hold only letters, digits, `_` and `-`"));
         }
-        if let Some(kind) = notifier_kind(spec, source, base, &out, sink) {
-            let n = &spec.value;
-            let mut delivery = DeliveryPolicy::default();
-            if let Some(timeout) = n.timeout.as_ref().and_then(|t| duration(t, sink)) {
-                delivery.timeout = timeout;
-            }
-            if let Some(retry) = &n.retry {
-                if let Some(initial) = retry.value.initial.as_ref().and_then(|t| duration(t, sink)) {
-                    delivery.initial_backoff = initial;
-                }
-                if let Some(max) = retry.value.max.as_ref().and_then(|t| duration(t, sink)) {
-                    delivery.max_backoff = max;
-                }
-                if delivery.max_backoff < delivery.initial_backoff {
-                    sink.error(retry, "`retry.max` must not be below `retry.initial`");
-                }
-            }
-            let mut redact = Vec::new();
-            for (field, how) in n.redact.iter().flatten() {
-                match how.value.as_str() {
-                    "hash" => redact.push((field.clone(), Redaction::Hash)),
-                    "mask" => redact.push((field.clone(), Redaction::Mask)),
-                    other => sink.error(how, format!("unknown redaction `{other}` (hash, mask)")),
-                }
-            }
+        let mut r = FieldReader::new(&spec.value, Loc::of(spec), sink);
+        let Some(kind) = r.require::<String>("type", || "missing field `type`".into()) else { continue };
+        let delivery = delivery_policy(&mut r);
+        let redact = redactions(&mut r);
+        let read = notifier_kind(&kind, &mut r, source, base, &out);
+        if read.is_known {
+            let kind = kind.value.clone();
+            r.finish(|field| format!("`{field}` does not apply to a `{kind}` notifier"));
+        }
+        if let Some(kind) = read.kind {
             out.push(Notifier { name: name.clone(), kind, redact, delivery });
         }
     }
@@ -344,345 +211,91 @@ pub(super) fn validate(
     (out, routes)
 }
 
-/// Reports each field set that the notifier's type does not read.
-fn refuse_others(spec: &NotifierSpec, allowed: &[&str], kind: &str, at: Loc, sink: &mut Sink) {
-    let fields: [(&str, Option<Loc>); 30] = [
-        ("topic", spec.topic.as_ref().map(Loc::of)),
-        ("brokers", spec.brokers.as_ref().map(Loc::of)),
-        ("properties", spec.properties.as_ref().map(|_| at)),
-        ("path", spec.path.as_ref().map(Loc::of)),
-        ("format", spec.format.as_ref().map(Loc::of)),
-        ("host", spec.host.as_ref().map(Loc::of)),
-        ("port", spec.port.as_ref().map(Loc::of)),
-        ("tls", spec.tls.as_ref().map(Loc::of)),
-        ("ca", spec.ca.as_ref().map(Loc::of)),
-        ("username", spec.username.as_ref().map(Loc::of)),
-        ("username_env", spec.username_env.as_ref().map(Loc::of)),
-        ("password_env", spec.password_env.as_ref().map(Loc::of)),
-        ("password_file", spec.password_file.as_ref().map(Loc::of)),
-        ("password", spec.password.as_ref().map(Loc::of)),
-        ("from", spec.from.as_ref().map(Loc::of)),
-        ("to", spec.to.as_ref().map(Loc::of)),
-        ("timezone", spec.timezone.as_ref().map(Loc::of)),
-        ("url", spec.url.as_ref().map(Loc::of)),
-        ("url_env", spec.url_env.as_ref().map(Loc::of)),
-        ("url_file", spec.url_file.as_ref().map(Loc::of)),
-        ("secret_env", spec.secret_env.as_ref().map(Loc::of)),
-        ("secret_file", spec.secret_file.as_ref().map(Loc::of)),
-        ("secret", spec.secret.as_ref().map(Loc::of)),
-        ("routing_key_env", spec.routing_key_env.as_ref().map(Loc::of)),
-        ("routing_key_file", spec.routing_key_file.as_ref().map(Loc::of)),
-        ("routing_key", spec.routing_key.as_ref().map(Loc::of)),
-        ("allow_http", spec.allow_http.as_ref().map(Loc::of)),
-        ("resolve_after", spec.resolve_after.as_ref().map(Loc::of)),
-        ("via", spec.via.as_ref().map(Loc::of)),
-        ("every", spec.every.as_ref().map(Loc::of)),
-    ];
-    for (name, at) in fields {
-        if let Some(at) = at {
-            if !allowed.contains(&name) {
-                sink.error_at(at, format!("`{name}` does not apply to a `{kind}` notifier"));
-            }
+/// `timeout` and `retry`, which every notifier takes.
+fn delivery_policy(r: &mut FieldReader<'_>) -> DeliveryPolicy {
+    let mut delivery = DeliveryPolicy::default();
+    if let Some(timeout) = r.get::<String>("timeout").and_then(|t| duration(&t, r.sink)) {
+        delivery.timeout = timeout;
+    }
+    if let Some(retry) = r.get::<Fields>("retry") {
+        let mut fields = FieldReader::new(&retry.value, Loc::of(&retry), r.sink);
+        if let Some(initial) = fields.get::<String>("initial").and_then(|t| duration(&t, fields.sink)) {
+            delivery.initial_backoff = initial;
+        }
+        if let Some(max) = fields.get::<String>("max").and_then(|t| duration(&t, fields.sink)) {
+            delivery.max_backoff = max;
+        }
+        fields.finish(|field| format!("`{field}` is not a setting of `retry` (initial, max)"));
+        if delivery.max_backoff < delivery.initial_backoff {
+            r.sink.error(&retry, "`retry.max` must not be below `retry.initial`");
         }
     }
+    delivery
 }
 
-const EMAIL_FIELDS: &[&str] = &[
-    "host",
-    "port",
-    "tls",
-    "ca",
-    "username",
-    "username_env",
-    "password_env",
-    "password_file",
-    "password",
-    "from",
-    "to",
-    "timezone",
-];
+/// `redact`, which every notifier takes: field → `hash` or `mask`.
+fn redactions(r: &mut FieldReader<'_>) -> Vec<(String, Redaction)> {
+    let mut redact = Vec::new();
+    for (field, how) in r.get::<Fields>("redact").map(|f| f.value.0).unwrap_or_default() {
+        match String::from_node(&how) {
+            Ok(way) if way == "hash" => redact.push((field.value.0, Redaction::Hash)),
+            Ok(way) if way == "mask" => redact.push((field.value.0, Redaction::Mask)),
+            Ok(other) => r.sink.error(&how, format!("unknown redaction `{other}` (hash, mask)")),
+            Err(mismatch) => r.sink.error_at(mismatch.loc, mismatch.message),
+        }
+    }
+    redact
+}
 
+/// What a notifier type's reader made of its fields.
+struct Read {
+    kind: Option<NotifierKind>,
+    /// Whether the type is one vigil knows (else its fields mean nothing).
+    is_known: bool,
+}
+
+/// Hands the notifier's fields to its type's reader (each in the
+/// notifier's own folder under `notify/`).
 fn notifier_kind(
-    spec: &Spanned<NotifierSpec>,
+    kind: &Spanned<String>,
+    r: &mut FieldReader<'_>,
     source: &Source,
     base: &Path,
     known: &[Notifier],
-    sink: &mut Sink,
-) -> Option<NotifierKind> {
-    let n = &spec.value;
-    let at = Loc::of(spec);
-    let kind = n.kind.value.as_str();
-    match kind {
+) -> Read {
+    let kind = match kind.value.as_str() {
         "kafka" => {
-            refuse_others(n, &["topic", "brokers", "properties"], kind, at, sink);
-            let Some(topic) = &n.topic else {
-                sink.error(spec, "a `kafka` notifier needs a `topic`");
-                return None;
-            };
-            let mut client = match (&n.brokers, source) {
-                (Some(brokers), _) => KafkaClient { brokers: brokers_of(brokers, sink), ..KafkaClient::default() },
-                (None, Source::Kafka(source)) => source.client.clone(),
-                (None, _) => {
-                    sink.error(spec, "a `kafka` notifier needs `brokers` unless the source is kafka");
-                    return None;
-                }
-            };
-            client.properties.extend(properties_of(n.properties.as_ref(), sink));
-            Some(NotifierKind::Kafka { client, topic: topic.value.clone() })
-        }
-        "stdout" | "file" => {
-            refuse_others(n, &["path", "format"], kind, at, sink);
-            let format = match n.format.as_ref().map(|f| (f, f.value.as_str())) {
-                None | Some((_, "json")) => OutputFormat::Json,
-                Some((_, "text")) => OutputFormat::Text,
-                Some((f, other)) => {
-                    sink.error(f, format!("unknown format `{other}` (json, text)"));
-                    OutputFormat::Json
-                }
-            };
-            let path = match (kind, &n.path) {
-                ("file", Some(path)) => Some(base.join(&path.value)),
-                ("file", None) => {
-                    sink.error(spec, "a `file` notifier needs a `path`");
-                    return None;
-                }
+            let source = match source {
+                Source::Kafka(source) => Some(&source.client),
                 _ => None,
             };
-            Some(NotifierKind::File { path, format })
+            notify::kafka::read(r, source).map(|(client, topic)| NotifierKind::Kafka { client, topic })
         }
-        "email" => {
-            refuse_others(n, EMAIL_FIELDS, kind, at, sink);
-            email(spec, base, sink).map(NotifierKind::Email)
+        "stdout" | "file" => {
+            notify::file::read(r, kind.value == "file", base).map(|(path, format)| NotifierKind::File { path, format })
         }
+        "email" => notify::email::config::read(r, base).map(NotifierKind::Email),
         "digest" => {
-            refuse_others(n, &["via", "every", "to"], kind, at, sink);
-            let Some(via) = &n.via else {
-                sink.error(spec, "a `digest` notifier needs `via`: the email notifier it sends through");
-                return None;
+            let email_named = |name: &str| match known.iter().find(|k| k.name == name).map(|k| &k.kind) {
+                Some(NotifierKind::Email(email)) => Some(email.clone()),
+                _ => None,
             };
-            let Some(NotifierKind::Email(mut email)) =
-                known.iter().find(|k| k.name == via.value).map(|k| k.kind.clone())
-            else {
-                sink.error(via, format!("`{}` is not an email notifier", via.value));
-                return None;
-            };
-            if let Some(to) = &n.to {
-                email.to = list(&to.value);
-            }
-            let every = match &n.every {
-                Some(every) => duration(every, sink)?,
-                None => Duration::from_secs(3600),
-            };
-            Some(NotifierKind::Digest { email, every })
+            notify::email::config::read_digest(r, email_named)
+                .map(|(email, every)| NotifierKind::Digest { email, every })
         }
-        "webhook" => {
-            refuse_others(
-                n,
-                &[
-                    "format",
-                    "url",
-                    "url_env",
-                    "url_file",
-                    "secret_env",
-                    "secret_file",
-                    "secret",
-                    "routing_key_env",
-                    "routing_key_file",
-                    "routing_key",
-                    "allow_http",
-                    "ca",
-                    "resolve_after",
-                ],
-                kind,
-                at,
-                sink,
-            );
-            webhook(spec, base, sink).map(NotifierKind::Webhook)
-        }
+        "webhook" => notify::webhook::config::read(r, base).map(NotifierKind::Webhook),
         other => {
-            sink.error(
-                &n.kind,
-                format!("unknown notifier type `{other}` (email, digest, webhook, kafka, file, stdout)"),
-            );
-            None
-        }
-    }
-}
-
-fn email(spec: &Spanned<NotifierSpec>, base: &Path, sink: &mut Sink) -> Option<Email> {
-    let n = &spec.value;
-    let tls = match n.tls.as_ref().map(|t| (t, t.value.as_str())) {
-        None | Some((_, "starttls")) => SmtpTls::Starttls,
-        Some((_, "tls")) => SmtpTls::Tls,
-        Some((_, "none")) => SmtpTls::None,
-        Some((t, other)) => {
-            sink.error(t, format!("unknown `tls` mode `{other}` (starttls, tls, none)"));
-            SmtpTls::Starttls
+            r.sink
+                .error(kind, format!("unknown notifier type `{other}` (email, digest, webhook, kafka, file, stdout)"));
+            return Read { kind: None, is_known: false };
         }
     };
-    let port = n.port.as_ref().map_or(
-        match tls {
-            SmtpTls::Starttls => 587,
-            SmtpTls::Tls => 465,
-            SmtpTls::None => 25,
-        },
-        |p| p.value,
-    );
-    let username = match (&n.username, &n.username_env) {
-        (Some(name), _) => Some(Secret::Value(name.value.clone())),
-        (None, Some(var)) => Some(Secret::Env(var.value.clone())),
-        (None, None) => None,
-    };
-    let password = secret_of(&n.password_env, &n.password_file, &n.password, "password", base, sink);
-    if username.is_some() != password.is_some() {
-        sink.error(spec, "SMTP AUTH needs both `username` (or `username_env`) and `password_env` or `password_file`");
-    }
-    if tls == SmtpTls::None && password.is_some() {
-        sink.error(spec, "`tls: none` would send the SMTP password in clear text");
-    }
-    let to = n.to.as_ref().map(|t| list(&t.value)).unwrap_or_default();
-    let mut ok = true;
-    for (what, value) in [("host", &n.host), ("from", &n.from)] {
-        if value.is_none() {
-            sink.error(spec, format!("an `email` notifier needs `{what}`"));
-            ok = false;
-        }
-    }
-    if to.is_empty() {
-        sink.error(spec, "an `email` notifier needs `to`: one or more addresses");
-        ok = false;
-    }
-    for address in to.iter().map(String::as_str).chain(n.from.as_ref().map(|f| f.value.as_str())) {
-        if address.parse::<lettre::message::Mailbox>().is_err() {
-            let at = n.to.as_ref().map_or(Loc::of(spec), Loc::of);
-            sink.error_at(at, format!("`{address}` is not an email address"));
-            ok = false;
-        }
-    }
-    let timezone = n.timezone.as_ref().and_then(|tz| match tz.value.parse::<chrono_tz::Tz>() {
-        Ok(tz) => Some(tz),
-        Err(_) => {
-            sink.error(tz, format!("unknown timezone `{}` (an IANA name such as Europe/Berlin)", tz.value));
-            None
-        }
-    });
-    ok.then(|| Email {
-        host: n.host.as_ref().map(|h| h.value.clone()).unwrap_or_default(),
-        port,
-        tls,
-        ca: n.ca.as_ref().map(|c| base.join(&c.value)),
-        username,
-        password,
-        from: n.from.as_ref().map(|f| f.value.clone()).unwrap_or_default(),
-        to,
-        timezone,
-    })
-}
-
-/// Why a webhook URL given inline holds a credential, if it does: a user
-/// and password, a query parameter that names one, or a service whose hook
-/// URLs are bearer secrets (Slack, Discord, Microsoft Teams, Google Chat).
-fn inline_credential(url: &reqwest::Url) -> Option<String> {
-    if !url.username().is_empty() || url.password().is_some() {
-        return Some("the URL carries a user and password".into());
-    }
-    const SECRET_PARAMS: [&str; 11] =
-        ["token", "key", "apikey", "secret", "sig", "signature", "password", "pass", "auth", "code", "credential"];
-    for (name, _) in url.query_pairs() {
-        let lower = name.to_ascii_lowercase();
-        let last = lower.rsplit(['_', '-']).next().unwrap_or_default();
-        if SECRET_PARAMS.contains(&last) || lower.ends_with("token") {
-            return Some(format!("the URL carries `?{name}=`"));
-        }
-    }
-    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    let path = url.path();
-    let secret_path = (host == "hooks.slack.com" && path.starts_with("/services/"))
-        || (matches!(host.as_str(), "discord.com" | "discordapp.com") && path.starts_with("/api/webhooks/"))
-        || host.ends_with(".webhook.office.com")
-        || (host == "outlook.office.com" && path.starts_with("/webhook"))
-        || host == "chat.googleapis.com";
-    secret_path.then(|| format!("a {host} hook URL is itself the credential"))
-}
-
-fn webhook(spec: &Spanned<NotifierSpec>, base: &Path, sink: &mut Sink) -> Option<Webhook> {
-    let n = &spec.value;
-    let format = match n.format.as_ref().map(|f| (f, f.value.as_str())) {
-        None | Some((_, "generic")) => WebhookFormat::Generic,
-        Some((_, "slack")) => WebhookFormat::Slack,
-        Some((_, "pagerduty")) => WebhookFormat::PagerDuty,
-        Some((_, "alertmanager")) => WebhookFormat::Alertmanager,
-        Some((f, other)) => {
-            sink.error(f, format!("unknown webhook format `{other}` (generic, slack, pagerduty, alertmanager)"));
-            return None;
-        }
-    };
-    let allow_http = n.allow_http.as_ref().is_some_and(|a| a.value);
-    let url = match (&n.url, &n.url_env, &n.url_file) {
-        (Some(url), None, None) => {
-            let scheme_ok = url.value.starts_with("https://") || (allow_http && url.value.starts_with("http://"));
-            if !scheme_ok {
-                let message = if url.value.starts_with("http://") {
-                    "plain HTTP is refused unless the notifier sets `allow_http: true`"
-                } else {
-                    "`url` must start with https://"
-                };
-                sink.error(url, message);
-            } else {
-                match reqwest::Url::parse(&url.value) {
-                    Err(_) => sink.error(url, "`url` is not a URL"),
-                    Ok(parsed) => {
-                        if let Some(why) = inline_credential(&parsed) {
-                            sink.error(
-                                url,
-                                format!("{why}: a URL that is a credential goes in `url_env` or `url_file`, not in the config"),
-                            );
-                        }
-                    }
-                }
-            }
-            Secret::Value(url.value.clone())
-        }
-        (None, Some(var), None) => Secret::Env(var.value.clone()),
-        (None, None, Some(file)) => Secret::File(base.join(&file.value)),
-        (None, None, None) if format == WebhookFormat::PagerDuty => Secret::Value(PAGERDUTY_EVENTS_URL.to_owned()),
-        (None, None, None) => {
-            sink.error(spec, "a `webhook` notifier needs `url` (or `url_env`, `url_file`)");
-            return None;
-        }
-        _ => {
-            sink.error(spec, "set one of `url`, `url_env` and `url_file`");
-            return None;
-        }
-    };
-    let secret = secret_of(&n.secret_env, &n.secret_file, &n.secret, "secret", base, sink);
-    let routing_key = secret_of(&n.routing_key_env, &n.routing_key_file, &n.routing_key, "routing_key", base, sink);
-    match format {
-        WebhookFormat::Generic if secret.is_none() => {
-            sink.error(spec, "a `generic` webhook is signed: set `secret_env` or `secret_file`");
-        }
-        WebhookFormat::PagerDuty if routing_key.is_none() => {
-            sink.error(spec, "a `pagerduty` webhook needs `routing_key_env` or `routing_key_file`");
-        }
-        WebhookFormat::Generic | WebhookFormat::PagerDuty => {}
-        _ if secret.is_some() || routing_key.is_some() => {
-            sink.error(spec, "only `generic` webhooks are signed and only `pagerduty` takes a routing key");
-        }
-        _ => {}
-    }
-    let resolve_after = n.resolve_after.as_ref().and_then(|r| {
-        if !matches!(format, WebhookFormat::PagerDuty | WebhookFormat::Alertmanager) {
-            sink.error(r, "`resolve_after` applies to `pagerduty` and `alertmanager` webhooks");
-        }
-        duration(r, sink)
-    });
-    let ca = n.ca.as_ref().map(|c| base.join(&c.value));
-    Some(Webhook { format, url, secret, routing_key, allow_http, ca, resolve_after })
+    Read { kind, is_known: true }
 }
 
 fn validate_routes(
     routes: &Spanned<Vec<RouteSpec>>,
-    notifiers: Option<&BTreeMap<String, Spanned<NotifierSpec>>>,
+    notifiers: Option<&BTreeMap<String, Spanned<Fields>>>,
     sink: &mut Sink,
 ) -> Vec<Route> {
     let mut out = Vec::new();
@@ -731,6 +344,8 @@ mod tests {
 
     use super::*;
     use crate::config::parse;
+    use crate::config::Secret;
+    use crate::notify::webhook::PAGERDUTY_EVENTS_URL;
 
     fn errors(text: &str) -> String {
         parse(Path::new("c.yml"), text, Path::new("/etc/vigil")).unwrap_err().to_string()
@@ -797,6 +412,21 @@ mod tests {
         }
         assert!(errors("notifiers:\n  x: {type: email, hots: h}\n").contains("c.yml:2:20: unknown field `hots`"));
         assert!(errors("notifiers:\n  bad/name: {type: stdout}\n").contains("notifier name `bad/name`"));
+    }
+
+    #[test]
+    fn a_notifiers_settings_are_checked_even_where_another_section_does_not_parse() {
+        let text = "notifiers:\n  \
+            hook: {type: webhook, url: https://soc.example/hook, secret_env: S, timeout: [5s], retry: {inital: 2s}}\n\
+            metrics: {enabled: maybe}\n";
+        let err = errors(text);
+        for needle in [
+            "c.yml:2:80: expected a string",
+            "c.yml:2:94: unknown field `inital`: did you mean `initial`?",
+            "c.yml:3:20: not a boolean",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! deliver from the alert log, which is their durable outbox: one task per
 //! notifier (`worker`) reads the log from its saved position, keeps the
 //! alerts its routes give it (`route`), redacts (`redact`), renders
-//! (`message`, `email`, `webhook`) and sends (`sink`), retrying with
+//! (`message`, `email`, `webhook`) and sends (`sink`); each notifier type's
+//! folder or file (`email/`, `webhook/`, `kafka`, `file`) also holds the
+//! settings it reads from the config file, retrying with
 //! backoff until the receiver accepts or refuses for good.
 //!
 //! ```text
@@ -15,6 +17,8 @@
 
 pub mod console;
 pub mod email;
+pub mod file;
+pub mod kafka;
 pub mod message;
 pub mod redact;
 pub mod route;

@@ -20,7 +20,7 @@ use crate::engine::{Engine, RestoreReport, Restored, Snapshot};
 
 const MAGIC: &[u8; 8] = b"VIGILCK\0";
 /// Bumped whenever the layout of detector state changes.
-const FORMAT: u32 = 7;
+const FORMAT: u32 = 8;
 const HEADER: usize = MAGIC.len() + 4 + 8;
 
 #[derive(Debug, Error)]

@@ -164,6 +164,25 @@ pub fn fingerprint(rule: &str, key: &str) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
+/// What an alert was raised on.
+#[derive(Clone, Copy)]
+pub enum Trigger<'a, 'e> {
+    /// An event the rule matched; its fields fill the summary.
+    Event(&'a EventRef<'e>),
+    /// Event time passing with no event (a tick: silence, an incident's
+    /// update or end).
+    Time,
+}
+
+/// The incident an alert reports on, if any.
+#[derive(Clone, Copy)]
+pub enum PartOf<'a> {
+    /// Its count, top values and id come from the incident.
+    Incident(&'a Incident),
+    /// A notice of its own.
+    Alone,
+}
+
 impl Alert {
     /// The id the first notice of `firing` gets, which its updates repeat.
     pub fn id_of(rule: &Rule, key: &str, firing: &Firing) -> String {
@@ -196,13 +215,15 @@ impl Alert {
     /// Builds the alert; `event` is the event that raised it (none for a
     /// flatline, which fires on silence, or an incident's update), and
     /// `incident` the incident it reports on (its id, events and top).
-    pub fn build(
-        rule: &Rule,
-        key: &str,
-        firing: Firing,
-        event: Option<&EventRef<'_>>,
-        incident: Option<&Incident>,
-    ) -> Alert {
+    pub fn build(rule: &Rule, key: &str, firing: Firing, trigger: Trigger<'_, '_>, part_of: PartOf<'_>) -> Alert {
+        let event = match trigger {
+            Trigger::Event(event) => Some(event),
+            Trigger::Time => None,
+        };
+        let incident = match part_of {
+            PartOf::Incident(incident) => Some(incident),
+            PartOf::Alone => None,
+        };
         let group: Vec<(Arc<str>, String)> = if rule.group_by.is_empty() {
             Vec::new()
         } else {
@@ -218,10 +239,8 @@ impl Alert {
             rule.top.iter().zip(&i.top).map(|((name, _), values)| (name.clone(), values.listed())).collect()
         });
         // Without a count from the detector, the evidence is the events
-        // that fired. A flatline (which fires on silence) and a spike (which
-        // judges intervals of reports) count no events.
-        let windowed = !matches!(rule.detector, crate::detect::Params::Flatline(_) | crate::detect::Params::Spike(_));
-        let events = if windowed {
+        // that fired, for a type that counts events at all.
+        let events = if rule.detector.counts_events() {
             firing.events.or_else(|| (!firing.evidence.is_empty()).then_some(firing.evidence.len() as u64))
         } else {
             None
@@ -385,7 +404,7 @@ mod tests {
         assert_ne!(fingerprint("auth.x", "alice"), fingerprint("auth.x", "bob"));
         assert_ne!(fingerprint("a", "bc"), fingerprint("ab", "c"));
         // Pinned: a change would break deduplication across versions.
-        assert_eq!(fingerprint("auth.x", "alice").len(), 16);
+        assert_eq!(fingerprint("auth.x", "alice"), "71b53caa3b8b10ce");
     }
 
     #[test]

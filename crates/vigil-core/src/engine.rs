@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, KEY_SEPARATOR};
-use crate::detect::{Detector, Firing, Outcome, Params, Saved, SavedRef, Status};
+use crate::alert::{Alert, PartOf, Trigger, KEY_SEPARATOR};
+use crate::detect::{Detector, Firing, Outcome, Saved, SavedRef, Status};
 use crate::event::{Decoder, EventRef};
 use crate::incident::{Change, Incident, Incidents};
 use crate::ruleset::{Rule, RuleSet};
@@ -169,13 +169,11 @@ impl Engine {
                 (kind.into_boxed_str(), list.into_boxed_slice())
             })
             .collect();
-        let ticking: Vec<u32> = (0..slots.len() as u32).filter(|&i| slots[i as usize].detector.needs_ticks()).collect();
+        let ticking: Vec<u32> =
+            (0..slots.len() as u32).filter(|&i| slots[i as usize].rule.detector.tick_every().is_some()).collect();
         let tick_every = slots
             .iter()
-            .filter_map(|s| match &s.rule.detector {
-                Params::Flatline(p) => Some(Span(p.window.0 / 20)),
-                _ => None,
-            })
+            .filter_map(|s| s.rule.detector.tick_every())
             .min()
             .unwrap_or(Span::from_secs(60))
             .max(Span::from_secs(1));
@@ -369,7 +367,7 @@ impl Engine {
     fn evaluate_candidates(&mut self, late: bool, watermark: Timestamp, event: &EventRef<'_>, out: &mut Vec<Alert>) {
         let kind = if event.kind.bytes().any(|b| b.is_ascii_uppercase()) {
             self.kind_buf.clear();
-            self.kind_buf.push_str(&event.kind.to_ascii_lowercase());
+            self.kind_buf.extend(event.kind.chars().map(|c| c.to_ascii_lowercase()));
             self.kind_buf.as_str()
         } else {
             event.kind
@@ -389,7 +387,7 @@ impl Engine {
         let candidates = self.by_kind.get(kind).unwrap_or(&self.any_kind);
         for &index in candidates.iter() {
             let slot = &mut self.slots[index as usize];
-            if late && !matches!(slot.detector, Detector::Match(_)) {
+            if late && !slot.detector.takes_late_events() {
                 if slot.rule.filter.matches(event) {
                     slot.stats.late += 1;
                 }
@@ -423,7 +421,7 @@ impl Engine {
             fired.sort_by(|a, b| a.0.cmp(&b.0));
             for (key, firing) in fired.drain(..) {
                 slot.stats.alerts += 1;
-                out.push(Alert::build(&slot.rule, &key, firing, None, None));
+                out.push(Alert::build(&slot.rule, &key, firing, Trigger::Time, PartOf::Alone));
             }
         }
     }
@@ -542,7 +540,13 @@ fn evaluate(
             // Realert is over and the condition holds again: an update.
             slot.stats.updates += 1;
             incident.notice(firing.ts);
-            out.push(Alert::build(rule, key, incident.firing(Status::Firing), Some(event), Some(incident)));
+            out.push(Alert::build(
+                rule,
+                key,
+                incident.firing(Status::Firing),
+                Trigger::Event(event),
+                PartOf::Incident(incident),
+            ));
         }
         return;
     }
@@ -552,12 +556,12 @@ fn evaluate(
         Outcome::Fired(firing) => {
             slot.stats.alerts += 1;
             if rule.hold.is_none() && rule.top.is_empty() {
-                out.push(Alert::build(rule, key, firing, Some(event), None));
+                out.push(Alert::build(rule, key, firing, Trigger::Event(event), PartOf::Alone));
                 return;
             }
             let budget = slot.incidents.budget(rule.limits.evidence_bytes);
             let incident = Incident::open(rule, Alert::id_of(rule, key, &firing), &firing, decoder, &budget);
-            out.push(Alert::build(rule, key, firing, Some(event), Some(&incident)));
+            out.push(Alert::build(rule, key, firing, Trigger::Event(event), PartOf::Incident(&incident)));
             if rule.hold.is_some() {
                 if let Some((closed_key, mut closed)) = slot.incidents.insert(key, incident, rule.limits.max_groups) {
                     if closed.has_news() {
@@ -604,7 +608,8 @@ fn notice(rule: &Rule, key: &str, incident: &Incident, status: Status, decoder: 
     let firing = incident.firing(status);
     let latest = firing.evidence.last().cloned().unwrap_or_default();
     let event = decoder.decode(&latest).ok();
-    Alert::build(rule, key, firing, event.as_ref(), Some(incident))
+    let trigger = event.as_ref().map_or(Trigger::Time, Trigger::Event);
+    Alert::build(rule, key, firing, trigger, PartOf::Incident(incident))
 }
 
 /// Writes the group key of `event` for `rule`; false if a group field is

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::detect::{self, Limits, ParamReader, Params};
 use crate::event::enrich::{Format, Table};
 use crate::event::{FieldId, Schema};
+use crate::rules::fields::{FieldReader, Fields};
 use crate::rules::spec::{RuleSpec, TestSpec};
 use crate::rules::yaml::{self, Document, Loc, Node, Spanned};
 use crate::rules::{filter, Diagnostic, Diagnostics, Filter, Lists, Severity, Sink, Template};
@@ -279,13 +280,21 @@ fn compile_document(
 ) -> Option<Rule> {
     let spec: RuleSpec = match yaml::parse_document_all(doc) {
         Ok(spec) => spec,
-        Err(errors) => {
+        Err(unparsed) => {
             let rule = rule_id_of_broken(doc);
-            diagnostics.extend(errors.into_iter().map(|err| Diagnostic {
+            let mut problems: Vec<(Loc, String)> = unparsed.errors.into_iter().map(|e| (e.loc, e.message)).collect();
+            // serde does not look into the `detect:` map: what the rule
+            // says there is checked on what parsed.
+            if let Some(rest) = unparsed.rest {
+                let mut sink = Sink::new(doc.first_line);
+                compile_detector(&rest.detect, &mut Schema::new(), site.lists, &mut sink);
+                problems.extend(sink.problems.into_iter().map(|p| (p.loc, p.message)));
+            }
+            diagnostics.extend(problems.into_iter().map(|(loc, message)| Diagnostic {
                 file: path.to_owned(),
-                loc: err.loc,
+                loc,
                 rule: rule.clone(),
-                message: err.message,
+                message,
             }));
             return None;
         }
@@ -397,33 +406,7 @@ fn validate(
     }
     let filter = filter::compile(&spec.filter, &mut filter::FilterCtx { schema, lists, sink });
 
-    let detect = &spec.detect.value;
-    let mut group_by = Vec::new();
-    if let Some(fields) = &detect.group_by {
-        for name in &fields.value {
-            if name.trim().is_empty() {
-                sink.error(fields, "`group_by` names an empty field");
-            }
-            group_by.push((Arc::from(name.trim()), schema.intern(name.trim())));
-        }
-    }
-    let detector = match &detect.kind {
-        None => {
-            sink.error(&spec.detect, format!("`detect` needs a `type`: one of {}", detect::TYPES.join(", ")));
-            None
-        }
-        Some(kind) if !detect::TYPES.contains(&kind.value.as_str()) => {
-            sink.error(kind, format!("unknown detector type `{}` (one of {})", kind.value, detect::TYPES.join(", ")));
-            None
-        }
-        Some(kind) => {
-            let name = detect::TYPES.iter().find(|t| **t == kind.value).copied().unwrap_or("match");
-            let mut reader = ParamReader::new(detect, name, Loc::of(&spec.detect), schema, lists, sink);
-            let params = Params::compile(name, &mut reader);
-            reader.finish();
-            params
-        }
-    };
+    let (group_by, detector) = compile_detector(&spec.detect, schema, lists, sink);
 
     let alert = &spec.alert.value;
     let mut top = Vec::new();
@@ -524,6 +507,48 @@ fn validate(
         loc: yaml::file_loc(doc, Loc::of(&spec.id)),
         digest: state_digest(doc),
     })
+}
+
+/// Reads a rule's `detect:` map: the grouping and the detector.
+fn compile_detector(
+    detect: &Spanned<Fields>,
+    schema: &mut Schema,
+    lists: &Lists,
+    sink: &mut Sink,
+) -> (Vec<(Arc<str>, FieldId)>, Option<Params>) {
+    let mut fields = FieldReader::new(&detect.value, Loc::of(detect), sink);
+    let mut group_by = Vec::new();
+    if let Some(names) = fields.get::<Vec<String>>("group_by") {
+        for name in &names.value {
+            if name.trim().is_empty() {
+                fields.sink.error(&names, "`group_by` names an empty field");
+            }
+            group_by.push((Arc::from(name.trim()), schema.intern(name.trim())));
+        }
+    }
+    let given = fields.given("type");
+    let kind = fields.get::<String>("type");
+    let detector = match kind {
+        None if given.is_none() => {
+            fields.sink.error(detect, format!("`detect` needs a `type`: one of {}", detect::TYPES.join(", ")));
+            None
+        }
+        None => None,
+        Some(kind) => match detect::TYPES.iter().find(|t| **t == kind.value) {
+            None => {
+                let message = format!("unknown detector type `{}` (one of {})", kind.value, detect::TYPES.join(", "));
+                fields.sink.error(&kind, message);
+                None
+            }
+            Some(name) => {
+                let mut reader = ParamReader::new(fields, name, schema, lists);
+                let params = Params::compile(name, &mut reader);
+                reader.finish();
+                params
+            }
+        },
+    };
+    (group_by, detector)
 }
 
 /// The hash behind [`Rule::digest`]: the state-bearing sections as
@@ -718,6 +743,41 @@ tests:
         assert!(messages("{type: off_hours, hours: 09:00-09:00}")[0].contains("is empty"));
         let spike = messages("{type: spike, group_by: [user], interval: 1h, history: 100000000}");
         assert!(spike[0].contains("`history` is capped at 10000 intervals"), "{spike:?}");
+    }
+
+    #[test]
+    fn each_detector_type_takes_its_own_parameters_and_reports_the_rest_where_written() {
+        let rule = |detect: &str| {
+            format!("id: x.y\ntitle: T\nseverity: warning\nfilter: {{kind: login}}\ndetect: {detect}\nalert: {{summary: s}}\n")
+        };
+        let messages = |detect: &str| -> Vec<String> {
+            compile(&rule(detect), "").unwrap_err().0.into_iter().map(|d| format!("{}: {}", d.loc, d.message)).collect()
+        };
+        // A parameter of another type, at its value; a misspelling, at its key.
+        assert_eq!(
+            messages("{type: threshold, window: 5m, threshold: 3, field: user, treshold: 4}"),
+            [
+                "5:60: `field` is not a parameter of `threshold` detectors",
+                "5:66: unknown field `treshold`: did you mean `threshold`?"
+            ]
+        );
+        // A misspelt required parameter is reported once, as the misspelling.
+        assert_eq!(
+            messages("{type: distinct, windw: 5m, threshold: 3, field: user}"),
+            ["5:26: unknown field `windw`: did you mean `window`?"]
+        );
+        // A bad time zone does not make the other parameters unknown.
+        assert_eq!(
+            messages("{type: off_hours, timezone: Mars/Base, hours: 09:00-17:00}"),
+            ["5:37: unknown time zone `Mars/Base` (use an IANA name such as Europe/Berlin)"]
+        );
+        // A sequence's steps are maps of their own, read the same way.
+        let steps = "{type: sequence, window: 5m, steps: [{filter: {kind: a}, cout: 2}, {name: b}]}";
+        assert_eq!(
+            messages(steps),
+            ["5:66: unknown field `cout`: did you mean `count`?", "5:76: each step of a `sequence` needs `filter`"]
+        );
+        assert_eq!(messages("{type: match, window: [5m]}"), ["5:31: `window` is not a parameter of `match` detectors"]);
     }
 
     #[test]

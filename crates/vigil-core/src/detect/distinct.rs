@@ -8,7 +8,7 @@
 
 use super::bounded::BoundedLru;
 use super::groups::{GroupTable, Heat};
-use super::{conclude, Firing, Limits, Outcome, ParamReader};
+use super::{conclude, Firing, Limits, Outcome, ParamReader, Kind};
 use crate::event::{EventRef, FieldId};
 use crate::time::{Span, Timestamp};
 
@@ -21,9 +21,9 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window);
-        let threshold = r.positive("threshold", |s| &s.threshold);
-        let field = r.field("field", |s| &s.field);
+        let window = r.duration("window");
+        let threshold = r.positive("threshold");
+        let field = r.field("field");
         Some(Params { window: window?, threshold: threshold?.ceil() as usize, field: field? })
     }
 }
@@ -94,6 +94,55 @@ impl Detector {
             Firing { ts: event.ts, first_ts, count: Some(distinct as u64), value: Some(value), ..Firing::default() }
         });
         conclude(group, firing, limits)
+    }
+}
+
+
+impl Kind for Detector {
+    const NAME: &'static str = "distinct";
+    type Params = Params;
+    type Saved<'a> = &'a GroupTable<Values>;
+    type Restored = GroupTable<Values>;
+
+    fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
+        Params::compile(reader)
+    }
+
+    fn new(params: &Params, limits: &Limits) -> Detector {
+        Detector::new(params.clone(), limits)
+    }
+
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, _watermark: Timestamp, limits: &Limits) -> Outcome {
+        Detector::observe(self, event, key, limits)
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.groups.evidence_bytes()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.groups.evictions() + self.value_evictions
+    }
+
+    fn save(&self) -> &GroupTable<Values> {
+        &self.groups
+    }
+
+    fn restore(&mut self, saved: GroupTable<Values>) -> bool {
+        self.groups.adopt(saved);
+        true
+    }
+
+    fn window(params: &Params) -> Option<Span> {
+        Some(params.window)
+    }
+
+    fn threshold(params: &Params) -> Option<f64> {
+        Some(params.threshold as f64)
     }
 }
 

@@ -25,7 +25,7 @@
 use std::collections::VecDeque;
 
 use super::groups::{GroupTable, Heat};
-use super::{Firing, Limits, Outcome, ParamReader, Status};
+use super::{Firing, Limits, Outcome, ParamReader, Status, Kind};
 use crate::event::EventRef;
 use crate::time::{Span, Timestamp};
 
@@ -39,12 +39,9 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window);
-        let threshold = r.positive_or("threshold", |s| &s.threshold, 1.0);
-        let learn_gaps = match r.spec.learn_gaps {
-            Some(_) => Some(r.duration("learn_gaps", |s| &s.learn_gaps)?),
-            None => None,
-        };
+        let window = r.duration("window");
+        let threshold = r.positive_or("threshold", 1.0);
+        let learn_gaps = r.optional_duration("learn_gaps")?;
         Some(Params { window: window?, threshold: threshold?.ceil() as u64, learn_gaps })
     }
 }
@@ -183,6 +180,69 @@ impl Detector {
             }
         }
         suppressed
+    }
+}
+
+
+impl Kind for Detector {
+    const NAME: &'static str = "flatline";
+    const COUNTS_EVENTS: bool = false;
+    type Params = Params;
+    type Saved<'a> = &'a GroupTable<Activity>;
+    type Restored = GroupTable<Activity>;
+
+    fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
+        Params::compile(reader)
+    }
+
+    fn new(params: &Params, limits: &Limits) -> Detector {
+        Detector::new(params.clone(), limits)
+    }
+
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, _watermark: Timestamp, _limits: &Limits) -> Outcome {
+        Detector::observe(self, event, key)
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.groups.evidence_bytes()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.groups.evictions()
+    }
+
+    fn save(&self) -> &GroupTable<Activity> {
+        &self.groups
+    }
+
+    fn restore(&mut self, saved: GroupTable<Activity>) -> bool {
+        self.groups.adopt(saved);
+        true
+    }
+
+    fn window(params: &Params) -> Option<Span> {
+        Some(params.window)
+    }
+
+    fn threshold(params: &Params) -> Option<f64> {
+        Some(params.threshold as f64)
+    }
+
+    /// A flatline's alerts stand alone: its `resumed` alert ends it.
+    fn incident_hold(_params: &Params, _realert: Span) -> Option<Span> {
+        None
+    }
+
+    fn tick_every(params: &Params) -> Option<Span> {
+        Some(Span(params.window.0 / 20))
+    }
+
+    fn tick(&mut self, watermark: Timestamp, limits: &Limits, out: &mut Vec<(String, Firing)>) -> u64 {
+        Detector::tick(self, watermark, limits, out)
     }
 }
 

@@ -3,8 +3,9 @@
 //! from outside allowlisted networks: events that are alerts by themselves.
 
 use super::groups::GroupTable;
-use super::{conclude, Firing, Limits, Outcome};
+use super::{conclude, Firing, Limits, Outcome, Kind, ParamReader};
 use crate::event::EventRef;
+use crate::time::Timestamp;
 
 #[derive(Debug)]
 pub struct Detector {
@@ -21,6 +22,48 @@ impl Detector {
         group.evidence.record(event.ts, event.line);
         let firing = Firing { ts: event.ts, first_ts: event.ts, count: Some(1), ..Firing::default() };
         conclude(group, Some(firing), limits)
+    }
+}
+
+
+impl Kind for Detector {
+    const NAME: &'static str = "match";
+    const TAKES_LATE_EVENTS: bool = true;
+    type Params = ();
+    type Saved<'a> = &'a GroupTable<()>;
+    type Restored = GroupTable<()>;
+
+    fn compile(_reader: &mut ParamReader<'_>) -> Option<()> {
+        Some(())
+    }
+
+    fn new(_params: &(), limits: &Limits) -> Detector {
+        Detector::new(limits)
+    }
+
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, _watermark: Timestamp, limits: &Limits) -> Outcome {
+        Detector::observe(self, event, key, limits)
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.groups.evidence_bytes()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.groups.evictions()
+    }
+
+    fn save(&self) -> &GroupTable<()> {
+        &self.groups
+    }
+
+    fn restore(&mut self, saved: GroupTable<()>) -> bool {
+        self.groups.adopt(saved);
+        true
     }
 }
 

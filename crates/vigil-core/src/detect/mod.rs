@@ -1,33 +1,28 @@
 //! Detectors: per-group state machines over event time.
 //!
 //! One file per detector type, each holding its parameters (read from the
-//! rule's `detect:` map), its per-group state and its logic. Detector types
-//! are a closed enum: the engine dispatches with a `match`, and adding a
-//! type means adding a variant here. Detectors do no IO and read no clock;
-//! time is the event's `ts` and the engine's watermark.
+//! rule's `detect:` map), its per-group state and its logic, and
+//! implementing [`Kind`]. The `detectors!` list below is the one place
+//! that names them all: it declares the module and makes the closed enums
+//! ([`Params`], [`Detector`], the checkpoint forms) the engine dispatches
+//! on with a `match`, so the hot path has no virtual calls. Detectors do no
+//! IO and read no clock; time is the event's `ts` and the engine's
+//! watermark.
 
 pub mod bounded;
-pub mod distinct;
 pub mod evidence;
-pub mod flatline;
 pub mod groups;
-pub mod match_event;
-pub mod new_value;
-pub mod off_hours;
 pub mod params;
-pub mod ratio;
-pub mod sequence;
-pub mod spike;
-pub mod threshold;
 pub mod window;
 
+use std::fmt;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::event::EventRef;
 use crate::time::{Span, Timestamp};
-use groups::GroupTable;
 pub use params::ParamReader;
-use window::Window;
 
 /// What a detector found: the detector-specific numbers of an alert.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -89,289 +84,249 @@ pub struct Limits {
     pub realert: Span,
 }
 
-/// A detector type with its compiled parameters; cheap to clone, no state.
-#[derive(Debug, Clone)]
-pub enum Params {
-    Match,
-    Threshold(threshold::Params),
-    Distinct(distinct::Params),
-    Ratio(ratio::Params),
-    Spike(spike::Params),
-    NewValue(new_value::Params),
-    OffHours(off_hours::Params),
-    Sequence(sequence::Params),
-    Flatline(flatline::Params),
-}
+/// A detector type: what its file provides to the rest of vigil.
+pub trait Kind: Sized + fmt::Debug {
+    /// The type as rules name it (`detect.type`).
+    const NAME: &'static str;
+    /// Whether an event behind the watermark still counts: true for a type
+    /// that judges each event alone, false for one that judges windows.
+    const TAKES_LATE_EVENTS: bool = false;
+    /// Whether an alert without a count from the detector counts its
+    /// evidence as the events that fired: false for a type that fires on
+    /// silence or judges intervals of reports.
+    const COUNTS_EVENTS: bool = true;
 
-pub const TYPES: &[&str] =
-    &["match", "threshold", "distinct", "ratio", "spike", "new_value", "off_hours", "sequence", "flatline"];
+    /// The compiled parameters; cheap to clone, no state.
+    type Params: Clone + fmt::Debug;
+    /// The per-group state, borrowed for a checkpoint.
+    type Saved<'a>: Serialize
+    where
+        Self: 'a;
+    /// The per-group state read back from a checkpoint.
+    type Restored: DeserializeOwned;
 
-impl Params {
-    /// Reads the parameters of detector type `kind`; problems go to the
-    /// reader's sink and yield `None`.
-    pub fn compile(kind: &str, reader: &mut ParamReader<'_>) -> Option<Params> {
-        Some(match kind {
-            "match" => Params::Match,
-            "threshold" => Params::Threshold(threshold::Params::compile(reader)?),
-            "distinct" => Params::Distinct(distinct::Params::compile(reader)?),
-            "ratio" => Params::Ratio(ratio::Params::compile(reader)?),
-            "spike" => Params::Spike(spike::Params::compile(reader)?),
-            "new_value" => Params::NewValue(new_value::Params::compile(reader)?),
-            "off_hours" => Params::OffHours(off_hours::Params::compile(reader)?),
-            "sequence" => Params::Sequence(sequence::Params::compile(reader)?),
-            "flatline" => Params::Flatline(flatline::Params::compile(reader)?),
-            _ => return None,
-        })
-    }
-
-    /// The detector type as rules name it (`detect.type`).
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Params::Match => "match",
-            Params::Threshold(_) => "threshold",
-            Params::Distinct(_) => "distinct",
-            Params::Ratio(_) => "ratio",
-            Params::Spike(_) => "spike",
-            Params::NewValue(_) => "new_value",
-            Params::OffHours(_) => "off_hours",
-            Params::Sequence(_) => "sequence",
-            Params::Flatline(_) => "flatline",
-        }
-    }
-
-    /// The realert period a rule gets when it sets none: one window, so a
-    /// burst that keeps going is one alert per window, not one per event.
-    pub fn default_realert(&self) -> Span {
-        match self {
-            Params::Match | Params::NewValue(_) => Span::ZERO,
-            Params::Threshold(p) => p.window,
-            Params::Distinct(p) => p.window,
-            Params::Ratio(p) => p.window,
-            Params::Spike(p) => p.interval,
-            Params::OffHours(_) => Span::from_secs(3600),
-            Params::Sequence(p) => p.window,
-            Params::Flatline(p) => p.window,
-        }
-    }
-
-    /// How long a group must be quiet before the incident its alert
-    /// opened is over: the window (or interval) the condition is judged
-    /// over, or realert if longer, since until then the detector would not
-    /// page again anyway. `None` for a type whose alerts stand alone: a
-    /// point event with no realert, or a flatline (its `resumed` alert
-    /// ends it).
-    pub fn incident_hold(&self, realert: Span) -> Option<Span> {
-        let window = match self {
-            Params::Flatline(_) => return None,
-            Params::Match | Params::NewValue(_) | Params::OffHours(_) => Span::ZERO,
-            _ => self.window().unwrap_or(Span::ZERO),
-        };
-        let hold = window.max(realert);
-        (hold > Span::ZERO).then_some(hold)
-    }
-
-    /// The window the alert text calls `{{window}}`, if the type has one.
-    pub fn window(&self) -> Option<Span> {
-        match self {
-            Params::Threshold(p) => Some(p.window),
-            Params::Distinct(p) => Some(p.window),
-            Params::Ratio(p) => Some(p.window),
-            Params::Spike(p) => Some(p.interval),
-            Params::Sequence(p) => Some(p.window),
-            Params::Flatline(p) => Some(p.window),
-            Params::Match | Params::NewValue(_) | Params::OffHours(_) => None,
-        }
-    }
-
-    pub fn threshold(&self) -> Option<f64> {
-        match self {
-            Params::Threshold(p) => Some(p.threshold),
-            Params::Distinct(p) => Some(p.threshold as f64),
-            Params::Ratio(p) => Some(p.ratio),
-            Params::Spike(p) => Some(p.threshold),
-            Params::Flatline(p) => Some(p.threshold as f64),
-            _ => None,
-        }
-    }
-}
-
-/// A detector with its state for every group.
-#[derive(Debug)]
-pub enum Detector {
-    Match(match_event::Detector),
-    Threshold(threshold::Detector),
-    Distinct(distinct::Detector),
-    Ratio(ratio::Detector),
-    Spike(spike::Detector),
-    NewValue(new_value::Detector),
-    OffHours(off_hours::Detector),
-    Sequence(sequence::Detector),
-    Flatline(flatline::Detector),
-}
-
-impl Detector {
-    pub fn new(params: &Params, limits: &Limits) -> Detector {
-        match params {
-            Params::Match => Detector::Match(match_event::Detector::new(limits)),
-            Params::Threshold(p) => Detector::Threshold(threshold::Detector::new(p.clone(), limits)),
-            Params::Distinct(p) => Detector::Distinct(distinct::Detector::new(p.clone(), limits)),
-            Params::Ratio(p) => Detector::Ratio(ratio::Detector::new(p.clone(), limits)),
-            Params::Spike(p) => Detector::Spike(spike::Detector::new(p.clone(), limits)),
-            Params::NewValue(p) => Detector::NewValue(new_value::Detector::new(p.clone(), limits)),
-            Params::OffHours(p) => Detector::OffHours(off_hours::Detector::new(p.clone(), limits)),
-            Params::Sequence(p) => Detector::Sequence(sequence::Detector::new(p.clone(), limits)),
-            Params::Flatline(p) => Detector::Flatline(flatline::Detector::new(p.clone(), limits)),
-        }
-    }
-
+    /// Reads the parameters; problems go to the reader and yield `None`.
+    fn compile(reader: &mut ParamReader<'_>) -> Option<Self::Params>;
+    fn new(params: &Self::Params, limits: &Limits) -> Self;
     /// Shows a matching event to the detector. `watermark` is the event
     /// time before which no further event will be accepted.
-    pub fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome {
-        match self {
-            Detector::Match(d) => d.observe(event, key, limits),
-            Detector::Threshold(d) => d.observe(event, key, watermark, limits),
-            Detector::Distinct(d) => d.observe(event, key, limits),
-            Detector::Ratio(d) => d.observe(event, key, watermark, limits),
-            Detector::Spike(d) => d.observe(event, key, limits),
-            Detector::NewValue(d) => d.observe(event, key, limits),
-            Detector::OffHours(d) => d.observe(event, key, limits),
-            Detector::Sequence(d) => d.observe(event, key, limits),
-            Detector::Flatline(d) => d.observe(event, key),
-        }
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome;
+    /// Lets event time advance to `watermark` with no event, for a type
+    /// whose [`Kind::tick_every`] is some; fires for groups whose silence
+    /// is now long enough.
+    fn tick(&mut self, _watermark: Timestamp, _limits: &Limits, _out: &mut Vec<(String, Firing)>) -> u64 {
+        0
     }
-
-    /// Whether [`Detector::tick`] can fire: the detector reacts to time
-    /// passing, not only to events.
-    pub fn needs_ticks(&self) -> bool {
-        matches!(self, Detector::Flatline(_))
-    }
-
-    /// Lets event time advance to `watermark` with no event; fires for
-    /// groups whose silence is now long enough.
-    pub fn tick(&mut self, watermark: Timestamp, limits: &Limits, out: &mut Vec<(String, Firing)>) -> u64 {
-        match self {
-            Detector::Flatline(d) => d.tick(watermark, limits, out),
-            _ => 0,
-        }
-    }
-
-    pub fn groups(&self) -> usize {
-        match self {
-            Detector::Match(d) => d.groups.len(),
-            Detector::Threshold(d) => d.groups.len(),
-            Detector::Distinct(d) => d.groups.len(),
-            Detector::Ratio(d) => d.groups.len(),
-            Detector::Spike(d) => d.groups.len(),
-            Detector::NewValue(d) => d.groups.len(),
-            Detector::OffHours(d) => d.groups_len(),
-            Detector::Sequence(d) => d.groups.len(),
-            Detector::Flatline(d) => d.groups.len(),
-        }
-    }
-
+    fn groups(&self) -> usize;
     /// Bytes of evidence the groups hold (see [`evidence`]).
-    pub fn evidence_bytes(&self) -> usize {
-        match self {
-            Detector::Match(d) => d.groups.evidence_bytes(),
-            Detector::Threshold(d) => d.groups.evidence_bytes(),
-            Detector::Distinct(d) => d.groups.evidence_bytes(),
-            Detector::Ratio(d) => d.groups.evidence_bytes(),
-            Detector::Spike(d) => d.groups.evidence_bytes(),
-            Detector::NewValue(d) => d.groups.evidence_bytes(),
-            Detector::OffHours(off_hours::Detector::Schedule { groups, .. }) => groups.evidence_bytes(),
-            Detector::OffHours(off_hours::Detector::Profile { groups, .. }) => groups.evidence_bytes(),
-            Detector::Sequence(d) => d.groups.evidence_bytes(),
-            Detector::Flatline(d) => d.groups.evidence_bytes(),
-        }
-    }
-
+    fn evidence_bytes(&self) -> usize;
     /// Groups and remembered values dropped to stay within the limits.
-    pub fn evictions(&self) -> u64 {
-        match self {
-            Detector::Match(d) => d.groups.evictions(),
-            Detector::Threshold(d) => d.groups.evictions(),
-            Detector::Distinct(d) => d.groups.evictions() + d.value_evictions,
-            Detector::Ratio(d) => d.groups.evictions(),
-            Detector::Spike(d) => d.groups.evictions(),
-            Detector::NewValue(d) => d.groups.evictions() + d.value_evictions,
-            Detector::OffHours(d) => d.evictions(),
-            Detector::Sequence(d) => d.groups.evictions(),
-            Detector::Flatline(d) => d.groups.evictions(),
-        }
+    fn evictions(&self) -> u64;
+    fn save(&self) -> Self::Saved<'_>;
+    /// Replaces the state with a checkpointed one; false (and nothing
+    /// changed) if it does not fit this detector.
+    fn restore(&mut self, saved: Self::Restored) -> bool;
+
+    /// The window the alert text calls `{{window}}`, if the type has one.
+    fn window(_params: &Self::Params) -> Option<Span> {
+        None
+    }
+    fn threshold(_params: &Self::Params) -> Option<f64> {
+        None
+    }
+    /// The realert period a rule gets when it sets none: one window, so a
+    /// burst that keeps going is one alert per window, not one per event.
+    fn default_realert(params: &Self::Params) -> Span {
+        Self::window(params).unwrap_or(Span::ZERO)
+    }
+    /// How long a group must be quiet before the incident its alert
+    /// opened is over: the window the condition is judged over, or realert
+    /// if longer, since until then the detector would not page again
+    /// anyway. `None` for a type whose alerts stand alone.
+    fn incident_hold(params: &Self::Params, realert: Span) -> Option<Span> {
+        let hold = Self::window(params).unwrap_or(Span::ZERO).max(realert);
+        (hold > Span::ZERO).then_some(hold)
+    }
+    /// How often event time must be shown to the detector with no event
+    /// ([`Kind::tick`]); `None` for a type that only reacts to events.
+    fn tick_every(_params: &Self::Params) -> Option<Span> {
+        None
     }
 }
 
-/// Declares the checkpoint forms of detector state: [`SavedRef`] borrows
-/// the state of a live detector for writing, [`Saved`] owns a state read
-/// back. Both list the same variants in the same order, which is what the
-/// binary encoding records.
-macro_rules! saved_state {
-    ($($variant:ident($state:ty)),* $(,)?) => {
-        /// A detector's per-group state, borrowed for a checkpoint.
+/// Declares the detector modules and the closed enums over them.
+macro_rules! detectors {
+    ($($variant:ident => $module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// A detector type with its compiled parameters.
+        #[derive(Debug, Clone)]
+        pub enum Params {
+            $($variant(<$module::Detector as Kind>::Params)),*
+        }
+
+        /// Every detector type, as rules name them.
+        pub const TYPES: &[&str] = &[$(<$module::Detector as Kind>::NAME),*];
+
+        impl Params {
+            /// Reads the parameters of detector type `kind`; problems go to
+            /// the reader and yield `None`.
+            pub fn compile(kind: &str, reader: &mut ParamReader<'_>) -> Option<Params> {
+                $(if kind == <$module::Detector as Kind>::NAME {
+                    return <$module::Detector as Kind>::compile(reader).map(Params::$variant);
+                })*
+                None
+            }
+
+            /// The detector type as rules name it (`detect.type`).
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(Params::$variant(_) => <$module::Detector as Kind>::NAME),*
+                }
+            }
+
+            /// See [`Kind::default_realert`].
+            pub fn default_realert(&self) -> Span {
+                match self {
+                    $(Params::$variant(p) => <$module::Detector as Kind>::default_realert(p)),*
+                }
+            }
+
+            /// See [`Kind::incident_hold`].
+            pub fn incident_hold(&self, realert: Span) -> Option<Span> {
+                match self {
+                    $(Params::$variant(p) => <$module::Detector as Kind>::incident_hold(p, realert)),*
+                }
+            }
+
+            /// See [`Kind::window`].
+            pub fn window(&self) -> Option<Span> {
+                match self {
+                    $(Params::$variant(p) => <$module::Detector as Kind>::window(p)),*
+                }
+            }
+
+            pub fn threshold(&self) -> Option<f64> {
+                match self {
+                    $(Params::$variant(p) => <$module::Detector as Kind>::threshold(p)),*
+                }
+            }
+
+            /// See [`Kind::tick_every`].
+            pub fn tick_every(&self) -> Option<Span> {
+                match self {
+                    $(Params::$variant(p) => <$module::Detector as Kind>::tick_every(p)),*
+                }
+            }
+
+            /// See [`Kind::COUNTS_EVENTS`].
+            pub fn counts_events(&self) -> bool {
+                match self {
+                    $(Params::$variant(_) => <$module::Detector as Kind>::COUNTS_EVENTS),*
+                }
+            }
+        }
+
+        /// A detector with its state for every group.
+        #[derive(Debug)]
+        pub enum Detector {
+            $($variant($module::Detector)),*
+        }
+
+        /// A detector's per-group state, borrowed for a checkpoint. The
+        /// binary encoding records the variant's position in this list.
         #[derive(Serialize)]
         pub enum SavedRef<'a> {
-            $($variant(&'a GroupTable<$state>)),*
+            $($variant(<$module::Detector as Kind>::Saved<'a>)),*
         }
 
         /// A detector's per-group state read from a checkpoint.
         #[derive(Deserialize)]
         pub enum Saved {
-            $($variant(GroupTable<$state>)),*
+            $($variant(<$module::Detector as Kind>::Restored)),*
+        }
+
+        impl Detector {
+            pub fn new(params: &Params, limits: &Limits) -> Detector {
+                match params {
+                    $(Params::$variant(p) => Detector::$variant(<$module::Detector as Kind>::new(p, limits))),*
+                }
+            }
+
+            /// See [`Kind::observe`].
+            pub fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome {
+                match self {
+                    $(Detector::$variant(d) => Kind::observe(d, event, key, watermark, limits)),*
+                }
+            }
+
+            /// See [`Kind::TAKES_LATE_EVENTS`].
+            pub fn takes_late_events(&self) -> bool {
+                match self {
+                    $(Detector::$variant(_) => <$module::Detector as Kind>::TAKES_LATE_EVENTS),*
+                }
+            }
+
+            /// See [`Kind::tick`].
+            pub fn tick(&mut self, watermark: Timestamp, limits: &Limits, out: &mut Vec<(String, Firing)>) -> u64 {
+                match self {
+                    $(Detector::$variant(d) => Kind::tick(d, watermark, limits, out)),*
+                }
+            }
+
+            pub fn groups(&self) -> usize {
+                match self {
+                    $(Detector::$variant(d) => Kind::groups(d)),*
+                }
+            }
+
+            /// See [`Kind::evidence_bytes`].
+            pub fn evidence_bytes(&self) -> usize {
+                match self {
+                    $(Detector::$variant(d) => Kind::evidence_bytes(d)),*
+                }
+            }
+
+            /// See [`Kind::evictions`].
+            pub fn evictions(&self) -> u64 {
+                match self {
+                    $(Detector::$variant(d) => Kind::evictions(d)),*
+                }
+            }
+
+            /// The state to checkpoint.
+            pub fn save(&self) -> SavedRef<'_> {
+                match self {
+                    $(Detector::$variant(d) => SavedRef::$variant(Kind::save(d))),*
+                }
+            }
+
+            /// Replaces the state with a checkpointed one; false (and
+            /// nothing changed) if the saved state belongs to another
+            /// detector type.
+            pub fn restore(&mut self, saved: Saved) -> bool {
+                match (self, saved) {
+                    $((Detector::$variant(d), Saved::$variant(s)) => Kind::restore(d, s),)*
+                    #[allow(unreachable_patterns)]
+                    _ => false,
+                }
+            }
         }
     };
 }
 
-saved_state! {
-    Match(()),
-    Threshold(Window),
-    Distinct(distinct::Values),
-    Ratio(Window),
-    Spike(spike::Baseline),
-    NewValue(new_value::Known),
-    Schedule(()),
-    Profile(off_hours::Habits),
-    Sequence(sequence::Progress),
-    Flatline(flatline::Activity),
-}
-
-impl Detector {
-    /// The state to checkpoint.
-    pub fn save(&self) -> SavedRef<'_> {
-        match self {
-            Detector::Match(d) => SavedRef::Match(&d.groups),
-            Detector::Threshold(d) => SavedRef::Threshold(&d.groups),
-            Detector::Distinct(d) => SavedRef::Distinct(&d.groups),
-            Detector::Ratio(d) => SavedRef::Ratio(&d.groups),
-            Detector::Spike(d) => SavedRef::Spike(&d.groups),
-            Detector::NewValue(d) => SavedRef::NewValue(&d.groups),
-            Detector::OffHours(off_hours::Detector::Schedule { groups, .. }) => SavedRef::Schedule(groups),
-            Detector::OffHours(off_hours::Detector::Profile { groups, .. }) => SavedRef::Profile(groups),
-            Detector::Sequence(d) => SavedRef::Sequence(&d.groups),
-            Detector::Flatline(d) => SavedRef::Flatline(&d.groups),
-        }
-    }
-
-    /// Replaces the state with a checkpointed one; false (and nothing
-    /// changed) if the saved state belongs to another detector type.
-    pub fn restore(&mut self, saved: Saved) -> bool {
-        match (self, saved) {
-            (Detector::Match(d), Saved::Match(g)) => d.groups.adopt(g),
-            (Detector::Threshold(d), Saved::Threshold(g)) => d.groups.adopt(g),
-            (Detector::Distinct(d), Saved::Distinct(g)) => d.groups.adopt(g),
-            (Detector::Ratio(d), Saved::Ratio(g)) => d.groups.adopt(g),
-            (Detector::Spike(d), Saved::Spike(g)) => d.groups.adopt(g),
-            (Detector::NewValue(d), Saved::NewValue(g)) => {
-                d.groups.adopt(g);
-                d.recount();
-            }
-            (Detector::OffHours(off_hours::Detector::Schedule { groups, .. }), Saved::Schedule(g)) => groups.adopt(g),
-            (Detector::OffHours(off_hours::Detector::Profile { groups, .. }), Saved::Profile(g)) => groups.adopt(g),
-            (Detector::Sequence(d), Saved::Sequence(g)) => d.groups.adopt(g),
-            (Detector::Flatline(d), Saved::Flatline(g)) => d.groups.adopt(g),
-            _ => return false,
-        }
-        true
-    }
+// The detector types. Adding one: its file, implementing `Kind`, and a line
+// here (at the end: checkpoints record a type by its position).
+detectors! {
+    Match => match_event,
+    Threshold => threshold,
+    Distinct => distinct,
+    Ratio => ratio,
+    Spike => spike,
+    NewValue => new_value,
+    OffHours => off_hours,
+    Sequence => sequence,
+    Flatline => flatline,
 }
 
 /// What an event adds to a count or sum: 1, or the value of the `sum`

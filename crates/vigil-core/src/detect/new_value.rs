@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 
 use super::bounded::BoundedLru;
 use super::groups::{GroupTable, Heat};
-use super::{conclude, Firing, Limits, Outcome, ParamReader};
+use super::{conclude, Firing, Limits, Outcome, ParamReader, Kind};
 use crate::event::{EventRef, FieldId, Value};
 use crate::time::{Span, Timestamp};
 
@@ -42,25 +42,22 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let field = r.field("field", |s| &s.field);
-        let learning = r.duration_or("learning", |s| &s.learning, Span::from_secs(7 * 86_400));
-        let forget_after = match r.spec.forget_after {
-            Some(_) => Some(r.duration("forget_after", |s| &s.forget_after)?),
-            None => None,
-        };
-        let v4 = r.optional("prefix", |s| &s.prefix);
-        let v6 = r.optional("prefix_v6", |s| &s.prefix_v6);
-        if let Some(p) = v4.filter(|p| p.value > 32) {
+        let field = r.field("field");
+        let learning = r.duration_or("learning", Span::from_secs(7 * 86_400));
+        let forget_after = r.optional_duration("forget_after");
+        let v4 = r.optional::<u8>("prefix");
+        let v6 = r.optional::<u8>("prefix_v6");
+        if let Some(p) = v4.as_ref().filter(|p| p.value > 32) {
             r.error(p, "`prefix` is an IPv4 prefix length, 0 to 32");
         }
-        if let Some(p) = v6.filter(|p| p.value > 128) {
+        if let Some(p) = v6.as_ref().filter(|p| p.value > 128) {
             r.error(p, "`prefix_v6` is an IPv6 prefix length, 0 to 128");
         }
         let network = (v4.is_some() || v6.is_some())
             .then(|| (v4.map_or(24, |p| p.value.min(32)), v6.map_or(48, |p| p.value.min(128))));
-        let common_in = r.optional("common_in", |s| &s.common_in).map(|c| c.value.max(1));
-        let also_new = r.optional_fields("also_new", |s| &s.also_new);
-        Some(Params { field: field?, learning: learning?, forget_after, network, common_in, also_new })
+        let common_in = r.optional::<u32>("common_in").map(|c| c.value.max(1));
+        let also_new = r.optional_fields("also_new");
+        Some(Params { field: field?, learning: learning?, forget_after: forget_after?, network, common_in, also_new })
     }
 }
 
@@ -237,6 +234,48 @@ fn to_network(text: &mut String, from: usize, (v4, v6): (u8, u8)) -> bool {
     let Ok(net) = ipnet::IpNet::new(addr, len) else { return false };
     text.truncate(from);
     write!(text, "{}", net.trunc()).is_ok()
+}
+
+
+impl Kind for Detector {
+    const NAME: &'static str = "new_value";
+    type Params = Params;
+    type Saved<'a> = &'a GroupTable<Known>;
+    type Restored = GroupTable<Known>;
+
+    fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
+        Params::compile(reader)
+    }
+
+    fn new(params: &Params, limits: &Limits) -> Detector {
+        Detector::new(params.clone(), limits)
+    }
+
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, _watermark: Timestamp, limits: &Limits) -> Outcome {
+        Detector::observe(self, event, key, limits)
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.groups.evidence_bytes()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.groups.evictions() + self.value_evictions
+    }
+
+    fn save(&self) -> &GroupTable<Known> {
+        &self.groups
+    }
+
+    fn restore(&mut self, saved: GroupTable<Known>) -> bool {
+        self.groups.adopt(saved);
+        self.recount();
+        true
+    }
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@ use chrono::{Datelike, NaiveDate, Timelike, Weekday};
 use chrono_tz::Tz;
 
 use super::groups::{GroupTable, Heat};
-use super::{conclude, Firing, Limits, Outcome, ParamReader};
+use super::{conclude, Firing, Limits, Outcome, ParamReader, Kind};
 use crate::event::{EventRef, FieldId};
+use crate::rules::yaml::Node;
 use crate::time::{Span, Timestamp};
 
 #[derive(Debug, Clone)]
@@ -74,45 +75,47 @@ const HOURS_PER_WEEK: usize = 168;
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let timezone = match r.optional("timezone", |s| &s.timezone) {
-            None => Tz::UTC,
+        // A bad time zone is reported and the other parameters are still
+        // read, so that they are not reported as unknown.
+        let timezone = match r.optional::<String>("timezone") {
+            None => Some(Tz::UTC),
             Some(spec) => match spec.value.parse::<Tz>() {
-                Ok(tz) => tz,
+                Ok(tz) => Some(tz),
                 Err(_) => {
                     r.error(
-                        spec,
+                        &spec,
                         format!("unknown time zone `{}` (use an IANA name such as Europe/Berlin)", spec.value),
                     );
-                    return None;
+                    None
                 }
             },
         };
-        let timezone_field = r.optional_fields("timezone_field", |s| &s.timezone_field);
-        let mode = match r.choice("mode", |s| &s.mode, &["schedule", "profile"]) {
+        let timezone_field = r.optional_fields("timezone_field");
+        let mode = match r.choice("mode", &["schedule", "profile"]) {
             None | Some("schedule") => Mode::Schedule(schedule(r)?),
-            Some(_) => Mode::Profile(Profile {
-                learning: r.duration_or("learning", |s| &s.learning, Span::from_secs(14 * 86_400))?,
-                min_events: r.optional("min_events", |s| &s.min_events).map_or(50, |m| m.value),
-                min_share: r.optional("min_share", |s| &s.min_share).map_or(0.0, |m| m.value),
-                tolerance: r.optional("tolerance", |s| &s.tolerance).map_or(1, |t| t.value.min(11)),
-                tolerance_after: r
-                    .optional("tolerance_after", |s| &s.tolerance_after)
-                    .or(r.spec.tolerance.as_ref())
-                    .map_or(1, |t| t.value.min(11)),
-                day_tolerance: r.optional("day_tolerance", |s| &s.day_tolerance).map_or(1, |t| t.value.min(3)),
-                span_gap: match r.spec.span_gap {
-                    Some(_) => Some(r.duration("span_gap", |s| &s.span_gap)?),
-                    None => None,
-                },
-                fires_on: r.optional("match", |s| &s.sub_filter).map(|node| r.filter(node)),
-            }),
+            Some(_) => {
+                let learning = r.duration_or("learning", Span::from_secs(14 * 86_400));
+                let tolerance = r.optional::<u32>("tolerance").map(|t| t.value);
+                let tolerance_after = r.optional::<u32>("tolerance_after").map(|t| t.value).or(tolerance);
+                let span_gap = r.optional_duration("span_gap");
+                Mode::Profile(Profile {
+                    min_events: r.optional::<u64>("min_events").map_or(50, |m| m.value),
+                    min_share: r.optional::<f64>("min_share").map_or(0.0, |m| m.value),
+                    tolerance: tolerance.map_or(1, |t| t.min(11)),
+                    tolerance_after: tolerance_after.map_or(1, |t| t.min(11)),
+                    day_tolerance: r.optional::<u32>("day_tolerance").map_or(1, |t| t.value.min(3)),
+                    fires_on: r.optional::<Node>("match").map(|node| r.filter(&node)),
+                    learning: learning?,
+                    span_gap: span_gap?,
+                })
+            }
         };
-        Some(Params { timezone, timezone_field, mode })
+        Some(Params { timezone: timezone?, timezone_field, mode })
     }
 }
 
 fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
-    let hours = r.optional("hours", |s| &s.hours);
+    let hours = r.optional::<String>("hours");
     // A bad `hours` is reported and the other parameters are still read,
     // so each gets its own message.
     let mut valid = true;
@@ -120,46 +123,46 @@ fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
         None => (8 * 60, 18 * 60),
         Some(spec) => match parse_hours(&spec.value) {
             Some((start, end)) if start == end => {
-                r.error(spec, format!("`hours` `{}` is empty: the end must differ from the start", spec.value));
+                r.error(&spec, format!("`hours` `{}` is empty: the end must differ from the start", spec.value));
                 valid = false;
                 (start, end)
             }
             Some(range) => range,
             None => {
-                r.error(spec, format!("`hours` must look like 08:00-18:00, not `{}`", spec.value));
+                r.error(&spec, format!("`hours` must look like 08:00-18:00, not `{}`", spec.value));
                 valid = false;
                 (8 * 60, 18 * 60)
             }
         },
     };
     let mut days = [false; 7];
-    match r.optional("days", |s| &s.days) {
+    match r.optional::<Vec<String>>("days") {
         None => days[..5].fill(true),
         Some(spec) if spec.value.is_empty() => {
-            r.error(spec, "`days` names no day: every hour would be off hours (use e.g. [mon-fri])");
+            r.error(&spec, "`days` names no day: every hour would be off hours (use e.g. [mon-fri])");
             valid = false;
         }
         Some(spec) => {
             for day in &spec.value {
                 match parse_days(day) {
                     Some(range) => range.into_iter().for_each(|d| days[d] = true),
-                    None => r.error(spec, format!("unknown day `{day}` (use mon..sun or mon-fri)")),
+                    None => r.error(&spec, format!("unknown day `{day}` (use mon..sun or mon-fri)")),
                 }
             }
         }
     }
     let mut holidays = HashSet::new();
-    if let Some(spec) = r.optional("holidays", |s| &s.holidays) {
+    if let Some(spec) = r.optional::<Vec<String>>("holidays") {
         for day in &spec.value {
             match NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d") {
                 Ok(date) => {
                     holidays.insert(date);
                 }
-                Err(_) => r.error(spec, format!("holiday `{day}` is not a date like 2026-12-25")),
+                Err(_) => r.error(&spec, format!("holiday `{day}` is not a date like 2026-12-25")),
             }
         }
     }
-    if let Some(spec) = r.optional("holidays_list", |s| &s.holidays_list) {
+    if let Some(spec) = r.optional::<String>("holidays_list") {
         match r.lists.get(&spec.value) {
             Some(list) => {
                 for day in list.iter() {
@@ -167,11 +170,11 @@ fn schedule(r: &mut ParamReader<'_>) -> Option<Schedule> {
                         Ok(date) => {
                             holidays.insert(date);
                         }
-                        Err(_) => r.error(spec, format!("list `{}` holds `{day}`, not a date", spec.value)),
+                        Err(_) => r.error(&spec, format!("list `{}` holds `{day}`, not a date", spec.value)),
                     }
                 }
             }
-            None => r.error(spec, format!("unknown list `{}`", spec.value)),
+            None => r.error(&spec, format!("unknown list `{}`", spec.value)),
         }
     }
     valid.then_some(Schedule { days, start, end, holidays })
@@ -354,19 +357,80 @@ impl Detector {
             }
         }
     }
+}
 
-    pub fn groups_len(&self) -> usize {
+/// A checkpoint of either mode's groups.
+#[derive(serde::Serialize)]
+pub enum SavedRef<'a> {
+    Schedule(&'a GroupTable<()>),
+    Profile(&'a GroupTable<Habits>),
+}
+
+/// Either mode's groups, read from a checkpoint.
+#[derive(serde::Deserialize)]
+pub enum Saved {
+    Schedule(GroupTable<()>),
+    Profile(GroupTable<Habits>),
+}
+
+impl Kind for Detector {
+    const NAME: &'static str = "off_hours";
+    type Params = Params;
+    type Saved<'a> = SavedRef<'a>;
+    type Restored = Saved;
+
+    fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
+        Params::compile(reader)
+    }
+
+    fn new(params: &Params, limits: &Limits) -> Detector {
+        Detector::new(params.clone(), limits)
+    }
+
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, _watermark: Timestamp, limits: &Limits) -> Outcome {
+        Detector::observe(self, event, key, limits)
+    }
+
+    fn groups(&self) -> usize {
         match self {
             Detector::Schedule { groups, .. } => groups.len(),
             Detector::Profile { groups, .. } => groups.len(),
         }
     }
 
-    pub fn evictions(&self) -> u64 {
+    fn evidence_bytes(&self) -> usize {
+        match self {
+            Detector::Schedule { groups, .. } => groups.evidence_bytes(),
+            Detector::Profile { groups, .. } => groups.evidence_bytes(),
+        }
+    }
+
+    fn evictions(&self) -> u64 {
         match self {
             Detector::Schedule { groups, .. } => groups.evictions(),
             Detector::Profile { groups, .. } => groups.evictions(),
         }
+    }
+
+    fn save(&self) -> SavedRef<'_> {
+        match self {
+            Detector::Schedule { groups, .. } => SavedRef::Schedule(groups),
+            Detector::Profile { groups, .. } => SavedRef::Profile(groups),
+        }
+    }
+
+    fn restore(&mut self, saved: Saved) -> bool {
+        match (self, saved) {
+            (Detector::Schedule { groups, .. }, Saved::Schedule(saved)) => groups.adopt(saved),
+            (Detector::Profile { groups, .. }, Saved::Profile(saved)) => groups.adopt(saved),
+            _ => return false,
+        }
+        true
+    }
+
+    /// An off-hours login is one alert an hour per group, not one per event.
+    fn default_realert(_params: &Params) -> Span {
+        Span::from_secs(3600)
     }
 }
 

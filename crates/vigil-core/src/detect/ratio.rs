@@ -5,8 +5,9 @@
 
 use super::groups::GroupTable;
 use super::window::{Entry, Window, DEFAULT_MAX_ENTRIES};
-use super::{conclude, Firing, Limits, Outcome, ParamReader};
+use super::{conclude, Firing, Limits, Outcome, ParamReader, Kind};
 use crate::event::EventRef;
+use crate::rules::yaml::Node;
 use crate::rules::Filter;
 use crate::time::{Span, Timestamp};
 
@@ -20,15 +21,15 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window);
-        let ratio = r.positive("ratio", |s| &s.ratio);
-        if let (Some(value), Some(spec)) = (ratio, &r.spec.ratio) {
+        let window = r.duration("window");
+        let ratio = r.positive("ratio");
+        if let (Some(value), Some(at)) = (ratio, r.given("ratio")) {
             if value > 1.0 {
-                r.error(spec, "`ratio` is a share between 0 and 1 (0.25 = 25%)");
+                r.error_at(at, "`ratio` is a share between 0 and 1 (0.25 = 25%)");
             }
         }
-        let min_events = r.optional("min_events", |s| &s.min_events).map_or(10, |m| m.value);
-        let sub_filter = r.required("match", |s| &s.sub_filter).map(|node| r.filter(node));
+        let min_events = r.optional::<u64>("min_events").map_or(10, |m| m.value);
+        let sub_filter = r.required::<Node>("match").map(|node| r.filter(&node));
         Some(Params { window: window?, ratio: ratio?, min_events, sub_filter: sub_filter? })
     }
 }
@@ -65,6 +66,55 @@ impl Detector {
             ..Firing::default()
         });
         conclude(group, firing, limits)
+    }
+}
+
+
+impl Kind for Detector {
+    const NAME: &'static str = "ratio";
+    type Params = Params;
+    type Saved<'a> = &'a GroupTable<Window>;
+    type Restored = GroupTable<Window>;
+
+    fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
+        Params::compile(reader)
+    }
+
+    fn new(params: &Params, limits: &Limits) -> Detector {
+        Detector::new(params.clone(), limits)
+    }
+
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome {
+        Detector::observe(self, event, key, watermark, limits)
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.groups.evidence_bytes()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.groups.evictions()
+    }
+
+    fn save(&self) -> &GroupTable<Window> {
+        &self.groups
+    }
+
+    fn restore(&mut self, saved: GroupTable<Window>) -> bool {
+        self.groups.adopt(saved);
+        true
+    }
+
+    fn window(params: &Params) -> Option<Span> {
+        Some(params.window)
+    }
+
+    fn threshold(params: &Params) -> Option<f64> {
+        Some(params.ratio)
     }
 }
 

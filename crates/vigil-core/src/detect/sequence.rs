@@ -12,8 +12,10 @@
 use std::collections::VecDeque;
 
 use super::groups::{GroupTable, Heat};
-use super::{conclude, Firing, Limits, Outcome, ParamReader};
+use super::{conclude, Firing, Limits, Outcome, ParamReader, Kind};
 use crate::event::EventRef;
+use crate::rules::fields::Fields;
+use crate::rules::yaml::{Node, Spanned};
 use crate::rules::Filter;
 use crate::time::{Span, Timestamp};
 
@@ -32,22 +34,24 @@ pub struct Step {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window);
-        let specs = r.required("steps", |s| &s.steps)?;
+        let window = r.duration("window");
+        let specs = r.required::<Vec<Spanned<Fields>>>("steps")?;
         if specs.value.len() < 2 {
-            r.error(specs, "a sequence needs at least two steps");
+            r.error(&specs, "a sequence needs at least two steps");
         }
         let mut steps = Vec::new();
         for (i, spec) in specs.value.iter().enumerate() {
-            let count = spec.value.count.as_ref().map_or(1, |c| c.value);
-            if count == 0 {
-                if let Some(c) = &spec.value.count {
+            let step = r.step(spec, |r| {
+                let name = r.optional::<String>("name").map(|n| n.value);
+                let count = r.optional::<u32>("count");
+                if let Some(c) = count.as_ref().filter(|c| c.value == 0) {
                     r.error(c, "`count` must be at least 1");
                 }
-            }
-            let filter = r.filter(&spec.value.filter);
-            let name = spec.value.name.clone().unwrap_or_else(|| format!("step {}", i + 1));
-            steps.push(Step { name, filter, count: count.max(1) });
+                let filter = r.required::<Node>("filter").map(|node| r.filter(&node))?;
+                let count = count.map_or(1, |c| c.value.max(1));
+                Some(Step { name: name.unwrap_or_else(|| format!("step {}", i + 1)), filter, count })
+            });
+            steps.extend(step);
         }
         Some(Params { window: window?, steps })
     }
@@ -133,6 +137,51 @@ impl Detector {
             }
         }
         conclude(group, firing, limits)
+    }
+}
+
+
+impl Kind for Detector {
+    const NAME: &'static str = "sequence";
+    type Params = Params;
+    type Saved<'a> = &'a GroupTable<Progress>;
+    type Restored = GroupTable<Progress>;
+
+    fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
+        Params::compile(reader)
+    }
+
+    fn new(params: &Params, limits: &Limits) -> Detector {
+        Detector::new(params.clone(), limits)
+    }
+
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, _watermark: Timestamp, limits: &Limits) -> Outcome {
+        Detector::observe(self, event, key, limits)
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.groups.evidence_bytes()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.groups.evictions()
+    }
+
+    fn save(&self) -> &GroupTable<Progress> {
+        &self.groups
+    }
+
+    fn restore(&mut self, saved: GroupTable<Progress>) -> bool {
+        self.groups.adopt(saved);
+        true
+    }
+
+    fn window(params: &Params) -> Option<Span> {
+        Some(params.window)
     }
 }
 

@@ -44,7 +44,7 @@ use std::collections::VecDeque;
 use statrs::distribution::{DiscreteCDF, Poisson};
 
 use super::groups::{GroupTable, Heat};
-use super::{conclude, weight, Firing, Limits, Outcome, ParamReader};
+use super::{conclude, weight, Firing, Limits, Outcome, ParamReader, Kind};
 use crate::event::{EventRef, FieldId};
 use crate::time::{Span, Timestamp};
 
@@ -83,59 +83,59 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let interval = r.duration("interval", |s| &s.interval);
-        let sum = r.optional_field("sum", |s| &s.sum);
-        let method = match r.choice("method", |s| &s.method, &["mad", "ewma", "poisson", "seasonal"]) {
+        let interval = r.duration("interval");
+        let sum = r.optional_field("sum");
+        let method = match r.choice("method", &["mad", "ewma", "poisson", "seasonal"]) {
             None | Some("mad") => Method::Mad,
             Some("seasonal") => {
-                let alpha = r.positive_or("alpha", |s| &s.alpha, 0.3)?;
+                let alpha = r.positive_or("alpha", 0.3)?;
                 if alpha >= 1.0 {
-                    r.error(r.spec.alpha.as_ref()?, "`alpha` must be between 0 and 1");
+                    r.error_at(r.given("alpha")?, "`alpha` must be between 0 and 1");
                 }
-                let week = !matches!(r.choice("season", |s| &s.season, &["week", "day"]), Some("day"));
+                let week = !matches!(r.choice("season", &["week", "day"]), Some("day"));
                 Method::Seasonal { alpha, week }
             }
             Some("ewma") => {
-                let alpha = r.positive_or("alpha", |s| &s.alpha, 0.1)?;
+                let alpha = r.positive_or("alpha", 0.1)?;
                 if alpha >= 1.0 {
-                    r.error(r.spec.alpha.as_ref()?, "`alpha` must be between 0 and 1");
+                    r.error_at(r.given("alpha")?, "`alpha` must be between 0 and 1");
                 }
                 Method::Ewma { alpha }
             }
             Some(_) => {
-                let p_value = r.positive_or("p_value", |s| &s.p_value, 1e-6)?;
-                if let Some(spec) = &r.spec.sum {
-                    r.error(spec, "`method: poisson` models event counts; it cannot be used with `sum`");
+                let p_value = r.positive_or("p_value", 1e-6)?;
+                if let Some(at) = r.given("sum") {
+                    r.error_at(at, "`method: poisson` models event counts; it cannot be used with `sum`");
                 }
                 Method::Poisson { p_value }
             }
         };
-        let threshold = r.positive_or("threshold", |s| &s.threshold, 4.0);
-        let history = match r.optional("history", |s| &s.history) {
+        let threshold = r.positive_or("threshold", 4.0);
+        let history = match r.optional::<u32>("history") {
             None => 168,
             Some(h) if h.value as usize > MAX_HISTORY => {
-                r.error(h, format!("`history` is capped at {MAX_HISTORY} intervals (a year of hours)"));
+                r.error(&h, format!("`history` is capped at {MAX_HISTORY} intervals (a year of hours)"));
                 MAX_HISTORY
             }
             Some(h) => h.value.max(2) as usize,
         };
-        let min_history = r.optional("min_history", |s| &s.min_history).map_or(24.min(history), |m| m.value as usize);
+        let min_history = r.optional::<u32>("min_history").map_or(24.min(history), |m| m.value as usize);
         if min_history > history {
-            if let Some(spec) = &r.spec.min_history {
-                r.error(spec, format!("`min_history` ({min_history}) cannot exceed `history` ({history})"));
+            if let Some(at) = r.given("min_history") {
+                r.error_at(at, format!("`min_history` ({min_history}) cannot exceed `history` ({history})"));
             }
         }
-        let min_value = r.optional("min_value", |s| &s.min_value).map_or(0.0, |m| m.value);
-        let direction = match r.choice("direction", |s| &s.direction, &["up", "down", "both"]) {
+        let min_value = r.optional::<f64>("min_value").map_or(0.0, |m| m.value);
+        let direction = match r.choice("direction", &["up", "down", "both"]) {
             None | Some("up") => Direction::Up,
             Some("down") => Direction::Down,
             Some(_) => Direction::Both,
         };
-        let skip_empty = match r.choice("empty", |s| &s.empty, &["zero", "missing"]) {
+        let skip_empty = match r.choice("empty", &["zero", "missing"]) {
             None => sum.is_some(),
             Some(choice) => choice == "missing",
         };
-        let counts = match r.choice("noise", |s| &s.noise, &["poisson", "none"]) {
+        let counts = match r.choice("noise", &["poisson", "none"]) {
             None => sum.is_none(),
             Some(choice) => choice == "poisson",
         };
@@ -595,6 +595,56 @@ fn median(values: &mut [f64]) -> f64 {
         (values[mid - 1] + values[mid]) / 2.0
     } else {
         values[mid]
+    }
+}
+
+
+impl Kind for Detector {
+    const NAME: &'static str = "spike";
+    const COUNTS_EVENTS: bool = false;
+    type Params = Params;
+    type Saved<'a> = &'a GroupTable<Baseline>;
+    type Restored = GroupTable<Baseline>;
+
+    fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
+        Params::compile(reader)
+    }
+
+    fn new(params: &Params, limits: &Limits) -> Detector {
+        Detector::new(params.clone(), limits)
+    }
+
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, _watermark: Timestamp, limits: &Limits) -> Outcome {
+        Detector::observe(self, event, key, limits)
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.groups.evidence_bytes()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.groups.evictions()
+    }
+
+    fn save(&self) -> &GroupTable<Baseline> {
+        &self.groups
+    }
+
+    fn restore(&mut self, saved: GroupTable<Baseline>) -> bool {
+        self.groups.adopt(saved);
+        true
+    }
+
+    fn window(params: &Params) -> Option<Span> {
+        Some(params.interval)
+    }
+
+    fn threshold(params: &Params) -> Option<f64> {
+        Some(params.threshold)
     }
 }
 

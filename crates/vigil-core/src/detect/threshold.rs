@@ -4,7 +4,7 @@
 
 use super::groups::GroupTable;
 use super::window::{Entry, Window, DEFAULT_MAX_ENTRIES};
-use super::{conclude, weight, Firing, Limits, Outcome, ParamReader};
+use super::{conclude, weight, Firing, Limits, Outcome, ParamReader, Kind};
 use crate::event::{EventRef, FieldId};
 use crate::time::{Span, Timestamp};
 
@@ -18,9 +18,9 @@ pub struct Params {
 
 impl Params {
     pub fn compile(r: &mut ParamReader<'_>) -> Option<Params> {
-        let window = r.duration("window", |s| &s.window);
-        let threshold = r.positive("threshold", |s| &s.threshold);
-        let sum = r.optional_field("sum", |s| &s.sum);
+        let window = r.duration("window");
+        let threshold = r.positive("threshold");
+        let sum = r.optional_field("sum");
         Some(Params { window: window?, threshold: threshold?, sum })
     }
 }
@@ -53,6 +53,55 @@ impl Detector {
             ..Firing::default()
         });
         conclude(group, firing, limits)
+    }
+}
+
+
+impl Kind for Detector {
+    const NAME: &'static str = "threshold";
+    type Params = Params;
+    type Saved<'a> = &'a GroupTable<Window>;
+    type Restored = GroupTable<Window>;
+
+    fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
+        Params::compile(reader)
+    }
+
+    fn new(params: &Params, limits: &Limits) -> Detector {
+        Detector::new(params.clone(), limits)
+    }
+
+    fn observe(&mut self, event: &EventRef<'_>, key: &str, watermark: Timestamp, limits: &Limits) -> Outcome {
+        Detector::observe(self, event, key, watermark, limits)
+    }
+
+    fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn evidence_bytes(&self) -> usize {
+        self.groups.evidence_bytes()
+    }
+
+    fn evictions(&self) -> u64 {
+        self.groups.evictions()
+    }
+
+    fn save(&self) -> &GroupTable<Window> {
+        &self.groups
+    }
+
+    fn restore(&mut self, saved: GroupTable<Window>) -> bool {
+        self.groups.adopt(saved);
+        true
+    }
+
+    fn window(params: &Params) -> Option<Span> {
+        Some(params.window)
+    }
+
+    fn threshold(params: &Params) -> Option<f64> {
+        Some(params.threshold)
     }
 }
 

@@ -2,11 +2,14 @@
 //!
 //! This module does no IO: it is handed file names and texts and returns
 //! compiled parts or [`Diagnostic`]s. Parsing is two-step, as in ripgrep:
-//! serde reads the spec types in [`spec`] (unknown fields denied), then
-//! validation turns them into types that cannot be invalid, collecting
-//! every problem of every rule with its file, line, column and rule id.
+//! serde reads the spec types in [`spec`] (unknown fields denied; the
+//! `detect:` map, whose type chooses its keys, through the field reader in
+//! [`fields`]), then validation turns them into types that cannot be
+//! invalid, collecting every problem of every rule with its file, line,
+//! column and rule id.
 
 pub mod condition;
+pub mod fields;
 pub mod filter;
 pub mod lists;
 pub mod spec;

@@ -266,23 +266,24 @@ const RECOVERY_BYTES: usize = 1 << 20;
 /// (a key first on its line) are blanked: an error inside a flow mapping
 /// blanks the block entry around it. A YAML syntax error is reported alone,
 /// since nothing after it reads reliably.
-pub fn parse_document_all<T: for<'de> Deserialize<'de>>(doc: &Document<'_>) -> Result<T, Vec<YamlError>> {
+pub fn parse_document_all<T: for<'de> Deserialize<'de>>(doc: &Document<'_>) -> Result<T, Unparsed<T>> {
     let first = match parse_document::<T>(doc) {
         Ok(value) => return Ok(value),
         Err(err) => err,
     };
     let mut reread = doc.text.len();
     if reread > RECOVERY_BYTES {
-        return Err(vec![first]);
+        return Err(Unparsed { errors: vec![first], rest: None });
     }
     let Ok(tree) = parse_document::<Spanned<Node>>(&Document { text: doc.text, first_line: 1 }) else {
-        return Err(vec![first]);
+        return Err(Unparsed { errors: vec![first], rest: None });
     };
     let mut lines: Vec<&str> = doc.text.split_inclusive('\n').collect();
     let mut entries = Vec::new();
     outline(&tree.value, None, lines.len().max(1) as u32, &lines, &mut entries);
     let mut blanked: Vec<usize> = Vec::new();
     let mut errors = Vec::new();
+    let mut rest = None;
     let mut err = first;
     loop {
         let line = (err.loc.line + 1).saturating_sub(doc.first_line);
@@ -331,13 +332,25 @@ pub fn parse_document_all<T: for<'de> Deserialize<'de>>(doc: &Document<'_>) -> R
         }
         let text = lines.concat();
         match parse_document::<T>(&Document { text: &text, first_line: doc.first_line }) {
-            Ok(_) => break,
+            Ok(value) => {
+                rest = Some(value);
+                break;
+            }
             Err(next) => err = next,
         }
     }
     errors.sort_by_key(|e| e.loc);
     errors.dedup();
-    Err(errors)
+    Err(Unparsed { errors, rest })
+}
+
+/// A document [`parse_document_all`] could not read.
+pub struct Unparsed<T> {
+    pub errors: Vec<YamlError>,
+    /// What the document read as once the entries holding the errors were
+    /// blanked out, if it then parsed: the parts serde does not check (the
+    /// [`super::fields::Fields`] maps) can still be checked in it.
+    pub rest: Option<T>,
 }
 
 /// A mapping entry or a list item of a document, and the lines it spans.
@@ -461,34 +474,44 @@ fn in_our_words(message: &str) -> String {
         };
     }
     match message {
-        "expected sequence start" => return "expected a list: `[a, b]`, or one `- item` per line".into(),
-        "expected mapping start" => return "expected a map of `key: value`".into(),
-        "expected string scalar" => return "expected a string".into(),
-        "invalid floating point" => return "expected a number".into(),
+        "expected sequence start" => return EXPECTED_LIST.into(),
+        "expected mapping start" => return EXPECTED_MAP.into(),
+        "expected string scalar" => return EXPECTED_STRING.into(),
+        "invalid floating point" => return EXPECTED_NUMBER.into(),
         _ => {}
     }
     if let Some(range) = message.strip_prefix("invalid ").and_then(whole_number_range) {
         return format!("expected a whole number from {range}");
     }
     if message.starts_with("invalid boolean") {
-        return "not a boolean: write `true` or `false` (`yes`, `no`, `on` and `off` are strings)".into();
+        return EXPECTED_BOOLEAN.into();
     }
     message.to_owned()
 }
 
+// What a value of the wrong type is told, here and by [`super::fields`].
+pub(crate) const EXPECTED_LIST: &str = "expected a list: `[a, b]`, or one `- item` per line";
+pub(crate) const EXPECTED_MAP: &str = "expected a map of `key: value`";
+pub(crate) const EXPECTED_STRING: &str = "expected a string";
+pub(crate) const EXPECTED_NUMBER: &str = "expected a number";
+pub(crate) const EXPECTED_BOOLEAN: &str =
+    "not a boolean: write `true` or `false` (`yes`, `no`, `on` and `off` are strings)";
+
 /// Whether `written` is a likely misspelling of `known` (or is it).
-fn near(written: &str, known: &str) -> bool {
+pub(crate) fn near(written: &str, known: &str) -> bool {
     let distance = strsim::levenshtein(written, known);
     distance <= 2 && distance < known.len()
 }
 
 /// The range of a Rust integer type named in a message (`u32`).
-fn whole_number_range(ty: &str) -> Option<String> {
-    let range = match ty {
-        "u8" => (0, u64::from(u8::MAX)),
-        "u16" => (0, u64::from(u16::MAX)),
-        "u32" => (0, u64::from(u32::MAX)),
-        "u64" | "usize" => (0, u64::MAX),
+pub(crate) fn whole_number_range(ty: &str) -> Option<String> {
+    let range: (i128, i128) = match ty {
+        "u8" => (0, u8::MAX.into()),
+        "u16" => (0, u16::MAX.into()),
+        "u32" => (0, u32::MAX.into()),
+        "u64" | "usize" => (0, u64::MAX.into()),
+        "i32" => (i32::MIN.into(), i32::MAX.into()),
+        "i64" => (i64::MIN.into(), i64::MAX.into()),
         _ => return None,
     };
     Some(format!("{} to {}", range.0, range.1))
@@ -598,7 +621,7 @@ mod tests {
     }
 
     fn all_errors(text: &str) -> Vec<(u32, String)> {
-        let errors = parse_document_all::<Rule>(&Document { text, first_line: 3 }).unwrap_err();
+        let errors = parse_document_all::<Rule>(&Document { text, first_line: 3 }).unwrap_err().errors;
         errors.into_iter().map(|e| (e.loc.line - 2, e.message.split(',').next().unwrap().to_owned())).collect()
     }
 

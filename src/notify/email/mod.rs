@@ -4,6 +4,8 @@
 //! configured timezone, count or score, the rule's description and runbook,
 //! and the evidence events as a table.
 
+pub mod config;
+
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
@@ -16,7 +18,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use super::message::{evidence_table, times, Descriptions, Kind, Message};
 use super::sink::Failure;
 use crate::alert::Alert;
-use crate::config::{DeliveryPolicy, Email, SmtpTls};
+use crate::config::DeliveryPolicy;
+pub use config::{Email, SmtpTls};
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,

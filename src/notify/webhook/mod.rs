@@ -19,6 +19,8 @@
 //! retried. Redirects are not followed: a signed body goes only where the
 //! config says.
 
+pub mod config;
+
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
@@ -31,7 +33,8 @@ use sha2::Sha256;
 use super::message::{times, Descriptions, Kind, Message};
 use super::sink::Failure;
 use crate::alert::Alert;
-use crate::config::{DeliveryPolicy, Webhook, WebhookFormat};
+use crate::config::DeliveryPolicy;
+pub use config::{Webhook, WebhookFormat, PAGERDUTY_EVENTS_URL};
 
 pub struct Poster {
     client: reqwest::Client,
