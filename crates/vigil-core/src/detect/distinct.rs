@@ -97,12 +97,9 @@ impl Detector {
     }
 }
 
-
 impl Kind for Detector {
     const NAME: &'static str = "distinct";
     type Params = Params;
-    type Saved<'a> = &'a GroupTable<Values>;
-    type Restored = GroupTable<Values>;
 
     fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
         Params::compile(reader)
@@ -116,26 +113,7 @@ impl Kind for Detector {
         Detector::observe(self, event, key, limits)
     }
 
-    fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    fn evidence_bytes(&self) -> usize {
-        self.groups.evidence_bytes()
-    }
-
-    fn evictions(&self) -> u64 {
-        self.groups.evictions() + self.value_evictions
-    }
-
-    fn save(&self) -> &GroupTable<Values> {
-        &self.groups
-    }
-
-    fn restore(&mut self, saved: GroupTable<Values>) -> bool {
-        self.groups.adopt(saved);
-        true
-    }
+    state_in_one_table!(Values, |d: &Self| d.value_evictions, |_: &mut Self| ());
 
     fn window(params: &Params) -> Option<Span> {
         Some(params.window)

@@ -183,13 +183,10 @@ impl Detector {
     }
 }
 
-
 impl Kind for Detector {
     const NAME: &'static str = "flatline";
     const COUNTS_EVENTS: bool = false;
     type Params = Params;
-    type Saved<'a> = &'a GroupTable<Activity>;
-    type Restored = GroupTable<Activity>;
 
     fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
         Params::compile(reader)
@@ -203,26 +200,7 @@ impl Kind for Detector {
         Detector::observe(self, event, key)
     }
 
-    fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    fn evidence_bytes(&self) -> usize {
-        self.groups.evidence_bytes()
-    }
-
-    fn evictions(&self) -> u64 {
-        self.groups.evictions()
-    }
-
-    fn save(&self) -> &GroupTable<Activity> {
-        &self.groups
-    }
-
-    fn restore(&mut self, saved: GroupTable<Activity>) -> bool {
-        self.groups.adopt(saved);
-        true
-    }
+    state_in_one_table!(Activity);
 
     fn window(params: &Params) -> Option<Span> {
         Some(params.window)

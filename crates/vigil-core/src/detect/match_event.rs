@@ -25,13 +25,10 @@ impl Detector {
     }
 }
 
-
 impl Kind for Detector {
     const NAME: &'static str = "match";
     const TAKES_LATE_EVENTS: bool = true;
     type Params = ();
-    type Saved<'a> = &'a GroupTable<()>;
-    type Restored = GroupTable<()>;
 
     fn compile(_reader: &mut ParamReader<'_>) -> Option<()> {
         Some(())
@@ -45,26 +42,7 @@ impl Kind for Detector {
         Detector::observe(self, event, key, limits)
     }
 
-    fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    fn evidence_bytes(&self) -> usize {
-        self.groups.evidence_bytes()
-    }
-
-    fn evictions(&self) -> u64 {
-        self.groups.evictions()
-    }
-
-    fn save(&self) -> &GroupTable<()> {
-        &self.groups
-    }
-
-    fn restore(&mut self, saved: GroupTable<()>) -> bool {
-        self.groups.adopt(saved);
-        true
-    }
+    state_in_one_table!(());
 }
 
 #[cfg(test)]

@@ -154,6 +154,42 @@ pub trait Kind: Sized + fmt::Debug {
     }
 }
 
+/// The parts of [`Kind`] shared by every detector whose state is one
+/// `groups: GroupTable<State>`: its checkpoint forms and its counts.
+/// `extra_evictions` adds values a detector drops inside its groups;
+/// `after_restore` rebuilds what it derives from them.
+macro_rules! state_in_one_table {
+    ($state:ty) => {
+        state_in_one_table!($state, |_: &Self| 0, |_: &mut Self| ());
+    };
+    ($state:ty, $extra_evictions:expr, $after_restore:expr) => {
+        type Saved<'a> = &'a GroupTable<$state>;
+        type Restored = GroupTable<$state>;
+
+        fn groups(&self) -> usize {
+            self.groups.len()
+        }
+
+        fn evidence_bytes(&self) -> usize {
+            self.groups.evidence_bytes()
+        }
+
+        fn evictions(&self) -> u64 {
+            self.groups.evictions() + ($extra_evictions)(self)
+        }
+
+        fn save(&self) -> &GroupTable<$state> {
+            &self.groups
+        }
+
+        fn restore(&mut self, saved: GroupTable<$state>) -> bool {
+            self.groups.adopt(saved);
+            ($after_restore)(self);
+            true
+        }
+    };
+}
+
 /// Declares the detector modules and the closed enums over them.
 macro_rules! detectors {
     ($($variant:ident => $module:ident),* $(,)?) => {

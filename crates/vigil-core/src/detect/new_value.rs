@@ -236,12 +236,9 @@ fn to_network(text: &mut String, from: usize, (v4, v6): (u8, u8)) -> bool {
     write!(text, "{}", net.trunc()).is_ok()
 }
 
-
 impl Kind for Detector {
     const NAME: &'static str = "new_value";
     type Params = Params;
-    type Saved<'a> = &'a GroupTable<Known>;
-    type Restored = GroupTable<Known>;
 
     fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
         Params::compile(reader)
@@ -255,27 +252,7 @@ impl Kind for Detector {
         Detector::observe(self, event, key, limits)
     }
 
-    fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    fn evidence_bytes(&self) -> usize {
-        self.groups.evidence_bytes()
-    }
-
-    fn evictions(&self) -> u64 {
-        self.groups.evictions() + self.value_evictions
-    }
-
-    fn save(&self) -> &GroupTable<Known> {
-        &self.groups
-    }
-
-    fn restore(&mut self, saved: GroupTable<Known>) -> bool {
-        self.groups.adopt(saved);
-        self.recount();
-        true
-    }
+    state_in_one_table!(Known, |d: &Self| d.value_evictions, Detector::recount);
 }
 
 #[cfg(test)]

@@ -69,12 +69,9 @@ impl Detector {
     }
 }
 
-
 impl Kind for Detector {
     const NAME: &'static str = "ratio";
     type Params = Params;
-    type Saved<'a> = &'a GroupTable<Window>;
-    type Restored = GroupTable<Window>;
 
     fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
         Params::compile(reader)
@@ -88,26 +85,7 @@ impl Kind for Detector {
         Detector::observe(self, event, key, watermark, limits)
     }
 
-    fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    fn evidence_bytes(&self) -> usize {
-        self.groups.evidence_bytes()
-    }
-
-    fn evictions(&self) -> u64 {
-        self.groups.evictions()
-    }
-
-    fn save(&self) -> &GroupTable<Window> {
-        &self.groups
-    }
-
-    fn restore(&mut self, saved: GroupTable<Window>) -> bool {
-        self.groups.adopt(saved);
-        true
-    }
+    state_in_one_table!(Window);
 
     fn window(params: &Params) -> Option<Span> {
         Some(params.window)

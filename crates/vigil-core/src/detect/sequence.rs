@@ -140,12 +140,9 @@ impl Detector {
     }
 }
 
-
 impl Kind for Detector {
     const NAME: &'static str = "sequence";
     type Params = Params;
-    type Saved<'a> = &'a GroupTable<Progress>;
-    type Restored = GroupTable<Progress>;
 
     fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
         Params::compile(reader)
@@ -159,26 +156,7 @@ impl Kind for Detector {
         Detector::observe(self, event, key, limits)
     }
 
-    fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    fn evidence_bytes(&self) -> usize {
-        self.groups.evidence_bytes()
-    }
-
-    fn evictions(&self) -> u64 {
-        self.groups.evictions()
-    }
-
-    fn save(&self) -> &GroupTable<Progress> {
-        &self.groups
-    }
-
-    fn restore(&mut self, saved: GroupTable<Progress>) -> bool {
-        self.groups.adopt(saved);
-        true
-    }
+    state_in_one_table!(Progress);
 
     fn window(params: &Params) -> Option<Span> {
         Some(params.window)

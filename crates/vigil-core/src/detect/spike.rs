@@ -598,13 +598,10 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-
 impl Kind for Detector {
     const NAME: &'static str = "spike";
     const COUNTS_EVENTS: bool = false;
     type Params = Params;
-    type Saved<'a> = &'a GroupTable<Baseline>;
-    type Restored = GroupTable<Baseline>;
 
     fn compile(reader: &mut ParamReader<'_>) -> Option<Params> {
         Params::compile(reader)
@@ -618,26 +615,7 @@ impl Kind for Detector {
         Detector::observe(self, event, key, limits)
     }
 
-    fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    fn evidence_bytes(&self) -> usize {
-        self.groups.evidence_bytes()
-    }
-
-    fn evictions(&self) -> u64 {
-        self.groups.evictions()
-    }
-
-    fn save(&self) -> &GroupTable<Baseline> {
-        &self.groups
-    }
-
-    fn restore(&mut self, saved: GroupTable<Baseline>) -> bool {
-        self.groups.adopt(saved);
-        true
-    }
+    state_in_one_table!(Baseline);
 
     fn window(params: &Params) -> Option<Span> {
         Some(params.interval)
