@@ -6,7 +6,7 @@
 //! its module names; this crate holds what touches the world. See
 //! `docs/ARCHITECTURE.md` for the map and the invariants.
 
-pub use vigil_core::{alert, detect, engine, event, incident, pipeline, rules, ruleset, ruletest, time};
+pub use vigil_core::{alert, detect, engine, event, incident, pipeline, rules, ruleset, ruletest, shipped, time};
 
 pub mod app;
 pub mod config;

@@ -9,26 +9,7 @@ use anyhow::{Context, Result};
 use crate::config::{self, Settings};
 use crate::ruleset::RuleSources;
 
-mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
-}
-
-/// The rules shipped inside the binary.
-pub fn embedded_rules() -> RuleSources {
-    RuleSources {
-        files: embedded::RULE_FILES.iter().map(|(path, text)| (PathBuf::from(path), text.to_string())).collect(),
-        lists: embedded::LIST_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect(),
-        tables: embedded::TABLE_FILES.iter().map(|(name, text)| (name.to_string(), text.to_string())).collect(),
-    }
-}
-
-/// The embedded rules with the demo company's site data: what `vigil run`
-/// runs on the demo stream, and what the benchmarks over it run.
-pub fn embedded_demo_rules() -> RuleSources {
-    let mut sources = embedded_rules();
-    with_demo_site(&mut sources);
-    sources
-}
+pub use crate::shipped::{demo_rules as embedded_demo_rules, rules as embedded_rules, with_demo_site};
 
 /// Reads `dir/**/*.yml|yaml` (sorted by path), the lists
 /// `dir/lists/*.txt` and the lookup tables `dir/lists/*.csv|jsonl`;
@@ -135,31 +116,6 @@ impl RuleOrigin {
             with_demo_site(&mut sources);
         }
         Ok(sources)
-    }
-}
-
-/// Fills the lists and tables a site has left empty with the demo
-/// company's ([`crate::source::demo::SITE_LISTS`], `SITE_TABLES`); those
-/// with entries stay.
-pub fn with_demo_site(sources: &mut RuleSources) {
-    let mut lists = crate::rules::Lists::new();
-    for (name, text) in &sources.lists {
-        lists.insert(name, text);
-    }
-    for (name, demo) in crate::source::demo::SITE_LISTS {
-        match sources.lists.iter_mut().find(|(n, _)| n == name) {
-            Some((_, text)) if lists.get(name).is_none_or(|l| l.is_empty()) => text.push_str(demo),
-            Some(_) => {}
-            None => sources.lists.push((name.to_string(), demo.to_string())),
-        }
-    }
-    for (name, demo) in crate::source::demo::SITE_TABLES {
-        let empty = |text: &str| crate::event::enrich::Table::parse(name, text).map_or(true, |t| t.is_empty());
-        match sources.tables.iter_mut().find(|(n, _)| n == name) {
-            Some((_, text)) if empty(text) => *text = demo.to_string(),
-            Some(_) => {}
-            None => sources.tables.push((name.to_string(), demo.to_string())),
-        }
     }
 }
 

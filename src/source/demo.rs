@@ -46,27 +46,6 @@ impl DemoSpec {
     }
 }
 
-/// The demo company's site data, which the shipped lists leave for each
-/// site to fill in: its networks, its revoked tokens, who has left. The
-/// daemon lays these over the empty lists only when it runs the demo.
-pub const SITE_LISTS: &[(&str, &str)] = &[
-    ("office_networks", "203.0.113.0/24\n198.51.100.0/24\n10.0.0.0/8\n"),
-    ("revoked_tokens", "tok-old-zapier\ntok-leaked-2026-07\n"),
-    ("offboarded_users", "erin@acme.example\n"),
-];
-
-/// The demo company's staff directory (its admins and leads), which the
-/// shipped `directory` table leaves for each site to fill in.
-pub const SITE_TABLES: &[(&str, &str)] = &[(
-    "directory",
-    "user,timezone,office,manager\n\
-     paul@acme.example,Europe/Berlin,berlin,\n\
-     frank@acme.example,Europe/Berlin,berlin,paul@acme.example\n\
-     olga@acme.example,Europe/Berlin,berlin,paul@acme.example\n\
-     mia@acme.example,Europe/Lisbon,lisbon,paul@acme.example\n\
-     hugo@acme.example,Europe/Madrid,madrid,paul@acme.example\n",
-)];
-
 pub struct DemoStream {
     /// Events in time order, as JSON lines.
     pub events: Vec<(Timestamp, String)>,

@@ -18,4 +18,5 @@ pub mod pipeline;
 pub mod rules;
 pub mod ruleset;
 pub mod ruletest;
+pub mod shipped;
 pub mod time;

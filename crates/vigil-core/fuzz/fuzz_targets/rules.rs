@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use vigil::ruleset::{RuleSet, RuleSources};
+use vigil_core::ruleset::{RuleSet, RuleSources};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -15,6 +15,6 @@ fuzz_target!(|data: &[u8]| {
         tables: vec![("directory".into(), "user,timezone\nalice,Asia/Kolkata\n".into())],
     };
     if let Ok(rules) = RuleSet::compile(&sources) {
-        let _ = vigil::ruletest::run_all(&rules, vigil::time::Span::from_secs(60));
+        let _ = vigil_core::ruletest::run_all(&rules, vigil_core::time::Span::from_secs(60));
     }
 });

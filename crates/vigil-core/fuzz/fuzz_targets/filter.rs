@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
-use vigil::pipeline::Pipeline;
-use vigil::ruleset::{RuleSet, RuleSources};
-use vigil::time::Span;
+use vigil_core::pipeline::Pipeline;
+use vigil_core::ruleset::{RuleSet, RuleSources};
+use vigil_core::time::Span;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -7,14 +7,14 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use vigil::pipeline::Pipeline;
-use vigil::ruleset::RuleSet;
-use vigil::time::watermark::{SourceId, TimePolicy};
-use vigil::time::{Span, Timestamp};
+use vigil_core::pipeline::Pipeline;
+use vigil_core::ruleset::RuleSet;
+use vigil_core::time::watermark::{SourceId, TimePolicy};
+use vigil_core::time::{Span, Timestamp};
 
 fn rules() -> &'static RuleSet {
     static RULES: OnceLock<RuleSet> = OnceLock::new();
-    RULES.get_or_init(|| RuleSet::compile(&vigil::config::load::embedded_rules()).expect("shipped rules compile"))
+    RULES.get_or_init(|| RuleSet::compile(&vigil_core::shipped::rules()).expect("shipped rules compile"))
 }
 
 // Each record: a control byte (source, live or replay, quiet advance, end

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use vigil::event::enrich::Table;
-use vigil::event::{Decoder, Schema};
+use vigil_core::event::enrich::Table;
+use vigil_core::event::{Decoder, Schema};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

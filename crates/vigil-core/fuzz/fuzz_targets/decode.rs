@@ -5,13 +5,13 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use vigil::pipeline::Pipeline;
-use vigil::ruleset::RuleSet;
-use vigil::time::Span;
+use vigil_core::pipeline::Pipeline;
+use vigil_core::ruleset::RuleSet;
+use vigil_core::time::Span;
 
 fn rules() -> &'static RuleSet {
     static RULES: OnceLock<RuleSet> = OnceLock::new();
-    RULES.get_or_init(|| RuleSet::compile(&vigil::config::load::embedded_rules()).expect("shipped rules compile"))
+    RULES.get_or_init(|| RuleSet::compile(&vigil_core::shipped::rules()).expect("shipped rules compile"))
 }
 
 fuzz_target!(|data: &[u8]| {
