@@ -92,6 +92,28 @@ fn the_core_depends_on_no_runtime_logging_metrics_or_network_crate() {
     }
 }
 
+/// The core's tests, benches and fuzz targets build without the daemon or
+/// librdkafka: its dev and build dependencies are checked on the resolved
+/// graph, and its fuzz crate depends on the core alone.
+#[test]
+fn the_cores_tests_benches_and_fuzz_targets_build_without_the_daemon() {
+    let out = Command::new(env!("CARGO"))
+        .current_dir(workspace())
+        .args(["tree", "-p", "vigil-core", "--edges", "normal,dev,build", "--prefix", "none", "--format", "{p}"])
+        .output()
+        .expect("cargo tree runs");
+    assert!(out.status.success(), "cargo tree: {}", String::from_utf8_lossy(&out.stderr));
+    let tree = String::from_utf8(out.stdout).unwrap();
+    assert!(tree.lines().any(|l| l.starts_with("criterion ")), "the graph holds the dev dependencies:\n{tree}");
+    for daemon in ["vigil ", "rdkafka", "rdkafka-sys", "tokio ", "openssl-sys"] {
+        assert!(!tree.lines().any(|l| l.starts_with(daemon)), "the core's build pulls in {daemon}");
+    }
+    let fuzz = std::fs::read_to_string(workspace().join("crates/vigil-core/fuzz/Cargo.toml")).unwrap();
+    let fuzz: toml::Table = fuzz.parse().unwrap();
+    let dependencies = fuzz["dependencies"].as_table().unwrap();
+    assert!(dependencies.contains_key("vigil-core") && !dependencies.contains_key("vigil"), "{dependencies:?}");
+}
+
 #[test]
 fn clippy_refuses_io_clocks_and_threads_in_the_core() {
     let config = std::fs::read_to_string(workspace().join("crates/vigil-core/clippy.toml")).unwrap();
