@@ -9,6 +9,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use vigil::pipeline::Pipeline;
 use vigil::ruleset::RuleSet;
+use vigil::telemetry::activity::Activity;
 use vigil::telemetry::metrics::{Exported, Exporter, Metrics};
 use vigil::time::Span;
 
@@ -23,7 +24,7 @@ fn metrics(c: &mut Criterion) {
     let rules = shipped();
     let stream = vigil::source::demo::generate(&vigil::source::demo::DemoSpec::benchmark(1));
     let batch: Vec<&str> = stream.events.iter().take(1024).map(|(_, line)| line.as_str()).collect();
-    let mut pipeline = Pipeline::new(&rules, Span::from_secs(60), 1 << 20);
+    let mut pipeline = Pipeline::new(&rules, Span::from_secs(60), 1 << 20).watched(Activity::default());
     for (_, line) in stream.events.iter().take(20_000) {
         let _ = pipeline.feed(line.as_bytes());
         pipeline.alerts_mut().clear();

@@ -20,6 +20,7 @@ use vigil::pipeline::Pipeline;
 use vigil::ruleset::RuleSet;
 use vigil::source::demo::{self, DemoSpec};
 use vigil::source::lines::{LineReader, Next};
+use vigil::telemetry::activity::Activity;
 use vigil::telemetry::metrics::{Exported, Exporter, Metrics};
 use vigil::time::Timestamp;
 
@@ -100,7 +101,7 @@ fn daemon_loop(input: &[u8], rules: &RuleSet, settings: &Settings, export: bool)
     let metrics = Metrics::new();
     let mut exporter = Exporter::new(metrics.clone());
     let mut exported = Exported::default();
-    let mut pipeline = Pipeline::new(rules, settings.lateness, settings.max_event_bytes);
+    let mut pipeline = Pipeline::new(rules, settings.lateness, settings.max_event_bytes).watched(Activity::default());
     if export {
         pipeline.engine_mut().sample_rule_time(vigil::telemetry::metrics::sampling());
     }

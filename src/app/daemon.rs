@@ -23,6 +23,7 @@ use crate::ruleset::RuleSet;
 use crate::source::read::{read_source, Handoff};
 use crate::source::{Batch, Record};
 use crate::state::alert_log::AlertLog;
+use crate::telemetry::activity::Activity;
 use crate::telemetry::http::{self, Health};
 use crate::telemetry::logging::{Lateness, Rejections};
 use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};
@@ -362,7 +363,8 @@ fn detect(
     tx: mpsc::Sender<Alert>,
     metrics: Arc<Metrics>,
 ) {
-    let mut pipeline = Pipeline::with_time(&rules, settings.time(), settings.max_event_bytes);
+    let mut pipeline =
+        Pipeline::with_time(&rules, settings.time(), settings.max_event_bytes).watched(Activity::default());
     pipeline.engine_mut().sample_rule_time(metrics::sampling());
     let mut exporter = Exporter::new(metrics.clone());
     let mut exported = Exported::default();
@@ -374,7 +376,7 @@ fn detect(
         Source::Stdin => "stdin",
         _ => "file",
     };
-    let observe = |pipeline: &Pipeline, lateness: &mut Lateness, now: Timestamp| {
+    let observe = |pipeline: &Pipeline<Activity>, lateness: &mut Lateness, now: Timestamp| {
         metrics.source_lag(source_name, pipeline.engine().newest(), now);
         lateness.observe([(source_name, pipeline.engine().stats().late)]);
     };
@@ -439,7 +441,7 @@ fn detect(
 
 /// Stamps the pipeline's alerts with the wall clock and hands them to the
 /// output task; false once it is gone.
-fn send_alerts(pipeline: &mut Pipeline, now: Timestamp, tx: &mpsc::Sender<Alert>) -> bool {
+fn send_alerts(pipeline: &mut Pipeline<Activity>, now: Timestamp, tx: &mpsc::Sender<Alert>) -> bool {
     for mut alert in pipeline.drain_alerts() {
         alert.raised_at = Some(now);
         if tx.blocking_send(alert).is_err() {

@@ -14,7 +14,7 @@
 use prometheus::IntCounter;
 
 use crate::alert::Alert;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Watch};
 use crate::state::alert_log::{AlertLog, AlertLogError};
 use crate::time::Timestamp;
 
@@ -33,7 +33,7 @@ impl Stage {
 
     /// Takes a pipeline's alerts: stamped with the wall clock `now` and
     /// appended to the log (not yet synced).
-    pub fn take_from(&mut self, pipeline: &mut Pipeline, now: Timestamp) {
+    pub fn take_from(&mut self, pipeline: &mut Pipeline<impl Watch>, now: Timestamp) {
         for alert in pipeline.drain_alerts() {
             self.take(alert, now);
         }

@@ -60,6 +60,7 @@ use crate::pipeline::Pipeline;
 use crate::ruleset::RuleSet;
 use crate::state::alert_log::AlertLog;
 use crate::state::checkpoint::{SourceMark, Store};
+use crate::telemetry::activity::Activity;
 use crate::telemetry::logging::{Lateness, Rejections};
 use crate::telemetry::metrics::{self, Exported, Exporter, Metrics};
 use crate::time::{Span, Timestamp};
@@ -75,7 +76,7 @@ const BROKER_WAIT: Duration = Duration::from_secs(10);
 struct Partition {
     topic: usize,
     partition: i32,
-    pipeline: Pipeline,
+    pipeline: Pipeline<Activity>,
     exported: Exported,
     /// The next offset to process; `None` until a message is processed.
     next: Option<i64>,
@@ -713,8 +714,9 @@ fn wall_now() -> Timestamp {
     Timestamp(chrono::Utc::now().timestamp_micros())
 }
 
-fn new_pipeline(stream: &Stream, settings: &Settings) -> Pipeline {
-    let mut pipeline = Pipeline::with_time(&stream.rules, settings.time(), settings.max_event_bytes);
+fn new_pipeline(stream: &Stream, settings: &Settings) -> Pipeline<Activity> {
+    let mut pipeline =
+        Pipeline::with_time(&stream.rules, settings.time(), settings.max_event_bytes).watched(Activity::default());
     pipeline.engine_mut().sample_rule_time(metrics::sampling());
     if stream.rekeyed {
         pipeline.feeds_on_copies();

@@ -16,8 +16,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use super::activity::{Activity, LOGIN_OUTCOMES, STATUS_CLASSES};
 use crate::engine::Sampling;
-use crate::pipeline::{Pipeline, LOGIN_OUTCOMES, STATUS_CLASSES};
+use crate::pipeline::Pipeline;
 use crate::ruleset::RuleSet;
 use crate::time::Timestamp;
 
@@ -500,7 +501,7 @@ impl Exported {
     /// The counters last exported for each rule of `pipeline`, in its
     /// order; after a reload they are matched by rule id, so a rule's
     /// counters go on and a new rule starts from zero.
-    fn rules_of(&mut self, pipeline: &Pipeline) -> &mut [(Arc<str>, RuleCounters)] {
+    fn rules_of(&mut self, pipeline: &Pipeline<Activity>) -> &mut [(Arc<str>, RuleCounters)] {
         let engine = pipeline.engine();
         let same = self.rules.len() == engine.rule_count()
             && engine.rule_stats().zip(&self.rules).all(|((rule, ..), (id, _))| *rule.id == **id);
@@ -564,7 +565,7 @@ impl Exporter {
     /// Exports every pipeline's increase since the last export; the groups
     /// gauge is the sum over the pipelines given, and a rule no pipeline
     /// runs any more (after a reload) loses its series.
-    pub fn export<'a>(&mut self, pipelines: impl IntoIterator<Item = (&'a Pipeline, &'a mut Exported)>) {
+    pub fn export<'a>(&mut self, pipelines: impl IntoIterator<Item = (&'a Pipeline<Activity>, &'a mut Exported)>) {
         let m = &self.metrics;
         let mut groups: HashMap<Arc<str>, (i64, i64)> = HashMap::with_capacity(self.groups.len());
         for (pipeline, last) in pipelines {
@@ -575,7 +576,7 @@ impl Exporter {
                 m.rejected.with_label_values(&[reason.as_str()]).inc_by(advance(slot(&mut last.rejected, i), count));
             }
             m.late.inc_by(advance(&mut last.late, pipeline.engine().stats().late));
-            let activity = pipeline.activity();
+            let activity = pipeline.watch();
             for (i, outcome) in LOGIN_OUTCOMES.iter().enumerate() {
                 m.logins.with_label_values(&[outcome]).inc_by(advance(&mut last.logins[i], activity.logins[i]));
             }

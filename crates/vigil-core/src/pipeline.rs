@@ -1,8 +1,8 @@
 //! Bytes to alerts: the decoder and the engine, with the bookkeeping every
-//! front end needs (rejections by reason, events by kind, and the activity
-//! the SOC watches: logins by outcome, API calls by status class, messages
-//! sent). `vigil replay`, `vigil test`, the daemon and the benchmarks all
-//! drive this one type.
+//! front end needs (rejections by reason, events by kind). What else a
+//! front end counts per event (the daemon's dashboard activity) it brings
+//! as a [`Watch`]. `vigil replay`, `vigil test`, the daemon and the
+//! benchmarks all drive this one type.
 
 use crate::alert::Alert;
 use crate::engine::{Disposition, Engine, ReloadReport};
@@ -19,69 +19,25 @@ use crate::time::{Span, Timestamp};
 pub const KNOWN_KINDS: &[&str] =
     &["login", "api_call", "message_volume", "setting_change", "data_access", "user_admin"];
 
-/// `login.outcome` values counted by name; others count as `other`.
-pub const LOGIN_OUTCOMES: &[&str] = &["success", "failure", "other"];
-/// `api_call.status` classes; a missing or out-of-range status is `other`.
-pub const STATUS_CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
-
-/// Counts of the well-known fields the SOC overview charts: every label is
-/// from a fixed list, and no user, address, token or account is kept.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Activity {
-    pub logins: [u64; LOGIN_OUTCOMES.len()],
-    pub api_calls: [u64; STATUS_CLASSES.len()],
-    /// The sum of `message_volume.count` (non-negative numbers only).
-    pub messages: u64,
+/// What a front end counts about each accepted event besides the
+/// pipeline's own bookkeeping (the daemon's dashboard activity, for one);
+/// `()` counts nothing. Copies of events counted elsewhere are not shown.
+pub trait Watch {
+    /// The rule set (and so the schema) is new: look the fields up again.
+    fn schema(&mut self, schema: &Schema);
+    fn event(&mut self, event: &EventRef<'_>);
 }
 
-/// The well-known fields' slots; every [`Schema`] has them.
-#[derive(Debug, Clone, Copy)]
-struct ActivityFields {
-    outcome: FieldId,
-    status: FieldId,
-    count: FieldId,
+impl Watch for () {
+    fn schema(&mut self, _: &Schema) {}
+    fn event(&mut self, _: &EventRef<'_>) {}
 }
 
-impl ActivityFields {
-    fn of(schema: &Schema) -> ActivityFields {
-        let field = |path| schema.lookup(path).unwrap_or(FieldId::KIND);
-        ActivityFields { outcome: field("outcome"), status: field("status"), count: field("count") }
-    }
-}
-
-impl Activity {
-    fn count(&mut self, fields: ActivityFields, event: &EventRef<'_>) {
-        match event.kind {
-            "login" => {
-                let outcome = match event.get(fields.outcome).as_str() {
-                    Some("success") => 0,
-                    Some("failure") => 1,
-                    _ => 2,
-                };
-                self.logins[outcome] += 1;
-            }
-            "api_call" => {
-                let class = match event.get(fields.status).as_f64() {
-                    Some(status) if (100.0..600.0).contains(&status) => (status / 100.0) as usize - 1,
-                    _ => STATUS_CLASSES.len() - 1,
-                };
-                self.api_calls[class] += 1;
-            }
-            "message_volume" => {
-                if let Some(count) = event.get(fields.count).as_f64().filter(|c| c.is_finite() && *c >= 0.0) {
-                    self.messages = self.messages.saturating_add(count as u64);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-pub struct Pipeline {
+pub struct Pipeline<W: Watch = ()> {
     decoder: Decoder,
     engine: Engine,
     alerts: Vec<Alert>,
-    tally: Tally,
+    tally: Tally<W>,
     /// Per source, with [`Pipeline::guard_outliers`] (replays): events far
     /// ahead of their stream held until the next one confirms them.
     guards: Option<Vec<Outliers>>,
@@ -111,17 +67,16 @@ const SPLIT_SOURCES: usize = 4096;
 const SPLIT_IDLE_LINES: u64 = 10_000;
 
 /// What the pipeline counts about the events themselves.
-struct Tally {
+struct Tally<W> {
     rejected: [u64; Reason::ALL.len()],
     by_kind: [u64; KNOWN_KINDS.len() + 1],
-    fields: ActivityFields,
-    activity: Activity,
+    watch: W,
     /// Fed copies of events another pipeline already counted (re-keyed
     /// topics): they are detected on but not counted again.
     copies: bool,
 }
 
-impl Tally {
+impl<W: Watch> Tally<W> {
     fn reject(&mut self, reason: Reason) {
         if let Some(i) = Reason::ALL.iter().position(|r| *r == reason) {
             self.rejected[i] += 1;
@@ -134,7 +89,7 @@ impl Tally {
         }
         let kind = KNOWN_KINDS.iter().position(|k| *k == event.kind).unwrap_or(KNOWN_KINDS.len());
         self.by_kind[kind] += 1;
-        self.activity.count(self.fields, event);
+        self.watch.event(event);
     }
 }
 
@@ -195,9 +150,9 @@ fn guard_of<'a>(guards: &'a mut Vec<Outliers>, source: SourceId, engine: &Engine
 }
 
 /// Hands a decoded event to the engine; a refused one becomes a rejection.
-fn take(
+fn take<W: Watch>(
     engine: &mut Engine,
-    tally: &mut Tally,
+    tally: &mut Tally<W>,
     source: SourceId,
     event: &EventRef<'_>,
     alerts: &mut Vec<Alert>,
@@ -211,7 +166,7 @@ fn take(
     }
 }
 
-fn future(tally: &mut Tally, event: &EventRef<'_>) -> DecodeError {
+fn future<W: Watch>(tally: &mut Tally<W>, event: &EventRef<'_>) -> DecodeError {
     tally.reject(Reason::FutureTs);
     DecodeError::new(Reason::FutureTs, format!("`ts` {} is too far ahead of the wall clock", event.ts))
 }
@@ -229,8 +184,7 @@ impl Pipeline {
             tally: Tally {
                 rejected: [0; Reason::ALL.len()],
                 by_kind: [0; KNOWN_KINDS.len() + 1],
-                fields: ActivityFields::of(&rules.schema),
-                activity: Activity::default(),
+                watch: (),
                 copies: false,
             },
             guards: None,
@@ -239,6 +193,23 @@ impl Pipeline {
         }
     }
 
+    /// The same pipeline, showing each event it counts to `watch`.
+    pub fn watched<V: Watch>(self, mut watch: V) -> Pipeline<V> {
+        watch.schema(self.decoder.schema());
+        let Tally { rejected, by_kind, copies, .. } = self.tally;
+        Pipeline {
+            decoder: self.decoder,
+            engine: self.engine,
+            alerts: self.alerts,
+            tally: Tally { rejected, by_kind, watch, copies },
+            guards: self.guards,
+            set_aside: self.set_aside,
+            split: self.split,
+        }
+    }
+}
+
+impl<W: Watch> Pipeline<W> {
     /// Splits events into sources by the value of `path` (replays): each
     /// value has its own clock, so recordings of several hosts or series in
     /// one file do not make each other late.
@@ -251,7 +222,7 @@ impl Pipeline {
     }
 
     /// Marks this pipeline as fed copies of events counted elsewhere: its
-    /// events leave the by-kind and activity counters alone.
+    /// events leave the by-kind counters and the watch alone.
     pub fn feeds_on_copies(&mut self) {
         self.tally.copies = true;
     }
@@ -266,7 +237,7 @@ impl Pipeline {
     /// the new set's fields. Counters go on.
     pub fn reload(&mut self, rules: &RuleSet) -> ReloadReport {
         self.decoder = Decoder::with_max_bytes(rules.schema.clone(), self.decoder.max_bytes());
-        self.tally.fields = ActivityFields::of(&rules.schema);
+        self.tally.watch.schema(&rules.schema);
         self.engine.reload(rules)
     }
 
@@ -427,8 +398,9 @@ impl Pipeline {
         Reason::ALL.iter().copied().zip(self.tally.rejected.iter().copied())
     }
 
-    pub fn activity(&self) -> &Activity {
-        &self.tally.activity
+    /// What the pipeline shows its events to (see [`Pipeline::watched`]).
+    pub fn watch(&self) -> &W {
+        &self.tally.watch
     }
 
     /// Accepted events per kind label.
@@ -534,30 +506,5 @@ mod tests {
         p.reload(&rules(&[BURST, API]));
         failures(&mut p, 12..16);
         assert_eq!(p.engine().rule_stats().next().unwrap().1.sampled, 4, "sampling survives a reload");
-    }
-
-    #[test]
-    fn activity_counts_login_outcomes_status_classes_and_messages() {
-        let mut p = pipeline(&rules(&[API]));
-        let lines = [
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"login","user":"a","outcome":"success"}"#,
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"login","user":"a","outcome":"failure"}"#,
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"login","user":"a"}"#,
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call","status":200}"#,
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call","status":503}"#,
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call","status":99}"#,
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"api_call"}"#,
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":120}"#,
-            r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":30.7}"#,
-        ];
-        for line in lines {
-            p.feed(line.as_bytes()).unwrap();
-        }
-        let negative = r#"{"ts":"2026-11-23T10:00:00Z","kind":"message_volume","account":"x","count":-5}"#;
-        assert_eq!(p.feed(negative.as_bytes()).unwrap_err().reason, crate::event::decode::Reason::NegativeValue);
-        let activity = p.activity();
-        assert_eq!(activity.logins, [1, 1, 1]);
-        assert_eq!(activity.api_calls, [0, 1, 0, 0, 1, 2]);
-        assert_eq!(activity.messages, 150);
     }
 }
