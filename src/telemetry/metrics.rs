@@ -617,3 +617,50 @@ impl Exporter {
         self.groups = groups;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Pipeline;
+    use crate::ruleset::RuleSet;
+    use crate::telemetry::activity::Activity;
+    use crate::time::Span;
+
+    /// No event value becomes a label: events whose every field holds a
+    /// value found nowhere else go through the shipped rules (some fire,
+    /// some are rejected), and none of those values is in what is exported.
+    #[test]
+    fn no_event_value_becomes_a_metric_label() {
+        const MARK: &str = "zq7mark";
+        let rules = RuleSet::compile(&crate::shipped::demo_rules()).expect("the shipped rules compile");
+        let mut pipeline = Pipeline::new(&rules, Span::from_secs(60), 1 << 20).watched(Activity::default());
+        let kinds =
+            ["login", "api_call", "message_volume", "setting_change", "data_access", "user_admin", "zq7mark-kind"];
+        for i in 0..3_000u32 {
+            let kind = kinds[i as usize % kinds.len()];
+            let line = format!(
+                r#"{{"ts":"2026-11-23T10:{:02}:{:02}Z","kind":"{kind}","user":"{MARK}-user-{}","src_ip":"10.9.{}.{}","outcome":"{}","status":{},"device_id":"{MARK}-dev-{i}","country":"{MARK}","token_id":"{MARK}-tok-{}","account":"{MARK}-acct-{}","count":{i},"action":"{MARK}-action","endpoint":"/{MARK}","role":"{MARK}-role","setting":"{MARK}-setting","user_agent":"{MARK}-ua"}}"#,
+                i / 60 % 60,
+                i % 60,
+                i % 7,
+                i / 256 % 256,
+                i % 256,
+                ["failure", "success", "zq7mark-outcome"][i as usize % 3],
+                [200, 401, 403, 500, 999][i as usize % 5],
+                i % 5,
+                i % 3,
+            );
+            let _ = pipeline.feed(line.as_bytes());
+        }
+        let _ = pipeline.feed(format!("{{\"{MARK}\": not json").as_bytes());
+        assert!(pipeline.engine().rule_stats().any(|(_, stats, _, _)| stats.alerts > 0), "some rule fired");
+        let metrics = Metrics::new();
+        let mut exporter = Exporter::new(metrics.clone());
+        let mut exported = Exported::default();
+        exporter.export([(&pipeline, &mut exported)]);
+        let text = metrics.render();
+        assert!(text.contains("vigil_events_total{kind=\"other\"}"), "the export was read:\n{text}");
+        let leaked: Vec<&str> = text.lines().filter(|l| l.contains(MARK)).collect();
+        assert!(leaked.is_empty(), "event values became labels:\n{}", leaked.join("\n"));
+    }
+}
