@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -28,6 +27,7 @@ use super::sink::Sink;
 use crate::alert::Alert;
 use crate::config::DeliveryPolicy;
 use crate::state::alert_log::{LogReader, Lost, Outbox, Position};
+use crate::state::cursor::{Cursor, CursorError, CursorFile};
 use crate::telemetry::metrics::Metrics;
 use crate::time::Timestamp;
 
@@ -64,22 +64,6 @@ struct Pending {
     route: RouteId,
 }
 
-/// Persisted delivery state of one notifier.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Cursor {
-    delivered: Position,
-    /// The alert log `delivered` is a position in ([`Outbox::id`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    log: Option<String>,
-    /// Unix seconds at which the next digest is due.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    next_digest: Option<i64>,
-    /// Open incidents (fingerprint) and the unix second they resolve at.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    resolves: BTreeMap<String, i64>,
-}
-
 /// Why a saved position cannot be one in `outbox`'s log, if it cannot:
 /// the log was wiped and started again (another id), or restored from an
 /// older copy (the position is past its end).
@@ -105,7 +89,7 @@ pub struct Worker {
     reader: LogReader,
     cursor: Cursor,
     saved: Cursor,
-    cursor_path: PathBuf,
+    cursor_file: CursorFile,
     pending: VecDeque<Pending>,
     /// Where reading must resume once `pending` drains, when alerts past
     /// the cap were only counted (`unstored` of them).
@@ -135,19 +119,15 @@ impl Worker {
     /// Reads the saved position; a notifier without one starts at the end
     /// of the log (a new notifier is not sent the history).
     pub fn new(setup: WorkerSetup) -> std::io::Result<Worker> {
-        std::fs::create_dir_all(&setup.cursor_dir)?;
-        let cursor_path = setup.cursor_dir.join(format!("{}.json", setup.name));
-        let saved = match std::fs::read(&cursor_path) {
-            Ok(bytes) => match serde_json::from_slice::<Cursor>(&bytes) {
-                Ok(cursor) => Some(cursor),
-                Err(err) => {
-                    warn!(notifier = %setup.name, %err, path = %cursor_path.display(),
-                        "Unreadable delivery position; starting at the end of the alert log");
-                    None
-                }
-            },
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
-            Err(err) => return Err(err),
+        let file = CursorFile::new(&setup.cursor_dir, &setup.name)?;
+        let saved = match file.read() {
+            Ok(saved) => saved,
+            Err(CursorError::Io(err)) => return Err(err),
+            Err(CursorError::Unreadable(err)) => {
+                warn!(notifier = %setup.name, %err, path = %file.path().display(),
+                    "Unreadable delivery position; starting at the end of the alert log");
+                None
+            }
         };
         let fresh = saved.is_none();
         let mut cursor = saved.unwrap_or(Cursor {
@@ -180,7 +160,7 @@ impl Worker {
             outbox: setup.outbox,
             cursor,
             saved: Cursor::default(),
-            cursor_path,
+            cursor_file: file,
             pending: VecDeque::new(),
             rewind: None,
             unstored: 0,
@@ -565,17 +545,11 @@ impl Worker {
         if self.cursor == self.saved {
             return;
         }
-        let tmp = self.cursor_path.with_extension("json.tmp");
-        let result = (|| -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            serde_json::to_writer(&mut file, &self.cursor)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.cursor_path)
-        })();
+        let result = self.cursor_file.write(&self.cursor);
         match result {
             Ok(()) => self.saved = self.cursor.clone(),
             Err(err) => {
-                warn!(notifier = %self.name, %err, path = %self.cursor_path.display(),
+                warn!(notifier = %self.name, %err, path = %self.cursor_file.path().display(),
                     "Could not save the delivery position; a restart may send some alerts again");
             }
         }
@@ -630,21 +604,6 @@ enum Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_saved_state_round_trips_and_stays_small_when_empty() {
-        let empty = Cursor::default();
-        assert_eq!(serde_json::to_string(&empty).unwrap(), r#"{"delivered":{"segment":0,"offset":0}}"#);
-        let cursor = Cursor {
-            delivered: Position { segment: 3, offset: 1200 },
-            log: Some("0123abcd".into()),
-            next_digest: Some(1_800_000_000),
-            resolves: BTreeMap::from([("f00".to_owned(), 1_800_000_100)]),
-        };
-        let text = serde_json::to_string(&cursor).unwrap();
-        assert_eq!(serde_json::from_str::<Cursor>(&text).unwrap(), cursor);
-        assert!(serde_json::from_str::<Cursor>(r#"{"delivered":{"segment":1,"offset":0},"x":1}"#).is_err());
-    }
 
     #[test]
     fn a_position_of_another_log_or_past_its_end_is_stale() {

@@ -1,7 +1,8 @@
 //! vigil's own durable records: the alert log (the outbox every notifier
-//! reads) and the engine's checkpoints. Both are written atomically and
-//! read back only by vigil; a notifier's delivery position is kept beside
-//! its worker (`notify/worker.rs`).
+//! reads), the engine's checkpoints, and each notifier's delivery position
+//! in the log (`cursor`). All are written atomically and read back only by
+//! vigil.
 
 pub mod alert_log;
 pub mod checkpoint;
+pub mod cursor;
