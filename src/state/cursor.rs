@@ -15,7 +15,7 @@ use super::alert_log::Position;
 #[serde(deny_unknown_fields)]
 pub struct Cursor {
     pub delivered: Position,
-    /// The alert log `delivered` is a position in ([`Outbox::id`]).
+    /// The alert log `delivered` is a position in ([`super::alert_log::Outbox::id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
     /// Unix seconds at which the next digest is due.
